@@ -1,0 +1,109 @@
+"""Predict scores or labels for images with a trained checkpoint and write them to a CSV.
+
+    python infer.py -d ./sample_set                  # every image in a folder, shipped model
+    python infer.py -i car.jpg 'more/*.png' -c best.ckpt -r results.csv
+
+Exit codes: 0 when at least one image was predicted, 1 when none could be, 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+
+from perspective.cli import ArgumentParser, add_runtime_flags, run, setup_logging
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(
+        prog="infer.py",
+        description="Predict with a checkpoint for one image, several, or every image in a folder; "
+                    "results go to a CSV (or JSON) with a row per image. Unreadable images get a row "
+                    "with the error column filled. Long flags also accept underscores.",
+    )
+    p.add_argument("-i", "--image", nargs="+", default=[], metavar="PATH",
+                   help="image paths or glob patterns (quote patterns to let infer.py expand them)")
+    p.add_argument("-d", "--directory", default=None, help="predict every image in this folder")
+    p.add_argument("-R", "--recursive", action="store_true", help="with -d, include subfolders")
+    p.add_argument("-c", "--checkpoint", default=None,
+                   help="checkpoint from train.py (default: the shipped model in trained_models/)")
+    p.add_argument("-r", "--result-csv", default="last_results.csv",
+                   help="where the results go (default ./last_results.csv)")
+    p.add_argument("--format", choices=("csv", "json"), default="csv", help="result format (default csv)")
+    p.add_argument("--show", type=int, default=20, help="rows to print on stdout (default 20)")
+    add_runtime_flags(p, default_batch_size=32)
+    return p
+
+
+def collect_paths(images: list[str], directory: str | None, recursive: bool) -> list[str]:
+    """Expand ``-i`` patterns and ``-d`` into a list of files, in the order given."""
+    from perspective.data import list_images
+    from perspective.errors import UserError
+
+    paths: list[str] = []
+    for item in images:
+        if glob.has_magic(item):
+            matches = sorted(glob.glob(item, recursive=True))
+            if not matches:
+                print(f"infer.py: warning: {item!r} matches no file", file=sys.stderr)
+            paths.extend(m for m in matches if os.path.isfile(m))
+        else:
+            paths.append(item)  # a missing file still gets its row, with the error
+    if directory is not None:
+        if not os.path.isdir(directory):
+            raise UserError(f"-d {directory}: not a folder")
+        paths.extend(str(p) for p in list_images(directory, recursive))
+    return paths
+
+
+def format_rows(rows: list[dict], columns: list[str]) -> str:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["path"] = frame["path"].map(os.path.basename)
+    if not frame["error"].any():
+        frame = frame.drop(columns="error")
+    return frame.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")
+
+
+def main() -> int:
+    parser = get_args_parser()
+    args = parser.parse_args()
+    if not args.image and args.directory is None:
+        parser.error("give images with -i or a folder with -d")
+    setup_logging(args.quiet)
+    from perspective.errors import NothingDone
+    from perspective.hardware import resolve_devices
+    from perspective.predict import Predictor, load_checkpoint, shipped_checkpoint
+    from perspective.results import ResultWriter
+
+    paths = collect_paths(args.image, args.directory, args.recursive)
+    if not paths:
+        raise NothingDone("no images to predict")
+    checkpoint = args.checkpoint or shipped_checkpoint()
+    accelerator, _ = resolve_devices(args.gpus, args.accelerator, None)
+    device = "cpu" if accelerator == "cpu" else "auto"
+    predictor = Predictor(load_checkpoint(checkpoint), device=device, precision=args.precision or "auto")
+
+    shown, failed = [], 0
+    with ResultWriter(args.result_csv, predictor.columns, args.format) as out:
+        for row in predictor.predict_paths(paths, args.batch_size, args.workers, progress=not args.quiet):
+            out.write(row)
+            failed += bool(row["error"])
+            if len(shown) < args.show:
+                shown.append(row)
+    if shown:
+        print(format_rows(shown, predictor.columns))
+        if out.count > len(shown):
+            print(f"... {out.count - len(shown)} more rows in {args.result_csv}")
+    print(f"{out.count - failed} of {out.count} images predicted with {checkpoint} "
+          f"({failed} unreadable); results: {args.result_csv}")
+    if failed == out.count:
+        raise NothingDone("no image could be read")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main, "infer.py")

@@ -1,0 +1,95 @@
+"""Shared command-line pieces: the parser, common flags, logging and exit codes.
+
+Exit codes everywhere: 0 success, 1 nothing could be done, 2 usage or data error (one line on
+stderr, no traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+
+from .errors import NothingDone, UserError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with two habits of the original scripts' users kept.
+
+    - ``--batch_size`` is read as ``--batch-size`` (long flags are spelled with hyphens, and the
+      underscore spelling still works);
+    - a usage error is one line on stderr and exit code 2, not the usage block.
+    """
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace=None):  # type: ignore[override]
+        args = sys.argv[1:] if args is None else list(args)
+        return super().parse_args([_hyphenate(a) for a in args], namespace)
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _hyphenate(arg: str) -> str:
+    if not arg.startswith("--"):
+        return arg
+    flag, eq, value = arg.partition("=")
+    return flag.replace("_", "-") + eq + value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def add_runtime_flags(parser: argparse.ArgumentParser, default_batch_size: int) -> None:
+    """Flags shared by train.py and infer.py: batch size, workers, hardware, quiet."""
+    from .data import default_workers
+
+    parser.add_argument("-s", "--batch-size", type=positive_int, default=default_batch_size,
+                        help=f"batch size (default {default_batch_size})")
+    parser.add_argument("-w", "--workers", type=non_negative_int, default=default_workers(),
+                        help="DataLoader worker processes (default: min(CPU count, 8))")
+    parser.add_argument("-g", "--gpus", type=non_negative_int, default=None,
+                        help="number of GPUs; 0 forces the CPU (default: what torch finds)")
+    parser.add_argument("--accelerator", default="auto", help="cpu, gpu, cuda, mps or auto (default auto)")
+    parser.add_argument("--precision", default=None,
+                        help="32, bf16-mixed, 16-mixed, ... (default: bf16-mixed where the hardware "
+                             "supports it, else 32)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
+
+
+def setup_logging(quiet: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if quiet:
+        for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    # A deprecation inside Lightning itself, not actionable by users of this toolkit.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+def run(main: Callable[[], int | None], prog: str) -> None:
+    """Run ``main`` and exit with its code; user errors become one line on stderr."""
+    try:
+        code = main() or 0
+    except (UserError, NothingDone) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)

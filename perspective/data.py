@@ -1,0 +1,353 @@
+"""Datasets: reading labelled data in its supported layouts, splitting it, loading images.
+
+Layouts (``read_labelled_data``):
+
+- a folder with ``labels.csv`` and ``images/`` (or ``imgs/``; else the folder itself);
+- a CSV file, its images in ``--images DIR`` (default: as for a folder, beside the CSV);
+- a folder of class subfolders (torchvision's ImageFolder layout): classification.
+
+A CSV has a ``filename`` column. It is a classification set when it has the label column
+(``label``, or ``--label-column``) or ``--task classification`` says so; otherwise a regression set
+whose targets are ``--targets`` or every numeric column.
+
+Images are anything Pillow reads: EXIF orientation is applied and every mode (RGBA, palette,
+grayscale, 16-bit) becomes 8-bit RGB.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from PIL import Image, ImageOps
+from torch.utils.data import DataLoader, Dataset
+from torchvision.datasets.folder import find_classes, make_dataset
+from torchvision.transforms.v2 import functional as F
+
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+TASKS = ("regression", "classification")
+LABELS_CSV = "labels.csv"
+
+
+def default_workers() -> int:
+    return min(os.cpu_count() or 1, 8)
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Open an image as 8-bit RGB with its EXIF orientation applied."""
+    with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img)
+        if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+            # 16-bit or float grayscale: scale to 8 bits instead of clipping everything to white.
+            arr = np.asarray(img, dtype=np.float32)
+            scale = 257.0 if arr.max(initial=0) > 255 else 1.0
+            img = Image.fromarray(np.clip(arr / scale, 0, 255).astype(np.uint8), mode="L")
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            img = img.convert("RGBA")
+            background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(background, img)
+        return img.convert("RGB")
+
+
+def list_images(directory: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Image files in ``directory`` (and its subfolders when ``recursive``), sorted."""
+    root = Path(directory)
+    pattern = "**/*" if recursive else "*"
+    return sorted(p for p in root.glob(pattern) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+@dataclass
+class LabelledData:
+    """Image paths with their targets.
+
+    Args:
+        frame: a ``path`` column (absolute paths) plus one column per target (regression) or a
+            ``label`` column of class names (classification).
+        task: ``"regression"`` or ``"classification"``.
+        names: target column names, or the sorted class names.
+        source: what was read, for messages.
+    """
+
+    frame: pd.DataFrame
+    task: str
+    names: list[str]
+    source: str
+
+    def targets(self) -> np.ndarray:
+        """Float targets ``(n, len(names))`` or integer class ids ``(n,)``."""
+        if self.task == "regression":
+            return self.frame[self.names].to_numpy(dtype=np.float32)
+        index = {name: i for i, name in enumerate(self.names)}
+        return self.frame["label"].map(index).to_numpy(dtype=np.int64)
+
+
+def _images_dir(base: Path) -> Path:
+    for name in ("images", "imgs"):
+        if (base / name).is_dir():
+            return base / name
+    return base
+
+
+def _read_csv(csv_path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(csv_path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{csv_path}: not a readable CSV ({exc})") from None
+    if "filename" not in frame.columns:
+        raise UserError(f"{csv_path}: no 'filename' column (columns: {', '.join(map(str, frame.columns))})")
+    if frame.empty:
+        raise UserError(f"{csv_path}: no rows")
+    return frame
+
+
+def _keep_existing(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    exists = frame["path"].map(os.path.isfile)
+    if not exists.all():
+        missing = frame.loc[~exists, "path"].map(os.path.basename).tolist()
+        log.warning("%s: %d image(s) not found, skipped: %s", source, len(missing), ", ".join(missing[:5]))
+        frame = frame[exists].reset_index(drop=True)
+    if frame.empty:
+        raise UserError(f"{source}: none of the listed images exists")
+    return frame
+
+
+def _from_csv(
+    csv_path: Path, images: Path | None, task: str | None, targets: Sequence[str] | None, label_column: str | None
+) -> LabelledData:
+    frame = _read_csv(csv_path)
+    images = images or _images_dir(csv_path.parent)
+    if not images.is_dir():
+        raise UserError(f"--images {images}: not a folder")
+    source = str(csv_path)
+    paths = frame["filename"].astype(str).map(lambda f: str((images / f).resolve()))
+    label_col = label_column or "label"
+    if task is None:
+        task = "classification" if (label_column or "label" in frame.columns) else "regression"
+    if task == "classification":
+        if label_col not in frame.columns:
+            raise UserError(f"{source}: no label column {label_col!r} for classification (use --label-column)")
+        labels = frame[label_col]
+        if labels.isna().any():
+            raise UserError(f"{source}: {int(labels.isna().sum())} row(s) without a {label_col!r} value")
+        out = pd.DataFrame({"path": paths, "label": labels.astype(str)})
+        out = _keep_existing(out, source)
+        return LabelledData(out, task, sorted(out["label"].unique()), source)
+
+    excluded = {"filename", label_col}
+    if targets:
+        unknown = [t for t in targets if t not in frame.columns]
+        if unknown:
+            raise UserError(f"{source}: unknown target column(s) {', '.join(unknown)}")
+        non_numeric = [t for t in targets if not pd.api.types.is_numeric_dtype(frame[t])]
+        if non_numeric:
+            raise UserError(f"{source}: target column(s) {', '.join(non_numeric)} are not numeric")
+        names = list(targets)
+    else:
+        names = [c for c in frame.columns if c not in excluded and pd.api.types.is_numeric_dtype(frame[c])]
+        if not names:
+            raise UserError(f"{source}: no numeric target columns")
+    bad = frame[names].isna().any(axis=1)
+    if bad.any():
+        rows = (np.flatnonzero(bad.to_numpy()) + 2).tolist()  # +2: header line, 1-based
+        raise UserError(f"{source}: missing target values on line(s) {', '.join(map(str, rows[:5]))}")
+    out = pd.concat([paths.rename("path"), frame[names].astype(np.float32)], axis=1)
+    return LabelledData(_keep_existing(out, source), "regression", [str(n) for n in names], source)
+
+
+def _from_image_folder(root: Path) -> LabelledData:
+    try:
+        classes, class_to_idx = find_classes(str(root))
+        samples = make_dataset(str(root), class_to_idx, extensions=IMAGE_EXTENSIONS)
+    except (FileNotFoundError, OSError) as exc:
+        raise UserError(
+            f"{root}: neither {LABELS_CSV} with images nor class subfolders with images ({exc})"
+        ) from None
+    frame = pd.DataFrame({"path": [str(Path(p).resolve()) for p, _ in samples], "label": [classes[i] for _, i in samples]})
+    used = sorted(frame["label"].unique())
+    if len(used) < 2:
+        raise UserError(f"{root}: classification needs at least two class folders with images")
+    return LabelledData(frame, "classification", used, str(root))
+
+
+def read_labelled_data(
+    data: str | os.PathLike,
+    images: str | os.PathLike | None = None,
+    task: str | None = None,
+    targets: Sequence[str] | None = None,
+    label_column: str | None = None,
+) -> LabelledData:
+    """Read a dataset in any supported layout (see the module docstring).
+
+    Args:
+        data: a folder or a CSV file.
+        images: the images folder for a CSV (default: ``images/`` or ``imgs/`` beside it).
+        task: force ``"regression"`` or ``"classification"``; detected from the layout when None.
+        targets: regression target columns (default: every numeric column).
+        label_column: the class column of a CSV (default ``label``); implies classification.
+    """
+    if task is not None and task not in TASKS:
+        raise UserError(f"--task must be one of {', '.join(TASKS)}, not {task!r}")
+    path = Path(data)
+    images_path = Path(images) if images else None
+    if path.is_file():
+        return _from_csv(path, images_path, task, targets, label_column)
+    if not path.is_dir():
+        raise UserError(f"data {path}: no such file or folder")
+    if (path / LABELS_CSV).is_file():
+        return _from_csv(path / LABELS_CSV, images_path or _images_dir(path), task, targets, label_column)
+    if task == "regression":
+        raise UserError(f"{path}: regression needs {LABELS_CSV} (a filename column and numeric targets)")
+    return _from_image_folder(path)
+
+
+def split_data(
+    data: LabelledData, val_fraction: float, test_fraction: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Random train/val/test split, stratified by class for classification.
+
+    Rows are shuffled with ``seed``; for classification each class is spread evenly over the
+    ordering (row k of a class of size n sits at position k/n), so every prefix holds the classes
+    in their overall proportions. Test takes the first rows, validation the next, train the rest.
+    """
+    for name, fraction in (("--val-fraction", val_fraction), ("--test-fraction", test_fraction)):
+        if not 0 <= fraction < 1:
+            raise UserError(f"{name} must be in [0, 1), got {fraction}")
+    if val_fraction + test_fraction >= 1:
+        raise UserError("--val-fraction plus --test-fraction must leave rows for training")
+    rng = np.random.default_rng(seed)
+    frame = data.frame.iloc[rng.permutation(len(data.frame))].reset_index(drop=True)
+    if data.task == "classification":
+        groups = frame.groupby("label", sort=False)["label"]
+        key = (groups.cumcount() + rng.random(len(frame))) / groups.transform("size")
+        frame = frame.iloc[np.argsort(key.to_numpy(), kind="stable")].reset_index(drop=True)
+    n_test = round(len(frame) * test_fraction)
+    n_val = round(len(frame) * val_fraction)
+    test, val, train = frame[:n_test], frame[n_test : n_test + n_val], frame[n_test + n_val :]
+    return train.reset_index(drop=True), val.reset_index(drop=True), test.reset_index(drop=True)
+
+
+class LabelledImageDataset(Dataset):
+    """Images with targets for training; mirrors images and swaps side labels together.
+
+    Args:
+        paths: image files.
+        targets: ``(n, k)`` float targets or ``(n,)`` class ids.
+        transform: PIL image -> tensor.
+        flip_permutation: target (or class id) permutation applied on a horizontal flip; None
+            disables flipping.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        targets: np.ndarray,
+        transform: Callable,
+        flip_permutation: Sequence[int] | None = None,
+    ):
+        self.paths = list(paths)
+        self.targets = torch.from_numpy(targets)
+        self.transform = transform
+        self.flip = torch.tensor(flip_permutation) if flip_permutation is not None else None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, target = load_image(self.paths[i]), self.targets[i]
+        if self.flip is not None and torch.rand(()) < 0.5:
+            image = F.horizontal_flip(image)
+            target = target[self.flip] if target.ndim else self.flip[target]
+        return self.transform(image), target
+
+
+class ImageFileDataset(Dataset):
+    """Images for prediction: yields ``(tensor, index, error)``; an unreadable file never raises.
+
+    A file that cannot be read gives a zero tensor and its error message, so one bad image in a
+    folder of thousands costs one row, not the run.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike], transform: Callable, image_size: int):
+        self.paths = [str(p) for p in paths]
+        self.transform = transform
+        self.image_size = image_size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str]:
+        try:
+            return self.transform(load_image(self.paths[i])), i, ""
+        except Exception as exc:  # noqa: BLE001 - any failure to read becomes this row's error
+            message = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+            return torch.zeros(3, self.image_size, self.image_size), i, message
+
+
+class PerspectiveDataModule(pl.LightningDataModule):
+    """Train, validation and test loaders over already split frames.
+
+    Args:
+        splits: ``(train, val, test)`` frames in the layout of ``LabelledData.frame``.
+        task, names: as in ``LabelledData``.
+        train_transform, eval_transform: PIL image -> tensor.
+        flip_permutation: see ``LabelledImageDataset``; only the training set is flipped.
+        batch_size, workers: DataLoader settings (persistent workers when ``workers > 0``).
+    """
+
+    def __init__(
+        self,
+        splits: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+        task: str,
+        names: Sequence[str],
+        train_transform: Callable,
+        eval_transform: Callable,
+        flip_permutation: Sequence[int] | None,
+        batch_size: int = 32,
+        workers: int = 0,
+    ):
+        super().__init__()
+        self.splits = splits
+        self.task, self.names = task, list(names)
+        self.train_transform, self.eval_transform = train_transform, eval_transform
+        self.flip_permutation = flip_permutation
+        self.batch_size, self.workers = batch_size, workers
+
+    def _dataset(self, frame: pd.DataFrame, train: bool) -> LabelledImageDataset:
+        data = LabelledData(frame, self.task, self.names, "")
+        return LabelledImageDataset(
+            frame["path"].tolist(),
+            data.targets(),
+            self.train_transform if train else self.eval_transform,
+            self.flip_permutation if train else None,
+        )
+
+    def _loader(self, frame: pd.DataFrame, train: bool) -> DataLoader:
+        return DataLoader(
+            self._dataset(frame, train),
+            batch_size=self.batch_size,
+            shuffle=train,
+            drop_last=train and len(frame) > self.batch_size,
+            num_workers=self.workers,
+            persistent_workers=self.workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.splits[0], train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.splits[1], train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.splits[2], train=False)

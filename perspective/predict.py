@@ -1,0 +1,164 @@
+"""The one prediction path: load a checkpoint safely, batch images, run fast, yield rows.
+
+``infer.py`` (and later the server and the evaluation) go through ``Predictor``, so a model gives
+the same numbers whichever front end asks.
+
+- Checkpoints are read with ``torch.load(weights_only=True)``: a file that needs arbitrary pickles
+  is refused before any of its code can run. The model is rebuilt from the hyperparameters stored
+  in the checkpoint alone; no flag but the path is needed, and no weights are downloaded.
+- Images are decoded in DataLoader workers; an unreadable file becomes a row with its ``error``
+  filled and no prediction, never an exception.
+- Inference runs under ``torch.inference_mode`` in channels_last, with bf16 autocast where the
+  hardware computes bf16 natively (see ``perspective.hardware``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .backbones import Preprocessing
+from .data import ImageFileDataset
+from .errors import UserError
+from .hardware import cpu_has_bf16
+from .model import PerspectiveModel
+from .transforms import eval_transform
+
+log = logging.getLogger(__name__)
+
+TRAINED_MODELS = Path(__file__).resolve().parent.parent / "trained_models"
+PRECISIONS = ("auto", "32", "bf16", "16")
+
+
+def shipped_checkpoint() -> Path:
+    """The model shipped in ``trained_models/`` (the newest ``.ckpt`` there)."""
+    found = sorted(TRAINED_MODELS.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise UserError(f"no checkpoint given (-c) and no shipped model in {TRAINED_MODELS}")
+    return found[-1]
+
+
+def load_checkpoint(path: str | os.PathLike) -> PerspectiveModel:
+    """Rebuild the model stored in a Lightning checkpoint, in eval mode on the CPU.
+
+    Raises ``UserError`` for a missing file, a file that is not a checkpoint of this toolkit, or one
+    that would need arbitrary pickles to load (its code is never run).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path}: no such file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise UserError(
+            f"checkpoint {path} refused: it needs arbitrary Python objects to load, which could run "
+            f"code; only plain weights are accepted ({first})"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - truncated or foreign files
+        raise UserError(f"checkpoint {path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(checkpoint, dict) or "hyper_parameters" not in checkpoint or "state_dict" not in checkpoint:
+        raise UserError(f"checkpoint {path}: not a checkpoint written by train.py (no hyper_parameters)")
+    hparams = {**checkpoint["hyper_parameters"], "weights": "none"}  # weights come from the state_dict
+    try:
+        model = PerspectiveModel(**hparams)
+        state = {k: v.float() if v.is_floating_point() else v for k, v in checkpoint["state_dict"].items()}
+        model.load_state_dict(state)
+    except (TypeError, RuntimeError) as exc:
+        raise UserError(f"checkpoint {path}: does not rebuild a model ({exc})".splitlines()[0]) from None
+    return model.eval()
+
+
+def output_columns(model: PerspectiveModel) -> list[str]:
+    """CSV columns for the model's rows: path, predictions, error."""
+    if model.hparams.task == "regression":
+        return ["path", *model.names, "error"]
+    return ["path", "label", "confidence", *(f"prob_{c}" for c in model.names), "error"]
+
+
+class Predictor:
+    """A loaded model on a device, ready to turn image paths into rows.
+
+    Args:
+        model: from ``load_checkpoint``.
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda[:N]"``.
+        precision: ``"auto"`` (bf16 where native), ``"32"``, ``"bf16"`` or ``"16"`` (CUDA only).
+    """
+
+    def __init__(self, model: PerspectiveModel, device: str = "auto", precision: str = "auto"):
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        if precision not in PRECISIONS:
+            raise UserError(f"--precision for prediction must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        if precision == "auto":
+            native_bf16 = torch.cuda.is_bf16_supported() if self.device.type == "cuda" else cpu_has_bf16()
+            precision = "bf16" if native_bf16 else "32"
+        if precision == "16" and self.device.type != "cuda":
+            raise UserError("--precision 16 needs a CUDA GPU; use bf16 or 32 on the CPU")
+        self.precision = precision
+        self.model = model.to(self.device, memory_format=torch.channels_last).eval()
+        self.preprocessing = Preprocessing.from_dict(model.hparams.preprocessing)
+        self.transform = eval_transform(self.preprocessing)
+        self.columns = output_columns(model)
+
+    def _autocast(self):
+        if self.precision == "32":
+            return nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    @torch.inference_mode()
+    def predict_tensor(self, batch: torch.Tensor) -> torch.Tensor:
+        """Normalised image batch -> scores or class probabilities (fp32, on the CPU)."""
+        batch = batch.to(self.device, non_blocking=True, memory_format=torch.channels_last)
+        with self._autocast():
+            return self.model.predict_outputs(batch).float().cpu()
+
+    def _row(self, path: str, output: torch.Tensor | None, error: str) -> dict[str, Any]:
+        row: dict[str, Any] = {"path": path}
+        names = self.model.names
+        if self.model.hparams.task == "regression":
+            row.update(zip(names, output.tolist() if output is not None else [None] * len(names)))
+        elif output is None:
+            row.update({"label": None, "confidence": None, **{f"prob_{c}": None for c in names}})
+        else:
+            best = int(output.argmax())
+            row.update({"label": names[best], "confidence": float(output[best])})
+            row.update({f"prob_{c}": float(p) for c, p in zip(names, output)})
+        row["error"] = error
+        return row
+
+    def predict_paths(
+        self, paths: Sequence[str | os.PathLike], batch_size: int = 32, workers: int = 0, progress: bool = True
+    ) -> Iterator[dict[str, Any]]:
+        """Yield one row per path, in order, as batches finish (nothing accumulates)."""
+        dataset = ImageFileDataset(paths, self.transform, self.preprocessing.image_size)
+        loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            num_workers=min(workers, max(1, len(dataset) // batch_size)) if workers else 0,
+            pin_memory=self.device.type == "cuda",
+        )
+        bar = tqdm(total=len(dataset), unit="img", disable=not progress or len(loader) < 2)
+        for images, indices, errors in loader:
+            ok = torch.tensor([not e for e in errors])
+            outputs = self.predict_tensor(images[ok]) if ok.any() else None
+            k = 0
+            for index, error in zip(indices.tolist(), errors):
+                output = None
+                if not error:
+                    output, k = outputs[k], k + 1
+                yield self._row(dataset.paths[index], output, error)
+            bar.update(len(indices))
+        bar.close()
+

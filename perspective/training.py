@@ -1,0 +1,258 @@
+"""One training run, from a config to a best checkpoint and its test metrics.
+
+``train(TrainConfig(...))`` is what ``train.py`` calls and what a hyperparameter search calls per
+trial: read and split the data, build the model and the Lightning Trainer (checkpoints, early
+stopping, learning-rate monitor, TensorBoard), fit, then test the best checkpoint.
+
+Checkpoints go to ``<checkpoints_location>/<backbone>/<run>/`` (best 3 by the monitored metric and
+``last.ckpt``), TensorBoard logs to ``<logs_location>/<backbone>/<run>/``; ``run`` is a timestamp
+unless given. Under DDP every process builds the same split from the same seed, and Lightning
+takes rank 0's checkpoint folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from .backbones import DEFAULT_BACKBONE, default_preprocessing
+from .data import LabelledData, PerspectiveDataModule, default_workers, read_labelled_data, split_data
+from .errors import UserError
+from .hardware import default_precision, resolve_devices
+from .model import PerspectiveModel
+from .transforms import eval_transform, flip_permutation, parse_flip_pairs, train_transform
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run; field names are train.py's long flags."""
+
+    backbone: str = DEFAULT_BACKBONE
+    data: str | None = None
+    images: str | None = None
+    val_data: str | None = None
+    test_data: str | None = None
+    task: str | None = None
+    targets: list[str] | None = None
+    label_column: str | None = None
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    max_epochs: int = 20
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    workers: int = field(default_factory=default_workers)
+    gpus: int | None = None
+    accelerator: str = "auto"
+    devices: str | int | None = None
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str | None = None
+    checkpoints_location: str = "checkpoints"
+    logs_location: str = "lightning_logs"
+    run_name: str | None = None
+    weights: str = "imagenet"
+    image_size: int | None = None
+    patience: int = 5
+    seed: int = 42
+    loss: str = "mse"
+    output_activation: str = "auto"
+    huber_delta: float = 0.1
+    weighted_mse_alpha: float = 1 / 30
+    label_smoothing: float = 0.0
+    dropout: float = 0.0
+    optimizer: str = "adamw"
+    weight_decay: float = 1e-4
+    scheduler: str = "cosine"
+    warmup_epochs: float = 1.0
+    augment: str = "light"
+    flip_pairs: str | None = None
+    resume: str | None = None
+    quiet: bool = False
+
+
+@dataclass
+class TrainResult:
+    best_checkpoint: str
+    run_dir: str
+    test_metrics: dict[str, float]
+    test_table: pd.DataFrame | None
+    is_global_zero: bool = True  # False in the other DDP processes, which should print nothing
+
+
+def _load_splits(cfg: TrainConfig) -> tuple[LabelledData, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
+    if cfg.data is None:
+        raise UserError("no dataset given: pass -d DATA (a folder with labels.csv and images/, a CSV, or class folders)")
+    read = dict(task=cfg.task, targets=cfg.targets, label_column=cfg.label_column)
+    data = read_labelled_data(cfg.data, cfg.images, **read)
+    extra = {}
+    for name in ("val_data", "test_data"):
+        path = getattr(cfg, name)
+        if path:
+            other = read_labelled_data(path, None, **{**read, "task": data.task})
+            if data.task == "regression" and other.names != data.names:
+                raise UserError(f"--{name.replace('_', '-')} {path} has targets {other.names}, not {data.names}")
+            extra[name] = other.frame
+    val_fraction = 0.0 if "val_data" in extra else cfg.val_fraction
+    test_fraction = 0.0 if "test_data" in extra else cfg.test_fraction
+    train, val, test = split_data(data, val_fraction, test_fraction, cfg.seed)
+    val, test = extra.get("val_data", val), extra.get("test_data", test)
+    if data.task == "classification":
+        known = set(data.names)
+        for frame, name in ((val, "validation"), (test, "test")):
+            unknown = sorted(set(frame["label"]) - known)
+            if unknown:
+                raise UserError(f"{name} data has classes not in the training data: {', '.join(unknown)}")
+    if len(train) < 2:
+        raise UserError(f"{data.source}: the training split has {len(train)} image(s); need at least 2")
+    if len(val) == 0:
+        raise UserError(f"{data.source}: the validation split is empty; use more data or a larger --val-fraction")
+    log.info("%s: %s on %d images (train %d, val %d, test %d); %s: %s", data.source, data.task,
+             len(train) + len(val) + len(test), len(train), len(val), len(test),
+             "targets" if data.task == "regression" else "classes", ", ".join(data.names))
+    return data, (train, val, test)
+
+
+def _train_stats(data: LabelledData, train: pd.DataFrame) -> dict[str, Any]:
+    if data.task == "classification":
+        counts = train["label"].value_counts()
+        return {"n": len(train), "counts": {c: int(counts.get(c, 0)) for c in data.names}}
+    values = train[data.names].to_numpy(dtype=np.float64)
+    return {
+        "n": len(train),
+        "mean": values.mean(axis=0).tolist(),
+        "std": values.std(axis=0).tolist(),
+        "min": values.min(axis=0).tolist(),
+        "max": values.max(axis=0).tolist(),
+    }
+
+
+def _output_activation(cfg: TrainConfig, stats: dict[str, Any]) -> str:
+    in_unit_range = min(stats["min"]) >= 0 and max(stats["max"]) <= 1
+    if cfg.output_activation == "auto":
+        return "sigmoid" if in_unit_range else "none"
+    if cfg.output_activation == "sigmoid" and not in_unit_range:
+        raise UserError("--output-activation sigmoid: some training targets lie outside [0, 1]")
+    return cfg.output_activation
+
+
+def build_model(cfg: TrainConfig, data: LabelledData, train: pd.DataFrame) -> PerspectiveModel:
+    stats = _train_stats(data, train)
+    regression = data.task == "regression"
+    if regression and cfg.loss == "weighted_mse" and min(stats["min"]) < 0:
+        raise UserError("--loss weighted_mse needs non-negative targets (its weight is alpha + target)")
+    return PerspectiveModel(
+        backbone=cfg.backbone,
+        task=data.task,
+        target_names=data.names if regression else None,
+        class_names=None if regression else data.names,
+        weights=cfg.weights,
+        preprocessing=default_preprocessing(cfg.backbone, cfg.image_size).to_dict(),
+        output_activation=_output_activation(cfg, stats) if regression else "none",
+        loss=cfg.loss,
+        huber_delta=cfg.huber_delta,
+        weighted_mse_alpha=cfg.weighted_mse_alpha,
+        label_smoothing=cfg.label_smoothing,
+        dropout=cfg.dropout,
+        optimizer=cfg.optimizer,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        scheduler=cfg.scheduler,
+        warmup_epochs=cfg.warmup_epochs,
+        train_stats=stats,
+    )
+
+
+def _run_name(cfg: TrainConfig) -> str:
+    if cfg.resume:
+        return Path(cfg.resume).parent.name  # continue in the folder of the resumed run
+    return cfg.run_name or time.strftime("%Y%m%d-%H%M%S")
+
+
+def build_trainer(cfg: TrainConfig, model: PerspectiveModel, steps_per_epoch: int) -> pl.Trainer:
+    accelerator, devices = resolve_devices(cfg.gpus, cfg.accelerator, cfg.devices)
+    run = _run_name(cfg)
+    monitor, mode = model.monitor
+    checkpoint = ModelCheckpoint(
+        dirpath=Path(cfg.checkpoints_location) / cfg.backbone / run,
+        filename=f"epoch={{epoch:02d}}-{monitor}={{{monitor}:.4f}}",
+        auto_insert_metric_name=False,
+        monitor=monitor,
+        mode=mode,
+        save_top_k=3,
+        save_last=True,
+    )
+    return pl.Trainer(
+        max_epochs=cfg.max_epochs,
+        accelerator=accelerator,
+        devices=devices,
+        strategy=cfg.strategy,
+        num_nodes=cfg.num_nodes,
+        precision=cfg.precision or default_precision(accelerator),
+        callbacks=[
+            checkpoint,
+            EarlyStopping(monitor=monitor, mode=mode, patience=cfg.patience),
+            LearningRateMonitor(logging_interval="epoch"),
+        ],
+        logger=TensorBoardLogger(save_dir=cfg.logs_location, name=cfg.backbone, version=run),
+        log_every_n_steps=max(1, min(50, steps_per_epoch)),
+        enable_progress_bar=not cfg.quiet,
+        enable_model_summary=not cfg.quiet,
+    )
+
+
+def metrics_table(metrics: dict[str, float], task: str, names: list[str]) -> pd.DataFrame:
+    """Logged ``test_*`` metrics as a table: a row per target and the mean (regression)."""
+    if task == "classification":
+        return pd.DataFrame({"accuracy": [metrics["test_acc"]], "macro_f1": [metrics["test_f1"]]}, index=["test"])
+    columns = ("mse", "mae", "rmse", "r2")
+    rows = {}
+    if len(names) > 1:
+        rows = {n: [metrics[f"test_{c}/{n}"] for c in columns] for n in names}
+    rows["mean" if len(names) > 1 else names[0]] = [metrics[f"test_{c}"] for c in columns]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(columns))
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Fit a model as ``cfg`` says, test its best checkpoint, and say where it is."""
+    if cfg.resume and not Path(cfg.resume).is_file():
+        raise UserError(f"--resume {cfg.resume}: no such checkpoint file")
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    data, splits = _load_splits(cfg)
+    model = build_model(cfg, data, splits[0])
+    pre = default_preprocessing(cfg.backbone, cfg.image_size)
+    perm = flip_permutation(data.names, parse_flip_pairs(cfg.flip_pairs)) if cfg.augment != "none" else None
+    datamodule = PerspectiveDataModule(
+        splits, data.task, data.names,
+        train_transform=train_transform(pre, cfg.augment),
+        eval_transform=eval_transform(pre),
+        flip_permutation=perm,
+        batch_size=cfg.batch_size,
+        workers=cfg.workers,
+    )
+    steps_per_epoch = max(1, len(splits[0]) // cfg.batch_size)
+    trainer = build_trainer(cfg, model, steps_per_epoch)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.resume, weights_only=True)
+    best = trainer.checkpoint_callback.best_model_path or trainer.checkpoint_callback.last_model_path
+    run_dir = str(Path(best).parent) if best else str(trainer.checkpoint_callback.dirpath)
+    metrics: dict[str, float] = {}
+    table = None
+    if trainer.interrupted:
+        log.warning("training interrupted; the checkpoints so far are in %s", run_dir)
+    elif len(splits[2]):
+        results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
+        metrics = {k: float(v) for k, v in results[0].items()}
+        table = metrics_table(metrics, data.task, data.names)
+    else:
+        log.info("no test split (--test-fraction 0 and no --test-data): skipping the test")
+    return TrainResult(best, run_dir, metrics, table, trainer.is_global_zero)

@@ -1,0 +1,122 @@
+"""Image transforms for training and evaluation, and the label-aware horizontal flip.
+
+Evaluation follows the weights' preprocessing exactly (resize, centre crop, normalise). Training adds
+augmentation at one of three levels:
+
+- ``none``: the evaluation transform;
+- ``light``: horizontal flip, rotation within +-10 degrees, mild colour jitter;
+- ``strong``: as light, with a random resized crop (scale 0.6-1) and stronger jitter.
+
+Mirroring a photo turns the car's left side into its right, so a horizontal flip must swap every
+``..._left`` target with its ``..._right`` counterpart (and ``front_left`` with ``front_right`` for
+class labels). ``flip_permutation`` works out that swap; the flip itself happens in the dataset,
+which holds both the image and its target.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import torch
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import InterpolationMode
+
+from .backbones import Preprocessing
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+AUGMENT_LEVELS = ("none", "light", "strong")
+
+
+def _to_normalised_tensor(pre: Preprocessing) -> list[v2.Transform]:
+    return [
+        v2.ToImage(),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean=list(pre.mean), std=list(pre.std)),
+    ]
+
+
+def eval_transform(pre: Preprocessing) -> v2.Compose:
+    """PIL image -> normalised tensor, exactly as the backbone's weights expect."""
+    interpolation = InterpolationMode(pre.interpolation)
+    return v2.Compose(
+        [
+            v2.Resize(pre.resize_size, interpolation=interpolation, antialias=True),
+            v2.CenterCrop(pre.image_size),
+            *_to_normalised_tensor(pre),
+        ]
+    )
+
+
+def train_transform(pre: Preprocessing, level: str) -> v2.Compose:
+    """Training transform at augmentation ``level``; the horizontal flip is not part of it."""
+    if level not in AUGMENT_LEVELS:
+        raise UserError(f"--augment must be one of {', '.join(AUGMENT_LEVELS)}, not {level!r}")
+    if level == "none":
+        return eval_transform(pre)
+    interpolation = InterpolationMode(pre.interpolation)
+    if level == "strong":
+        geometry = [
+            v2.RandomResizedCrop(pre.image_size, scale=(0.6, 1.0), interpolation=interpolation, antialias=True),
+            v2.RandomRotation(10, interpolation=InterpolationMode.BILINEAR),
+        ]
+        jitter = v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.05)
+    else:
+        geometry = [
+            v2.Resize(pre.resize_size, interpolation=interpolation, antialias=True),
+            v2.RandomRotation(10, interpolation=InterpolationMode.BILINEAR),
+            v2.CenterCrop(pre.image_size),
+        ]
+        jitter = v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2)
+    return v2.Compose([*geometry, jitter, *_to_normalised_tensor(pre)])
+
+
+def parse_flip_pairs(text: str | None) -> list[tuple[str, str]] | None:
+    """``"a:b,c:d"`` -> ``[("a", "b"), ("c", "d")]``; ``None`` or empty -> ``None``."""
+    if not text:
+        return None
+    pairs = []
+    for item in text.split(","):
+        left, sep, right = item.strip().partition(":")
+        if not sep or not left or not right:
+            raise UserError(f"--flip-pairs expects name:name pairs separated by commas, got {item!r}")
+        pairs.append((left, right))
+    return pairs
+
+
+def flip_permutation(
+    names: Sequence[str], explicit_pairs: Sequence[tuple[str, str]] | None = None
+) -> list[int] | None:
+    """Index permutation to apply to targets (or class ids) when the image is mirrored.
+
+    ``names`` are target names (regression) or class names (classification). Returns the identity
+    when no name mentions a side, ``None`` when a side-specific name has no counterpart (then a
+    flip would corrupt its label, so horizontal flips must be disabled).
+
+    Args:
+        names: the target or class names, in model output order.
+        explicit_pairs: pairs to swap instead of the names' ``left``/``right`` pattern.
+    """
+    index = {name: i for i, name in enumerate(names)}
+    perm = list(range(len(names)))
+    if explicit_pairs is not None:
+        for a, b in explicit_pairs:
+            for n in (a, b):
+                if n not in index:
+                    raise UserError(f"--flip-pairs names {n!r}, which is not one of: {', '.join(names)}")
+            perm[index[a]], perm[index[b]] = index[b], index[a]
+        return perm
+    for name in names:
+        if "left" in name:
+            counterpart = name.replace("left", "right")
+        elif "right" in name:
+            counterpart = name.replace("right", "left")
+        else:
+            continue
+        if counterpart not in index:
+            log.warning("horizontal flips disabled: %r has no counterpart %r to swap with", name, counterpart)
+            return None
+        perm[index[name]] = index[counterpart]
+    return perm

@@ -1,0 +1,107 @@
+"""Train a torchvision backbone with a regression or classification head.
+
+    python train.py -b resnet18 -d ./my_data
+
+At the end the best checkpoint is tested on the test split, the metrics are printed as a table,
+and the last line is ``best checkpoint: <path>``. See README.md for data layouts and examples.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from perspective.cli import ArgumentParser, add_runtime_flags, positive_int, run, setup_logging
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    from perspective.backbones import BACKBONES, DEFAULT_BACKBONE
+
+    p = ArgumentParser(
+        prog="train.py",
+        description="Fine-tune a torchvision backbone to predict scores (regression) or labels "
+                    "(classification) from images. Every flag has a default; long flags also accept "
+                    "underscores (--batch_size).",
+    )
+    g = p.add_argument_group("model")
+    g.add_argument("-b", "--backbone", default=DEFAULT_BACKBONE,
+                   help=f"backbone: {', '.join(BACKBONES)} (default {DEFAULT_BACKBONE})")
+    g.add_argument("--weights", default="imagenet",
+                   help="imagenet (torchvision's weights, cached under $TORCH_HOME), none (random "
+                        "initialisation), or a path to a state_dict file (default imagenet)")
+    g.add_argument("--image-size", type=positive_int, default=None,
+                   help="input side in pixels (default: the weights' own, 224 for most)")
+    g.add_argument("--output-activation", choices=("auto", "sigmoid", "none"), default="auto",
+                   help="regression output activation; auto = sigmoid when every training target lies "
+                        "in [0, 1] (default auto)")
+    g.add_argument("--dropout", type=float, default=0.0, help="dropout before the head (default 0)")
+
+    g = p.add_argument_group("data")
+    g.add_argument("-d", "--data", default=None,
+                   help="a folder with labels.csv + images/, a CSV file, or a folder of class subfolders")
+    g.add_argument("--images", default=None, help="images folder for a CSV given with -d (default: images/ beside it)")
+    g.add_argument("--task", choices=("regression", "classification"), default=None,
+                   help="force the task (default: detected from the data layout)")
+    g.add_argument("--targets", type=lambda s: [t.strip() for t in s.split(",") if t.strip()], default=None,
+                   help="regression target columns, comma-separated (default: every numeric column)")
+    g.add_argument("--label-column", default=None, help="class column of a CSV (default label); implies classification")
+    g.add_argument("--val-fraction", type=float, default=0.15, help="validation share (default 0.15)")
+    g.add_argument("--test-fraction", type=float, default=0.15, help="test share (default 0.15)")
+    g.add_argument("--val-data", default=None, help="separate validation data (same layout as -d)")
+    g.add_argument("--test-data", default=None, help="separate test data (same layout as -d)")
+    g.add_argument("--augment", choices=("none", "light", "strong"), default="light",
+                   help="training augmentation: light = flip, rotation within 10 degrees, colour jitter; "
+                        "strong adds a random resized crop (default light)")
+    g.add_argument("--flip-pairs", default=None,
+                   help="targets or classes swapped by a horizontal flip, as a:b,c:d (default: every "
+                        "*left* name with its *right* counterpart)")
+
+    g = p.add_argument_group("optimisation")
+    g.add_argument("-e", "--max-epochs", type=positive_int, default=20,
+                   help="maximum epochs; early stopping may end sooner (default 20)")
+    g.add_argument("-l", "--learning-rate", type=float, default=1e-3, help="initial learning rate (default 1e-3)")
+    g.add_argument("--loss", choices=("mse", "mae", "huber", "weighted_mse"), default="mse",
+                   help="regression loss; weighted_mse weighs errors by alpha + target (default mse)")
+    g.add_argument("--huber-delta", type=float, default=0.1, help="Huber loss delta (default 0.1)")
+    g.add_argument("--weighted-mse-alpha", type=float, default=1 / 30, help="weighted_mse alpha (default 1/30)")
+    g.add_argument("--label-smoothing", type=float, default=0.0, help="classification label smoothing (default 0)")
+    g.add_argument("--optimizer", choices=("adamw", "adam", "sgd"), default="adamw", help="(default adamw)")
+    g.add_argument("--weight-decay", type=float, default=1e-4, help="(default 1e-4)")
+    g.add_argument("--scheduler", choices=("cosine", "plateau", "none"), default="cosine",
+                   help="cosine = linear warm-up then cosine decay; plateau = halve on a stalled "
+                        "validation metric (default cosine)")
+    g.add_argument("--warmup-epochs", type=float, default=1.0, help="warm-up of the cosine schedule (default 1)")
+    g.add_argument("--patience", type=positive_int, default=5, help="early-stopping patience in epochs (default 5)")
+    g.add_argument("--seed", type=int, default=42, help="seed for the split, initialisation and augmentation (default 42)")
+
+    g = p.add_argument_group("hardware and output")
+    add_runtime_flags(g, default_batch_size=32)
+    g.add_argument("--devices", default=None, help="devices per node, passed to Lightning (default auto)")
+    g.add_argument("--strategy", default="auto", help="Lightning strategy: ddp, ddp_spawn, ... (default auto)")
+    g.add_argument("--num-nodes", type=positive_int, default=1, help="machines for DDP (default 1)")
+    g.add_argument("-c", "--checkpoints-location", default="checkpoints",
+                   help="checkpoint folder; runs go to <it>/<backbone>/<run>/ (default ./checkpoints)")
+    g.add_argument("--logs-location", default="lightning_logs", help="TensorBoard folder (default ./lightning_logs)")
+    g.add_argument("--run-name", default=None, help="name of this run's folders (default: a timestamp)")
+    g.add_argument("--resume", default=None, help="continue a run from this checkpoint (e.g. its last.ckpt)")
+    return p
+
+
+def main() -> int:
+    args = get_args_parser().parse_args()
+    setup_logging(args.quiet)
+    from perspective.training import TrainConfig, train
+
+    if args.devices is not None and args.devices.isdigit():
+        args.devices = int(args.devices)
+    result = train(TrainConfig(**vars(args)))
+    if not result.is_global_zero:
+        return 0
+    if result.test_table is not None:
+        print("\ntest metrics of the best checkpoint:")
+        print(result.test_table.to_string(float_format=lambda v: f"{v:.4f}"))
+    print(f"best checkpoint: {result.best_checkpoint}")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main, "train.py")
