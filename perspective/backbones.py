@@ -223,7 +223,10 @@ def _load_local(spec: BackboneSpec, path: Path, model: nn.Module) -> None:
     state = {k.removeprefix("backbone."): v for k, v in state.items()}
     state = {k: v for k, v in state.items() if not k.startswith(spec.classifier + ".")}
     state = {k: v for k, v in state.items() if not k.startswith("AuxLogits.")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise UserError(f"--weights {path} does not fit {spec.name}: {str(exc).splitlines()[1].strip()}") from None
     if missing or unexpected:
         detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
         raise UserError(
@@ -250,16 +253,13 @@ def create_backbone(name: str, weights: str = "imagenet", image_size: int | None
     """
     spec = get_spec(name)
     image_size = image_size or default_preprocessing(name).image_size
-    if weights == "imagenet":
-        model = _build_imagenet(spec, image_size)
-    else:
-        model = _build(spec, None, image_size)
-        if weights != "none":
-            _load_local(spec, Path(weights), model)
+    model = _build_imagenet(spec, image_size) if weights == "imagenet" else _build(spec, None, image_size)
     removed = _replace_module(model, spec.classifier, nn.Identity())
     if getattr(removed, "in_features", spec.num_features) != spec.num_features:
         raise AssertionError(f"registry feature size for {name} is wrong")
     if spec.name == "inception_v3":
         model.aux_logits = False
         model.AuxLogits = None
+    if weights not in ("imagenet", "none"):
+        _load_local(spec, Path(weights), model)
     return model

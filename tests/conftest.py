@@ -1,0 +1,56 @@
+"""Fixtures: tiny generated datasets and, once per session, models trained on them by train.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from synthetic import make_class_folders, make_regression_set  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_script(script: str, *args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300):
+    """Run ``python <script> args`` as a user would; returns the CompletedProcess."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd or ROOT, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def regression_dir(tmp_path_factory) -> Path:
+    return make_regression_set(tmp_path_factory.mktemp("regression"))
+
+
+@pytest.fixture(scope="session")
+def class_dir(tmp_path_factory) -> Path:
+    return make_class_folders(tmp_path_factory.mktemp("classes"))
+
+
+def _train(tmp: Path, data: Path, *extra: str) -> tuple[subprocess.CompletedProcess, Path]:
+    result = run_script(
+        "train.py", "-d", str(data), "--weights", "none", "--image-size", "64", "-s", "8", "-w", "0",
+        "--augment", "none", "-c", str(tmp / "ckpt"), "--logs-location", str(tmp / "logs"), "--quiet", *extra,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("best checkpoint: "), result.stdout
+    return result, Path(last.removeprefix("best checkpoint: "))
+
+
+@pytest.fixture(scope="session")
+def trained_regression(tmp_path_factory, regression_dir):
+    """(CompletedProcess, best checkpoint) of train.py on the regression set."""
+    return _train(tmp_path_factory.mktemp("train_reg"), regression_dir, "-e", "6", "-l", "3e-3", "--patience", "6")
+
+
+@pytest.fixture(scope="session")
+def trained_classifier(tmp_path_factory, class_dir):
+    return _train(tmp_path_factory.mktemp("train_cls"), class_dir, "-e", "4", "-l", "3e-3")

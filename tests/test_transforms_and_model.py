@@ -1,0 +1,84 @@
+import math
+
+import pytest
+import torch
+
+from perspective.errors import UserError
+from perspective.model import PerspectiveModel, regression_loss, warmup_cosine, weighted_mse
+from perspective.transforms import flip_permutation, parse_flip_pairs
+
+NAMES = ["perspective_score_hood", "perspective_score_backdoor_left", "perspective_score_backdoor_right"]
+
+
+def test_flip_swaps_left_and_right_targets():
+    assert flip_permutation(NAMES) == [0, 2, 1]
+    assert flip_permutation(["front", "front_left", "left", "front_right", "right"]) == [0, 3, 4, 1, 2]
+    assert flip_permutation(["hood", "roof"]) == [0, 1]
+
+
+def test_flip_is_disabled_for_an_unpaired_side_target():
+    assert flip_permutation(["hood", "door_left"]) is None
+
+
+def test_explicit_flip_pairs():
+    names = ["a", "b", "c"]
+    assert flip_permutation(names, parse_flip_pairs("a:c")) == [2, 1, 0]
+    with pytest.raises(UserError, match="'z'"):
+        flip_permutation(names, parse_flip_pairs("a:z"))
+    with pytest.raises(UserError):
+        parse_flip_pairs("a-b")
+
+
+def test_losses_against_hand_computed_values():
+    pred = torch.tensor([[0.5, 0.0], [1.0, 0.2]])
+    target = torch.tensor([[1.0, 0.0], [0.0, 0.4]])
+    # errors: -0.5, 0, 1.0, -0.2
+    assert regression_loss("mse")(pred, target).item() == pytest.approx((0.25 + 0 + 1 + 0.04) / 4)
+    assert regression_loss("mae")(pred, target).item() == pytest.approx((0.5 + 0 + 1 + 0.2) / 4)
+    # huber with delta 0.1: 0.5*e^2 when |e| <= 0.1, else 0.1*(|e| - 0.05)
+    expected = (0.1 * 0.45 + 0 + 0.1 * 0.95 + 0.1 * 0.15) / 4
+    assert regression_loss("huber", huber_delta=0.1)(pred, target).item() == pytest.approx(expected)
+    # weighted mse: weights alpha + y = [1+a, a, a, 0.4+a]
+    a = 1 / 30
+    w = [1 + a, a, a, 0.4 + a]
+    e2 = [0.25, 0.0, 1.0, 0.04]
+    assert weighted_mse(pred, target).item() == pytest.approx(sum(wi * ei for wi, ei in zip(w, e2)) / sum(w))
+    assert regression_loss("weighted_mse")(pred, target).item() == pytest.approx(weighted_mse(pred, target).item())
+    with pytest.raises(UserError):
+        regression_loss("cosine")
+
+
+def test_weighted_mse_costs_more_on_high_scores():
+    target = torch.tensor([0.9, 0.1])
+    error_on_high = weighted_mse(torch.tensor([0.8, 0.1]), target)
+    error_on_low = weighted_mse(torch.tensor([0.9, 0.0]), target)
+    assert error_on_high > 5 * error_on_low  # the same 0.1 miss, weighted 0.93 against 0.13
+
+
+def test_warmup_then_cosine_schedule():
+    assert warmup_cosine(0, 10, 110) == pytest.approx(0.1)
+    assert warmup_cosine(9, 10, 110) == pytest.approx(1.0)
+    assert warmup_cosine(60, 10, 110) == pytest.approx(0.5)
+    assert warmup_cosine(110, 10, 110) == pytest.approx(0.0)
+    assert 0 < warmup_cosine(30, 10, 110) < 1 and not math.isnan(warmup_cosine(5, 0, 1))
+
+
+def test_model_outputs_sigmoid_scores_and_class_probabilities():
+    pre = {"image_size": 32, "resize_size": 36, "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear"}
+    reg = PerspectiveModel("resnet18", "regression", target_names=NAMES, weights="none", preprocessing=pre).eval()
+    x = torch.randn(3, 3, 32, 32)
+    scores = reg.predict_outputs(x)
+    assert scores.shape == (3, 3) and (scores >= 0).all() and (scores <= 1).all()
+    cls = PerspectiveModel("resnet18", "classification", class_names=["a", "b"], weights="none",
+                           preprocessing=pre, label_smoothing=0.1).eval()
+    probs = cls.predict_outputs(x)
+    assert probs.shape == (3, 2) and torch.allclose(probs.sum(-1), torch.ones(3))
+    assert cls.monitor == ("val_acc", "max") and reg.monitor == ("val_loss", "min")
+    assert reg.hparams.target_names == NAMES and reg.hparams.preprocessing == pre
+
+
+def test_model_rejects_bad_settings():
+    with pytest.raises(UserError, match="--optimizer"):
+        PerspectiveModel("resnet18", target_names=["a"], weights="none", optimizer="lbfgs")
+    with pytest.raises(UserError, match="target names"):
+        PerspectiveModel("resnet18", weights="none")
