@@ -227,11 +227,12 @@ def train(cfg: TrainConfig) -> TrainResult:
     """Fit a model as ``cfg`` says, test its best checkpoint, and say where it is."""
     if cfg.resume and not Path(cfg.resume).is_file():
         raise UserError(f"--resume {cfg.resume}: no such checkpoint file")
+    pre = default_preprocessing(cfg.backbone, cfg.image_size)  # checks backbone and size before the data
+    flip_pairs = parse_flip_pairs(cfg.flip_pairs)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     data, splits = _load_splits(cfg)
     model = build_model(cfg, data, splits[0])
-    pre = default_preprocessing(cfg.backbone, cfg.image_size)
-    perm = flip_permutation(data.names, parse_flip_pairs(cfg.flip_pairs)) if cfg.augment != "none" else None
+    perm = flip_permutation(data.names, flip_pairs) if cfg.augment != "none" else None
     datamodule = PerspectiveDataModule(
         splits, data.task, data.names,
         train_transform=train_transform(pre, cfg.augment),

@@ -1,0 +1,152 @@
+"""train.py and infer.py run as a user runs them, through subprocesses."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import run_script
+
+
+def test_train_prints_test_metrics_and_writes_checkpoints(trained_regression):
+    result, best = trained_regression
+    assert "test metrics of the best checkpoint" in result.stdout
+    for column in ("mse", "mae", "rmse", "r2"):
+        assert column in result.stdout
+    for row in ("redness", "greenness", "mean"):
+        assert row in result.stdout
+    run_dir = best.parent
+    assert best.is_file() and best.name.startswith("epoch=") and "val_loss=" in best.name
+    assert (run_dir / "last.ckpt").is_file()
+    assert run_dir.parent.name == "resnet18"
+    assert 1 <= len(list(run_dir.glob("epoch=*.ckpt"))) <= 3
+    logs = run_dir.parent.parent.parent / "logs" / "resnet18" / run_dir.name
+    assert list(logs.glob("events.out.tfevents.*")), "TensorBoard events missing"
+
+
+def test_checkpoint_alone_rebuilds_the_model_and_infer_predicts_a_directory(trained_regression, regression_dir, tmp_path):
+    _, best = trained_regression
+    out = tmp_path / "results.csv"
+    result = run_script("infer.py", "-d", str(regression_dir / "images"), "-c", str(best), "-r", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["path", "redness", "greenness", "error"]
+    assert len(frame) == 48 and frame["error"].isna().all()
+    truth = pd.read_csv(regression_dir / "labels.csv")
+    frame["filename"] = frame["path"].map(lambda p: p.rsplit("/", 1)[-1])
+    merged = frame.merge(truth, on="filename", suffixes=("_pred", ""))
+    for target in ("redness", "greenness"):
+        r = np.corrcoef(merged[f"{target}_pred"], merged[target])[0, 1]
+        assert r > 0.6, f"{target}: correlation {r:.2f}"
+    assert "48 of 48 images predicted" in result.stdout
+
+
+def test_infer_single_images_globs_json_and_a_bad_file(trained_regression, regression_dir, tmp_path):
+    _, best = trained_regression
+    (tmp_path / "broken.jpg").write_bytes(b"not an image at all")
+    shutil.copy(regression_dir / "images" / "img000.png", tmp_path / "a.png")
+    out = tmp_path / "out.json"
+    result = run_script(
+        "infer.py", "-i", str(tmp_path / "a.png"), str(tmp_path / "broken.jpg"), str(regression_dir / "images" / "img00[1-3].png"),
+        "-c", str(best), "-r", str(out), "--format", "json", "-q",
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())
+    assert [r["path"].rsplit("/", 1)[-1] for r in rows] == ["a.png", "broken.jpg", "img001.png", "img002.png", "img003.png"]
+    assert rows[1]["error"] and rows[1]["redness"] is None
+    assert all(0 <= r["redness"] <= 1 and r["error"] == "" for i, r in enumerate(rows) if i != 1)
+    assert not (tmp_path / "out.json.partial").exists()
+
+
+def test_infer_exits_1_when_no_image_can_be_read(trained_regression, tmp_path):
+    _, best = trained_regression
+    (tmp_path / "x.png").write_bytes(b"\x89PNG broken")
+    result = run_script("infer.py", "-i", str(tmp_path / "x.png"), "-c", str(best), "-r", str(tmp_path / "o.csv"), "-q")
+    assert result.returncode == 1
+    assert pd.read_csv(tmp_path / "o.csv")["error"].notna().all()  # the row is still written
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-d", "/no/such/folder", "-c", "x.ckpt"], "not a folder"),
+        (["-i", "a.png", "-c", "/no/such.ckpt"], "no such file"),
+        ([], "give images with -i or a folder with -d"),
+        (["-i", "a.png", "--batch_size", "0"], "must be at least 1"),
+    ],
+)
+def test_infer_usage_errors_are_one_line_and_exit_2(args, message, tmp_path):
+    result = run_script("infer.py", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_hostile_pickle_checkpoint_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            import os
+
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"hyper_parameters": {}, "state_dict": {}, "x": Evil()}, tmp_path / "evil.ckpt")
+    (tmp_path / "a.png").write_bytes(b"")
+    result = run_script("infer.py", "-i", str(tmp_path / "a.png"), "-c", str(tmp_path / "evil.ckpt"))
+    assert result.returncode == 2 and "refused" in result.stderr
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-b", "resnet9000"], "unknown backbone 'resnet9000'; choose one of: resnet18"),
+        (["-d", "/no/such/data"], "no such file or folder"),
+        (["--max_epochs", "0"], "must be at least 1"),
+        (["--loss", "cosine"], "invalid choice"),
+    ],
+)
+def test_train_usage_errors_are_one_line_and_exit_2(args, message, tmp_path):
+    result = run_script("train.py", *args, "--weights", "none", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_train_without_cached_imagenet_weights_says_what_to_do(regression_dir, tmp_path):
+    env = {"TORCH_HOME": str(tmp_path / "torch"), "https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
+    result = run_script("train.py", "-d", str(regression_dir), "-c", str(tmp_path / "c"), "--logs-location",
+                        str(tmp_path / "l"), "-q", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "resnet18-f37072fd.pth" in result.stderr and "--weights none" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_classification_end_to_end(trained_classifier, class_dir, tmp_path):
+    result, best = trained_classifier
+    assert "accuracy" in result.stdout and "val_acc=" in best.name
+    out = tmp_path / "cls.csv"
+    result = run_script("infer.py", "-d", str(class_dir), "-R", "-c", str(best), "-r", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["path", "label", "confidence", "prob_blue", "prob_green", "prob_red", "error"]
+    assert len(frame) == 36
+    probs = frame[["prob_blue", "prob_green", "prob_red"]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+    assert np.allclose(frame["confidence"], probs.max(axis=1), atol=1e-6)
+    truth = frame["path"].map(lambda p: p.split("/")[-2])
+    assert (frame["label"] == truth).mean() >= 0.8
+
+
+def test_ddp_on_two_cpu_processes_trains_one_epoch(regression_dir, tmp_path):
+    result = run_script(
+        "train.py", "-d", str(regression_dir), "--weights", "none", "--image-size", "32", "-e", "1", "-s", "8",
+        "-w", "0", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--precision", "32",
+        "-c", str(tmp_path / "ckpt"), "--logs-location", str(tmp_path / "logs"), "-q", cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("best checkpoint: ") == 1  # printed by rank 0 only
+    assert len(list((tmp_path / "ckpt" / "resnet18").glob("*/last.ckpt"))) == 1
