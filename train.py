@@ -30,6 +30,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "initialisation), or a path to a state_dict file (default imagenet)")
     g.add_argument("--image-size", type=positive_int, default=None,
                    help="input side in pixels (default: the weights' own, 224 for most)")
+    g.add_argument("--resize-mode", choices=("full", "crop"), default="full",
+                   help="full = resize the whole image to a square (nothing cut off); crop = the weights' "
+                        "resize then centre crop (default full)")
     g.add_argument("--output-activation", choices=("auto", "sigmoid", "none"), default="auto",
                    help="regression output activation; auto = sigmoid when every training target lies "
                         "in [0, 1] (default auto)")

@@ -114,15 +114,25 @@ def get_spec(name: str) -> BackboneSpec:
         ) from None
 
 
+RESIZE_MODES = ("full", "crop")
+
+
 @dataclass(frozen=True)
 class Preprocessing:
-    """What an image goes through before the network: resize, centre crop, normalise."""
+    """What an image goes through before the network: resize (and crop), normalise.
+
+    ``resize_mode`` "full" resizes the whole image to ``image_size`` x ``image_size``: nothing is
+    cut off, which matters when the target describes the whole photo (how much of a car part is in
+    the picture). "crop" is the ImageNet habit of the weights' own transforms: shorter side to
+    ``resize_size``, then a centre crop of ``image_size``.
+    """
 
     image_size: int
     resize_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     interpolation: str
+    resize_mode: str = "full"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -131,6 +141,7 @@ class Preprocessing:
             "mean": list(self.mean),
             "std": list(self.std),
             "interpolation": self.interpolation,
+            "resize_mode": self.resize_mode,
         }
 
     @classmethod
@@ -141,15 +152,18 @@ class Preprocessing:
             mean=tuple(d["mean"]),
             std=tuple(d["std"]),
             interpolation=str(d["interpolation"]),
+            resize_mode=str(d.get("resize_mode", "crop")),
         )
 
 
-def default_preprocessing(name: str, image_size: int | None = None) -> Preprocessing:
+def default_preprocessing(name: str, image_size: int | None = None, resize_mode: str = "full") -> Preprocessing:
     """Preprocessing from the weights' metadata, optionally at another input size.
 
     A custom ``image_size`` keeps the weights' resize-to-crop ratio (256/224 for most), so the
     centre crop keeps the same share of the picture.
     """
+    if resize_mode not in RESIZE_MODES:
+        raise UserError(f"--resize-mode must be one of {', '.join(RESIZE_MODES)}, not {resize_mode!r}")
     spec = get_spec(name)
     t = spec.default_weights.transforms()
     crop, resize = int(t.crop_size[0]), int(t.resize_size[0])
@@ -166,6 +180,7 @@ def default_preprocessing(name: str, image_size: int | None = None) -> Preproces
         mean=tuple(float(m) for m in t.mean),
         std=tuple(float(s) for s in t.std),
         interpolation=t.interpolation.value,
+        resize_mode=resize_mode,
     )
 
 

@@ -8,7 +8,8 @@ Layouts (``read_labelled_data``):
 
 A CSV has a ``filename`` column. It is a classification set when it has the label column
 (``label``, or ``--label-column``) or ``--task classification`` says so; otherwise a regression set
-whose targets are ``--targets`` or every numeric column.
+whose targets are ``--targets``, else every ``perspective_score_*`` column (the car-perspective
+format, whose other numeric columns such as ``azimuth`` are metadata), else every numeric column.
 
 Images are anything Pillow reads: EXIF orientation is applied and every mode (RGBA, palette,
 grayscale, 16-bit) becomes 8-bit RGB.
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 TASKS = ("regression", "classification")
 LABELS_CSV = "labels.csv"
+SCORE_PREFIX = "perspective_score_"
 
 
 def default_workers() -> int:
@@ -155,6 +157,8 @@ def _from_csv(
         names = list(targets)
     else:
         names = [c for c in frame.columns if c not in excluded and pd.api.types.is_numeric_dtype(frame[c])]
+        scores = [c for c in names if str(c).startswith(SCORE_PREFIX)]
+        names = scores or names  # car-perspective format: its other numeric columns are metadata
         if not names:
             raise UserError(f"{source}: no numeric target columns")
     bad = frame[names].isna().any(axis=1)

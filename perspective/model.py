@@ -133,6 +133,8 @@ class PerspectiveModel(pl.LightningModule):
             raise UserError(f"a {task} model needs {'target' if task == 'regression' else 'class'} names")
         self.backbone = create_backbone(backbone, weights, preprocessing["image_size"])
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(get_spec(backbone).num_features, len(names)))
+        # channels_last: measured here, +9% (128 px) to +32% (224 px) training throughput for resnet18 in bf16
+        self.backbone.to(memory_format=torch.channels_last)
 
         if task == "regression":
             self.loss_fn = regression_loss(loss, huber_delta, weighted_mse_alpha)
@@ -164,7 +166,7 @@ class PerspectiveModel(pl.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Regression: activated scores; classification: logits."""
-        features = self.backbone(x)
+        features = self.backbone(x.contiguous(memory_format=torch.channels_last))
         # The head runs in fp32 even under bf16 autocast: it is tiny, and bf16's 8-bit mantissa
         # would quantise every score to steps of about 0.004.
         with torch.autocast(features.device.type, enabled=False):

@@ -24,7 +24,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from .backbones import DEFAULT_BACKBONE, default_preprocessing
+from .backbones import DEFAULT_BACKBONE, Preprocessing, default_preprocessing
 from .data import LabelledData, PerspectiveDataModule, default_workers, read_labelled_data, split_data
 from .errors import UserError
 from .hardware import default_precision, resolve_devices
@@ -63,6 +63,7 @@ class TrainConfig:
     run_name: str | None = None
     weights: str = "imagenet"
     image_size: int | None = None
+    resize_mode: str = "full"
     patience: int = 5
     seed: int = 42
     loss: str = "mse"
@@ -90,11 +91,32 @@ class TrainResult:
     is_global_zero: bool = True  # False in the other DDP processes, which should print nothing
 
 
+DEFAULT_DATA = Path(__file__).resolve().parent.parent / "data" / "synthetic"
+DEFAULT_DATA_COUNT = 2000
+DEFAULT_DATA_SEED = 0  # sample_set/ and the model card's held-out set use other seeds
+
+
+def ensure_default_dataset(path: Path = DEFAULT_DATA, count: int = DEFAULT_DATA_COUNT) -> Path:
+    """The built-in synthetic car-perspective dataset, generated on first use.
+
+    It is generated into a sibling folder and renamed into place, so an interrupted generation
+    never leaves a half dataset that looks complete.
+    """
+    if (path / "labels.csv").is_file():
+        return path
+    from .synth import generate
+
+    log.info("generating the built-in synthetic dataset: %d images in %s (once)", count, path)
+    staging = path.with_name(path.name + ".partial")
+    generate(staging, count, DEFAULT_DATA_SEED)
+    staging.replace(path)
+    return path
+
+
 def _load_splits(cfg: TrainConfig) -> tuple[LabelledData, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
-    if cfg.data is None:
-        raise UserError("no dataset given: pass -d DATA (a folder with labels.csv and images/, a CSV, or class folders)")
+    source = cfg.data if cfg.data is not None else ensure_default_dataset()
     read = dict(task=cfg.task, targets=cfg.targets, label_column=cfg.label_column)
-    data = read_labelled_data(cfg.data, cfg.images, **read)
+    data = read_labelled_data(source, cfg.images, **read)
     extra = {}
     for name in ("val_data", "test_data"):
         path = getattr(cfg, name)
@@ -146,7 +168,7 @@ def _output_activation(cfg: TrainConfig, stats: dict[str, Any]) -> str:
     return cfg.output_activation
 
 
-def build_model(cfg: TrainConfig, data: LabelledData, train: pd.DataFrame) -> PerspectiveModel:
+def build_model(cfg: TrainConfig, data: LabelledData, train: pd.DataFrame, pre: Preprocessing) -> PerspectiveModel:
     stats = _train_stats(data, train)
     regression = data.task == "regression"
     if regression and cfg.loss == "weighted_mse" and min(stats["min"]) < 0:
@@ -157,7 +179,7 @@ def build_model(cfg: TrainConfig, data: LabelledData, train: pd.DataFrame) -> Pe
         target_names=data.names if regression else None,
         class_names=None if regression else data.names,
         weights=cfg.weights,
-        preprocessing=default_preprocessing(cfg.backbone, cfg.image_size).to_dict(),
+        preprocessing=pre.to_dict(),
         output_activation=_output_activation(cfg, stats) if regression else "none",
         loss=cfg.loss,
         huber_delta=cfg.huber_delta,
@@ -227,11 +249,11 @@ def train(cfg: TrainConfig) -> TrainResult:
     """Fit a model as ``cfg`` says, test its best checkpoint, and say where it is."""
     if cfg.resume and not Path(cfg.resume).is_file():
         raise UserError(f"--resume {cfg.resume}: no such checkpoint file")
-    pre = default_preprocessing(cfg.backbone, cfg.image_size)  # checks backbone and size before the data
+    pre = default_preprocessing(cfg.backbone, cfg.image_size, cfg.resize_mode)  # checks backbone and size before the data
     flip_pairs = parse_flip_pairs(cfg.flip_pairs)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     data, splits = _load_splits(cfg)
-    model = build_model(cfg, data, splits[0])
+    model = build_model(cfg, data, splits[0], pre)
     perm = flip_permutation(data.names, flip_pairs) if cfg.augment != "none" else None
     datamodule = PerspectiveDataModule(
         splits, data.task, data.names,

@@ -5,7 +5,9 @@ augmentation at one of three levels:
 
 - ``none``: the evaluation transform;
 - ``light``: horizontal flip, rotation within +-10 degrees, mild colour jitter;
-- ``strong``: as light, with a random resized crop (scale 0.6-1) and stronger jitter.
+- ``strong``: as light, with a random resized crop (scale 0.6-1) and stronger jitter. A crop
+  changes what is in the picture, so it suits labels that survive cropping (classes) better than
+  whole-photo scores.
 
 Mirroring a photo turns the car's left side into its right, so a horizontal flip must swap every
 ``..._left`` target with its ``..._right`` counterpart (and ``front_left`` with ``front_right`` for
@@ -38,16 +40,16 @@ def _to_normalised_tensor(pre: Preprocessing) -> list[v2.Transform]:
     ]
 
 
-def eval_transform(pre: Preprocessing) -> v2.Compose:
-    """PIL image -> normalised tensor, exactly as the backbone's weights expect."""
+def _resize(pre: Preprocessing) -> list[v2.Transform]:
     interpolation = InterpolationMode(pre.interpolation)
-    return v2.Compose(
-        [
-            v2.Resize(pre.resize_size, interpolation=interpolation, antialias=True),
-            v2.CenterCrop(pre.image_size),
-            *_to_normalised_tensor(pre),
-        ]
-    )
+    if pre.resize_mode == "full":
+        return [v2.Resize((pre.image_size, pre.image_size), interpolation=interpolation, antialias=True)]
+    return [v2.Resize(pre.resize_size, interpolation=interpolation, antialias=True), v2.CenterCrop(pre.image_size)]
+
+
+def eval_transform(pre: Preprocessing) -> v2.Compose:
+    """PIL image -> normalised tensor: resized as ``pre.resize_mode`` says, normalised as the weights expect."""
+    return v2.Compose([*_resize(pre), *_to_normalised_tensor(pre)])
 
 
 def train_transform(pre: Preprocessing, level: str) -> v2.Compose:
@@ -64,11 +66,7 @@ def train_transform(pre: Preprocessing, level: str) -> v2.Compose:
         ]
         jitter = v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.05)
     else:
-        geometry = [
-            v2.Resize(pre.resize_size, interpolation=interpolation, antialias=True),
-            v2.RandomRotation(10, interpolation=InterpolationMode.BILINEAR),
-            v2.CenterCrop(pre.image_size),
-        ]
+        geometry = [*_resize(pre), v2.RandomRotation(10, interpolation=InterpolationMode.BILINEAR)]
         jitter = v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2)
     return v2.Compose([*geometry, jitter, *_to_normalised_tensor(pre)])
 

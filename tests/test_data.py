@@ -17,6 +17,14 @@ def test_folder_with_labels_csv_is_regression_on_every_numeric_column(regression
     assert all(p.endswith(".png") and "images" in p for p in data.frame["path"])
 
 
+def test_perspective_score_columns_are_the_default_targets_of_the_car_format(regression_dir, tmp_path):
+    frame = pd.read_csv(regression_dir / "labels.csv").rename(columns={"redness": "perspective_score_hood"})
+    frame["azimuth"] = 90.0
+    frame.to_csv(tmp_path / "labels.csv", index=False)
+    data = read_labelled_data(tmp_path / "labels.csv", images=regression_dir / "images")
+    assert data.names == ["perspective_score_hood"]
+
+
 def test_csv_path_with_images_flag_and_target_subset(regression_dir, tmp_path):
     shutil.copytree(regression_dir / "images", tmp_path / "pics")
     data = read_labelled_data(regression_dir / "labels.csv", images=tmp_path / "pics", targets=["greenness"])

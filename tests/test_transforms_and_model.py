@@ -3,9 +3,10 @@ import math
 import pytest
 import torch
 
+from perspective.backbones import default_preprocessing
 from perspective.errors import UserError
 from perspective.model import PerspectiveModel, regression_loss, warmup_cosine, weighted_mse
-from perspective.transforms import flip_permutation, parse_flip_pairs
+from perspective.transforms import eval_transform, flip_permutation, parse_flip_pairs, train_transform
 
 NAMES = ["perspective_score_hood", "perspective_score_backdoor_left", "perspective_score_backdoor_right"]
 
@@ -82,3 +83,21 @@ def test_model_rejects_bad_settings():
         PerspectiveModel("resnet18", target_names=["a"], weights="none", optimizer="lbfgs")
     with pytest.raises(UserError, match="target names"):
         PerspectiveModel("resnet18", weights="none")
+
+
+def test_full_resize_keeps_the_whole_photo_and_crop_cuts_the_sides():
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.zeros((240, 320, 3), dtype=np.uint8)
+    pixels[:, :20] = 255  # a white band at the left edge
+    image = Image.fromarray(pixels)
+    full = eval_transform(default_preprocessing("resnet18", 64, "full"))(image)
+    crop = eval_transform(default_preprocessing("resnet18", 64, "crop"))(image)
+    assert full.shape == crop.shape == (3, 64, 64)
+    assert full[0, :, 0].min() > 1.5  # white after normalisation survives at the left edge
+    assert crop[0, :, 0].max() < 0  # the centre crop lost it
+    for level in ("none", "light", "strong"):
+        assert train_transform(default_preprocessing("resnet18", 64), level)(image).shape == (3, 64, 64)
+    with pytest.raises(UserError):
+        train_transform(default_preprocessing("resnet18", 64), "extreme")
