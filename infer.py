@@ -34,6 +34,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("csv", "json"), default="csv", help="result format (default csv)")
     p.add_argument("--show", type=int, default=20, help="rows to print on stdout (default 20)")
     add_runtime_flags(p, default_batch_size=32)
+    p.add_argument("--precision", choices=("auto", "32", "bf16", "16"), default="auto",
+                   help="auto = bf16 where the hardware computes it natively, else 32; 16 needs CUDA (default auto)")
     return p
 
 
@@ -85,7 +87,7 @@ def main() -> int:
     checkpoint = args.checkpoint or shipped_checkpoint()
     accelerator, _ = resolve_devices(args.gpus, args.accelerator, None)
     device = "cpu" if accelerator == "cpu" else "auto"
-    predictor = Predictor(load_checkpoint(checkpoint), device=device, precision=args.precision or "auto")
+    predictor = Predictor(load_checkpoint(checkpoint), device=device, precision=args.precision)
 
     shown, failed = [], 0
     with ResultWriter(args.result_csv, predictor.columns, args.format) as out:

@@ -40,12 +40,14 @@ def get_args_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("data")
     g.add_argument("-d", "--data", default=None,
-                   help="a folder with labels.csv + images/, a CSV file, or a folder of class subfolders")
+                   help="a folder with labels.csv + images/, a CSV file, or a folder of class subfolders "
+                        "(default: the built-in synthetic car dataset in data/synthetic, generated on first use)")
     g.add_argument("--images", default=None, help="images folder for a CSV given with -d (default: images/ beside it)")
     g.add_argument("--task", choices=("regression", "classification"), default=None,
                    help="force the task (default: detected from the data layout)")
     g.add_argument("--targets", type=lambda s: [t.strip() for t in s.split(",") if t.strip()], default=None,
-                   help="regression target columns, comma-separated (default: every numeric column)")
+                   help="regression target columns, comma-separated (default: the perspective_score_* "
+                        "columns if any, else every numeric column)")
     g.add_argument("--label-column", default=None, help="class column of a CSV (default label); implies classification")
     g.add_argument("--val-fraction", type=float, default=0.15, help="validation share (default 0.15)")
     g.add_argument("--test-fraction", type=float, default=0.15, help="test share (default 0.15)")
@@ -78,6 +80,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("hardware and output")
     add_runtime_flags(g, default_batch_size=32)
+    g.add_argument("--precision", default=None,
+                   help="Lightning precision: 32-true, bf16-mixed, 16-mixed, ... (default: bf16-mixed where "
+                        "the hardware computes bf16 natively, else 32-true)")
     g.add_argument("--devices", default=None, help="devices per node, passed to Lightning (default auto)")
     g.add_argument("--strategy", default="auto", help="Lightning strategy: ddp, ddp_spawn, ... (default auto)")
     g.add_argument("--num-nodes", type=positive_int, default=1, help="machines for DDP (default 1)")

@@ -63,9 +63,6 @@ def add_runtime_flags(parser: argparse.ArgumentParser, default_batch_size: int) 
     parser.add_argument("-g", "--gpus", type=non_negative_int, default=None,
                         help="number of GPUs; 0 forces the CPU (default: what torch finds)")
     parser.add_argument("--accelerator", default="auto", help="cpu, gpu, cuda, mps or auto (default auto)")
-    parser.add_argument("--precision", default=None,
-                        help="32, bf16-mixed, 16-mixed, ... (default: bf16-mixed where the hardware "
-                             "supports it, else 32)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
 
 

@@ -26,7 +26,7 @@ def run_script(script: str, *args: str, cwd: Path | None = None, env: dict | Non
 
 @pytest.fixture(scope="session")
 def regression_dir(tmp_path_factory) -> Path:
-    return make_regression_set(tmp_path_factory.mktemp("regression"))
+    return make_regression_set(tmp_path_factory.mktemp("regression"), n=96)
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +36,7 @@ def class_dir(tmp_path_factory) -> Path:
 
 def _train(tmp: Path, data: Path, *extra: str) -> tuple[subprocess.CompletedProcess, Path]:
     result = run_script(
-        "train.py", "-d", str(data), "--weights", "none", "--image-size", "64", "-s", "8", "-w", "0",
+        "train.py", "-d", str(data), "--weights", "none", "--image-size", "32", "-w", "0",
         "--augment", "none", "-c", str(tmp / "ckpt"), "--logs-location", str(tmp / "logs"), "--quiet", *extra,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -48,9 +48,11 @@ def _train(tmp: Path, data: Path, *extra: str) -> tuple[subprocess.CompletedProc
 @pytest.fixture(scope="session")
 def trained_regression(tmp_path_factory, regression_dir):
     """(CompletedProcess, best checkpoint) of train.py on the regression set."""
-    return _train(tmp_path_factory.mktemp("train_reg"), regression_dir, "-e", "6", "-l", "3e-3", "--patience", "6")
+    # 96 images at 32 px, 10 epochs: mean test R² 0.92-0.97 over seeds 1-4 when this was written
+    return _train(tmp_path_factory.mktemp("train_reg"), regression_dir, "-s", "8", "-e", "10", "-l", "2e-3",
+                  "--patience", "10")
 
 
 @pytest.fixture(scope="session")
 def trained_classifier(tmp_path_factory, class_dir):
-    return _train(tmp_path_factory.mktemp("train_cls"), class_dir, "-e", "4", "-l", "3e-3")
+    return _train(tmp_path_factory.mktemp("train_cls"), class_dir, "-s", "4", "-e", "8", "-l", "3e-3")

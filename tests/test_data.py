@@ -13,7 +13,7 @@ from perspective.errors import UserError
 def test_folder_with_labels_csv_is_regression_on_every_numeric_column(regression_dir):
     data = read_labelled_data(regression_dir)
     assert data.task == "regression" and data.names == ["redness", "greenness"]
-    assert len(data.frame) == 48 and data.targets().shape == (48, 2)
+    assert len(data.frame) == 96 and data.targets().shape == (96, 2)
     assert all(p.endswith(".png") and "images" in p for p in data.frame["path"])
 
 
@@ -34,7 +34,7 @@ def test_csv_path_with_images_flag_and_target_subset(regression_dir, tmp_path):
 def test_imgs_folder_is_accepted(regression_dir, tmp_path):
     shutil.copytree(regression_dir / "images", tmp_path / "imgs")
     shutil.copy(regression_dir / "labels.csv", tmp_path)
-    assert len(read_labelled_data(tmp_path).frame) == 48
+    assert len(read_labelled_data(tmp_path).frame) == 96
 
 
 def test_image_folder_layout_is_classification(class_dir):
