@@ -78,6 +78,28 @@ def load_checkpoint(path: str | os.PathLike) -> PerspectiveModel:
     return model.eval()
 
 
+def slim_checkpoint(source: str | os.PathLike, target: str | os.PathLike, half: bool = True) -> Path:
+    """Write a prediction-only copy of a checkpoint: hyperparameters and weights, nothing else.
+
+    Optimizer and scheduler state make a training checkpoint three times the size of its weights;
+    with ``half`` the weights are stored in fp16 (``load_checkpoint`` casts them back to fp32), which
+    halves it again. Written to a temporary name and renamed.
+    """
+    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    state = {k: v.half() if half and v.is_floating_point() else v for k, v in checkpoint["state_dict"].items()}
+    slim = {
+        "hyper_parameters": checkpoint["hyper_parameters"],
+        "state_dict": state,
+        "epoch": checkpoint.get("epoch"),
+        "pytorch-lightning_version": checkpoint.get("pytorch-lightning_version"),
+    }
+    target = Path(target)
+    partial = target.with_name(target.name + ".partial")
+    torch.save(slim, partial)
+    os.replace(partial, target)
+    return target
+
+
 def output_columns(model: PerspectiveModel) -> list[str]:
     """CSV columns for the model's rows: path, predictions, error."""
     if model.hparams.task == "regression":
