@@ -104,11 +104,11 @@ def ensure_default_dataset(path: Path = DEFAULT_DATA, count: int = DEFAULT_DATA_
     """
     if (path / "labels.csv").is_file():
         return path
-    from .synth import generate
+    from .synth import default_synth_workers, generate
 
     log.info("generating the built-in synthetic dataset: %d images in %s (once)", count, path)
     staging = path.with_name(path.name + ".partial")
-    generate(staging, count, DEFAULT_DATA_SEED)
+    generate(staging, count, DEFAULT_DATA_SEED, workers=default_synth_workers())
     staging.replace(path)
     return path
 
