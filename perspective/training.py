@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,7 +202,9 @@ def _run_name(cfg: TrainConfig) -> str:
     return cfg.run_name or time.strftime("%Y%m%d-%H%M%S")
 
 
-def build_trainer(cfg: TrainConfig, model: PerspectiveModel, steps_per_epoch: int) -> pl.Trainer:
+def build_trainer(
+    cfg: TrainConfig, model: PerspectiveModel, steps_per_epoch: int, callbacks: Sequence[pl.Callback] = ()
+) -> pl.Trainer:
     accelerator, devices = resolve_devices(cfg.gpus, cfg.accelerator, cfg.devices)
     run = _run_name(cfg)
     monitor, mode = model.monitor
@@ -225,6 +228,7 @@ def build_trainer(cfg: TrainConfig, model: PerspectiveModel, steps_per_epoch: in
             checkpoint,
             EarlyStopping(monitor=monitor, mode=mode, patience=cfg.patience),
             LearningRateMonitor(logging_interval="epoch"),
+            *callbacks,
         ],
         logger=TensorBoardLogger(save_dir=cfg.logs_location, name=cfg.backbone, version=run),
         log_every_n_steps=max(1, min(50, steps_per_epoch)),
@@ -245,8 +249,11 @@ def metrics_table(metrics: dict[str, float], task: str, names: list[str]) -> pd.
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(columns))
 
 
-def train(cfg: TrainConfig) -> TrainResult:
-    """Fit a model as ``cfg`` says, test its best checkpoint, and say where it is."""
+def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResult:
+    """Fit a model as ``cfg`` says, test its best checkpoint, and say where it is.
+
+    ``callbacks`` are added to the Trainer's own (a hyperparameter search passes its pruning callback).
+    """
     if cfg.resume and not Path(cfg.resume).is_file():
         raise UserError(f"--resume {cfg.resume}: no such checkpoint file")
     pre = default_preprocessing(cfg.backbone, cfg.image_size, cfg.resize_mode)  # checks backbone and size before the data
@@ -264,7 +271,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         workers=cfg.workers,
     )
     steps_per_epoch = max(1, len(splits[0]) // cfg.batch_size)
-    trainer = build_trainer(cfg, model, steps_per_epoch)
+    trainer = build_trainer(cfg, model, steps_per_epoch, callbacks)
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.resume, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path or trainer.checkpoint_callback.last_model_path
     run_dir = str(Path(best).parent) if best else str(trainer.checkpoint_callback.dirpath)
