@@ -32,6 +32,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("-r", "--result-csv", default="last_results.csv",
                    help="where the results go (default ./last_results.csv)")
     p.add_argument("--format", choices=("csv", "json"), default="csv", help="result format (default csv)")
+    p.add_argument("--labels", default=None,
+                   help="labels CSV (filename plus the model's targets or label column): adds true_* columns "
+                        "and prints the metrics (default: a labels.csv found beside the images of -d)")
+    p.add_argument("--label-column", default=None,
+                   help="class column of the labels CSV (default: the one the checkpoint was trained with)")
     p.add_argument("--show", type=int, default=20, help="rows to print on stdout (default 20)")
     add_runtime_flags(p, default_batch_size=32)
     p.add_argument("--precision", choices=("auto", "32", "bf16", "16"), default="auto",
@@ -60,6 +65,38 @@ def collect_paths(images: list[str], directory: str | None, recursive: bool) -> 
     return paths
 
 
+def find_labels(labels: str | None, directory: str | None) -> tuple[str | None, bool]:
+    """The labels CSV to join, and whether the user named it (a found one that does not fit is only a warning)."""
+    if labels is not None:
+        return labels, True
+    if directory is None:
+        return None, False
+    from perspective.data import LABELS_CSV
+
+    folder = os.path.abspath(directory)
+    candidates = [os.path.join(folder, LABELS_CSV)]
+    if os.path.basename(folder) in ("images", "imgs"):
+        candidates.append(os.path.join(os.path.dirname(folder), LABELS_CSV))
+    return next((c for c in candidates if os.path.isfile(c)), None), False
+
+
+def load_lookup(model, labels: str | None, explicit: bool, directory: str | None, label_column: str | None):
+    """Truth by resolved image path, or None when there are no labels (or found ones do not fit)."""
+    from perspective.errors import UserError
+    from perspective.evaluation import load_truth, truth_lookup
+
+    if labels is None:
+        return None
+    try:
+        labelled = load_truth(model, labels, directory, label_column)
+    except UserError as exc:
+        if explicit:
+            raise
+        print(f"infer.py: warning: {labels} ignored: {exc}", file=sys.stderr)
+        return None
+    return truth_lookup(labelled.frame, model)
+
+
 def format_rows(rows: list[dict], columns: list[str]) -> str:
     import pandas as pd
 
@@ -77,8 +114,10 @@ def main() -> int:
         parser.error("give images with -i or a folder with -d")
     setup_logging(args.quiet)
     from perspective.errors import NothingDone
+    from perspective.evaluation import compute_metrics, truth_columns, with_truth
     from perspective.hardware import resolve_devices
     from perspective.predict import Predictor, load_checkpoint, shipped_checkpoint
+    from perspective.report import format_table, metrics_table
     from perspective.results import ResultWriter
 
     paths = collect_paths(args.image, args.directory, args.recursive)
@@ -88,14 +127,24 @@ def main() -> int:
     accelerator, _ = resolve_devices(args.gpus, args.accelerator, None)
     device = "cpu" if accelerator == "cpu" else "auto"
     predictor = Predictor(load_checkpoint(checkpoint), device=device, precision=args.precision)
+    labels, explicit = find_labels(args.labels, args.directory)
+    lookup = load_lookup(predictor.model, labels, explicit, args.directory, args.label_column)
+    rows = predictor.predict_paths(paths, args.batch_size, args.workers, progress=not args.quiet)
+    columns = predictor.columns
+    if lookup is not None:
+        truth = truth_columns(predictor.model)
+        columns = [*columns[:-1], *truth, "error"]
+        rows = with_truth(rows, lookup, truth)
 
-    shown, failed = [], 0
-    with ResultWriter(args.result_csv, predictor.columns, args.format) as out:
-        for row in predictor.predict_paths(paths, args.batch_size, args.workers, progress=not args.quiet):
+    shown, scored, failed = [], [], 0
+    with ResultWriter(args.result_csv, columns, args.format) as out:
+        for row in rows:
             out.write(row)
             failed += bool(row["error"])
             if len(shown) < args.show:
                 shown.append(row)
+            if lookup is not None:
+                scored.append(row)
     if shown:
         print(format_rows(shown, predictor.columns))
         if out.count > len(shown):
@@ -104,6 +153,12 @@ def main() -> int:
           f"({failed} unreadable); results: {args.result_csv}")
     if failed == out.count:
         raise NothingDone("no image could be read")
+    if lookup is not None:
+        import pandas as pd
+
+        metrics = compute_metrics(predictor.model, pd.DataFrame(scored, columns=columns))
+        print(f"\nmetrics against {labels}:")
+        print(format_table(metrics_table(metrics)))
     return 0
 
 

@@ -9,6 +9,7 @@ and the last line is ``best checkpoint: <path>``. See README.md for data layouts
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from perspective.cli import ArgumentParser, add_runtime_flags, positive_int, run, setup_logging
 
@@ -97,6 +98,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main() -> int:
     args = get_args_parser().parse_args()
     setup_logging(args.quiet)
+    from perspective.report import format_table
     from perspective.training import TrainConfig, train
 
     if args.devices is not None and args.devices.isdigit():
@@ -106,7 +108,8 @@ def main() -> int:
         return 0
     if result.test_table is not None:
         print("\ntest metrics of the best checkpoint:")
-        print(result.test_table.to_string(float_format=lambda v: f"{v:.4f}"))
+        print(format_table(result.test_table))
+        print(f"test report: {Path(result.run_dir) / 'test_report' / 'report.html'}")
     print(f"best checkpoint: {result.best_checkpoint}")
     return 0
 

@@ -125,7 +125,12 @@ def _keep_existing(frame: pd.DataFrame, source: str) -> pd.DataFrame:
 
 
 def _from_csv(
-    csv_path: Path, images: Path | None, task: str | None, targets: Sequence[str] | None, label_column: str | None
+    csv_path: Path,
+    images: Path | None,
+    task: str | None,
+    targets: Sequence[str] | None,
+    label_column: str | None,
+    allow_missing: bool = False,
 ) -> LabelledData:
     frame = _read_csv(csv_path)
     images = images or _images_dir(csv_path.parent)
@@ -140,11 +145,11 @@ def _from_csv(
         if label_col not in frame.columns:
             raise UserError(f"{source}: no label column {label_col!r} for classification (use --label-column)")
         labels = frame[label_col]
-        if labels.isna().any():
+        if labels.isna().any() and not allow_missing:
             raise UserError(f"{source}: {int(labels.isna().sum())} row(s) without a {label_col!r} value")
-        out = pd.DataFrame({"path": paths, "label": labels.astype(str)})
+        out = pd.DataFrame({"path": paths, "label": labels.map(lambda v: str(v) if pd.notna(v) else None)})
         out = _keep_existing(out, source)
-        return LabelledData(out, task, sorted(out["label"].unique()), source)
+        return LabelledData(out, task, sorted(out["label"].dropna().unique()), source)
 
     excluded = {"filename", label_col}
     if targets:
@@ -162,7 +167,7 @@ def _from_csv(
         if not names:
             raise UserError(f"{source}: no numeric target columns")
     bad = frame[names].isna().any(axis=1)
-    if bad.any():
+    if bad.any() and not allow_missing:
         rows = (np.flatnonzero(bad.to_numpy()) + 2).tolist()  # +2: header line, 1-based
         raise UserError(f"{source}: missing target values on line(s) {', '.join(map(str, rows[:5]))}")
     out = pd.concat([paths.rename("path"), frame[names].astype(np.float32)], axis=1)
@@ -190,6 +195,7 @@ def read_labelled_data(
     task: str | None = None,
     targets: Sequence[str] | None = None,
     label_column: str | None = None,
+    allow_missing: bool = False,
 ) -> LabelledData:
     """Read a dataset in any supported layout (see the module docstring).
 
@@ -199,17 +205,19 @@ def read_labelled_data(
         task: force ``"regression"`` or ``"classification"``; detected from the layout when None.
         targets: regression target columns (default: every numeric column).
         label_column: the class column of a CSV (default ``label``); implies classification.
+        allow_missing: keep rows whose target or label is missing (NaN / None) instead of refusing
+            the file; evaluation reports such rows and leaves them out of the metrics.
     """
     if task is not None and task not in TASKS:
         raise UserError(f"--task must be one of {', '.join(TASKS)}, not {task!r}")
     path = Path(data)
     images_path = Path(images) if images else None
     if path.is_file():
-        return _from_csv(path, images_path, task, targets, label_column)
+        return _from_csv(path, images_path, task, targets, label_column, allow_missing)
     if not path.is_dir():
         raise UserError(f"data {path}: no such file or folder")
     if (path / LABELS_CSV).is_file():
-        return _from_csv(path / LABELS_CSV, images_path or _images_dir(path), task, targets, label_column)
+        return _from_csv(path / LABELS_CSV, images_path or _images_dir(path), task, targets, label_column, allow_missing)
     if task == "regression":
         raise UserError(f"{path}: regression needs {LABELS_CSV} (a filename column and numeric targets)")
     return _from_image_folder(path)

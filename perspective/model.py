@@ -91,6 +91,8 @@ class PerspectiveModel(pl.LightningModule):
         scheduler: ``"cosine"`` (linear warm-up, cosine decay per step), ``"plateau"`` or ``"none"``.
         warmup_epochs: warm-up length of the cosine schedule.
         train_stats: statistics of the training targets (for baselines in reports).
+        data_config: how the training data was read and split (``label_column``, ``seed``,
+            ``val_fraction``, ``test_fraction``, ``source``), so evaluate.py can rebuild the same split.
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class PerspectiveModel(pl.LightningModule):
         scheduler: str = "cosine",
         warmup_epochs: float = 1.0,
         train_stats: dict[str, Any] | None = None,
+        data_config: dict[str, Any] | None = None,
     ):
         super().__init__()
         if preprocessing is None:

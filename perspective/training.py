@@ -12,6 +12,7 @@ takes rank 0's checkpoint folder.
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from collections.abc import Sequence
@@ -22,14 +23,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
+from PIL import Image
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from .backbones import DEFAULT_BACKBONE, Preprocessing, default_preprocessing
 from .data import LabelledData, PerspectiveDataModule, default_workers, read_labelled_data, split_data
 from .errors import UserError
+from .evaluation import Evaluation
 from .hardware import default_precision, resolve_devices
 from .model import PerspectiveModel
+from .report import flat_metrics
 from .transforms import eval_transform, flip_permutation, parse_flip_pairs, train_transform
 
 log = logging.getLogger(__name__)
@@ -193,6 +197,8 @@ def build_model(cfg: TrainConfig, data: LabelledData, train: pd.DataFrame, pre: 
         scheduler=cfg.scheduler,
         warmup_epochs=cfg.warmup_epochs,
         train_stats=stats,
+        data_config={"source": data.source, "label_column": cfg.label_column, "seed": cfg.seed,
+                     "val_fraction": cfg.val_fraction, "test_fraction": cfg.test_fraction},
     )
 
 
@@ -237,16 +243,30 @@ def build_trainer(
     )
 
 
-def metrics_table(metrics: dict[str, float], task: str, names: list[str]) -> pd.DataFrame:
-    """Logged ``test_*`` metrics as a table: a row per target and the mean (regression)."""
-    if task == "classification":
-        return pd.DataFrame({"accuracy": [metrics["test_acc"]], "macro_f1": [metrics["test_f1"]]}, index=["test"])
-    columns = ("mse", "mae", "rmse", "r2")
-    rows = {}
-    if len(names) > 1:
-        rows = {n: [metrics[f"test_{c}/{n}"] for c in columns] for n in names}
-    rows["mean" if len(names) > 1 else names[0]] = [metrics[f"test_{c}"] for c in columns]
-    return pd.DataFrame.from_dict(rows, orient="index", columns=list(columns))
+def evaluate_test_split(
+    cfg: TrainConfig, trainer: pl.Trainer, best: str, data: LabelledData, test: pd.DataFrame, run_dir: str
+) -> Evaluation:
+    """The evaluation report of the best checkpoint on the test split, beside the checkpoints.
+
+    It goes through the same prediction path as infer.py and evaluate.py, so the numbers printed at
+    the end of training are the ones a user gets later; metrics and plots also go to TensorBoard.
+    """
+    from .evaluation import evaluate
+    from .predict import Predictor, load_checkpoint
+
+    model = load_checkpoint(best)
+    device = "cpu" if trainer.strategy.root_device.type == "cpu" else str(trainer.strategy.root_device)
+    summary = {"data": data.source, "split": f"test ({len(test)} images, seed {cfg.seed})", "checkpoint": best}
+    result = evaluate(Predictor(model, device=device), test, Path(run_dir) / "test_report",
+                      title=f"Test split of {best}", summary=summary, batch_size=cfg.batch_size,
+                      workers=cfg.workers, seed=cfg.seed, progress=not cfg.quiet)
+    if isinstance(trainer.logger, TensorBoardLogger):
+        trainer.logger.log_metrics(flat_metrics(result.metrics), step=trainer.global_step)
+        for name, png in result.plots.items():
+            image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+            trainer.logger.experiment.add_image(f"test/{Path(name).stem}", image, trainer.global_step, dataformats="HWC")
+        trainer.logger.experiment.flush()
+    return result
 
 
 def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResult:
@@ -279,10 +299,11 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResul
     table = None
     if trainer.interrupted:
         log.warning("training interrupted; the checkpoints so far are in %s", run_dir)
-    elif len(splits[2]):
-        results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
-        metrics = {k: float(v) for k, v in results[0].items()}
-        table = metrics_table(metrics, data.task, data.names)
+    elif not trainer.is_global_zero:
+        pass  # rank 0 evaluates and reports
+    elif len(splits[2]) and best:
+        result = evaluate_test_split(cfg, trainer, best, data, splits[2], run_dir)
+        metrics, table = flat_metrics(result.metrics), result.table
     else:
         log.info("no test split (--test-fraction 0 and no --test-data): skipping the test")
     return TrainResult(best, run_dir, metrics, table, trainer.is_global_zero)

@@ -32,7 +32,8 @@ def test_checkpoint_alone_rebuilds_the_model_and_infer_predicts_a_directory(trai
     result = run_script("infer.py", "-d", str(regression_dir / "images"), "-c", str(best), "-r", str(out), "-q")
     assert result.returncode == 0, result.stderr
     frame = pd.read_csv(out)
-    assert list(frame.columns) == ["path", "redness", "greenness", "error"]
+    # labels.csv beside the images folder is found: its truth goes beside the predictions
+    assert list(frame.columns) == ["path", "redness", "greenness", "true_redness", "true_greenness", "error"]
     assert len(frame) == 96 and frame["error"].isna().all()
     truth = pd.read_csv(regression_dir / "labels.csv")
     frame["filename"] = frame["path"].map(lambda p: p.rsplit("/", 1)[-1])

@@ -1,0 +1,183 @@
+"""Evaluate a checkpoint on labelled images: predictions joined to truth, metrics, plots, report.
+
+The glue between the model side (``predict.Predictor``, the one prediction path, so an evaluation
+gives exactly the numbers ``infer.py`` gives) and ``report.py``, which only sees numbers. Used by
+evaluate.py, by train.py on the test split at the end of a run, and by ``infer.py --labels``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import report
+from .data import LABELS_CSV, LabelledData, load_image, read_labelled_data, split_data
+from .errors import UserError
+from .model import PerspectiveModel
+from .predict import Predictor
+
+log = logging.getLogger(__name__)
+
+TRUE = report.TRUE_PREFIX
+SPLITS = ("all", "train", "val", "test")
+
+
+def truth_columns(model: PerspectiveModel) -> list[str]:
+    """The ``true_*`` columns added beside a model's predictions."""
+    if model.hparams.task == "regression":
+        return [TRUE + n for n in model.names]
+    return [TRUE + "label"]
+
+
+def _csv_of(data: str | os.PathLike) -> Path | None:
+    path = Path(data)
+    if path.is_file():
+        return path
+    return path / LABELS_CSV if (path / LABELS_CSV).is_file() else None
+
+
+def load_truth(
+    model: PerspectiveModel, data: str | os.PathLike, images: str | os.PathLike | None = None,
+    label_column: str | None = None,
+) -> LabelledData:
+    """Read labelled data for ``model``: its targets (regression) or its label column (classification).
+
+    Rows with a missing label are kept (reported, then left out of the metrics). Raises ``UserError``
+    naming the mismatch when the data lacks the model's targets or has classes the model does not know.
+    """
+    hp = model.hparams
+    csv_path = _csv_of(data)
+    if hp.task == "regression":
+        if csv_path is None:
+            raise UserError(f"{data}: a regression checkpoint needs labels.csv with its target columns")
+        columns = set(pd.read_csv(csv_path, nrows=0).columns)
+        missing = [n for n in model.names if n not in columns]
+        if missing:
+            raise UserError(f"{csv_path} does not match the checkpoint: no column for its target(s) {', '.join(missing)}")
+        labelled = read_labelled_data(data, images, task="regression", targets=model.names, allow_missing=True)
+    else:
+        column = label_column or (hp.get("data_config") or {}).get("label_column")
+        labelled = read_labelled_data(data, images, task="classification", label_column=column, allow_missing=True)
+        unknown = sorted(set(labelled.names) - set(model.names))
+        if unknown:
+            raise UserError(f"{labelled.source} does not match the checkpoint: class(es) {', '.join(unknown)} "
+                            f"are not among its classes {', '.join(model.names)}")
+        labelled = LabelledData(labelled.frame, labelled.task, model.names, labelled.source)
+    _report_missing(labelled)
+    return labelled
+
+
+def _report_missing(labelled: LabelledData) -> None:
+    columns = labelled.names if labelled.task == "regression" else ["label"]
+    missing = labelled.frame[columns].isna().any(axis=1)
+    if missing.any():
+        names = labelled.frame.loc[missing, "path"].map(os.path.basename).tolist()
+        log.warning("%s: %d row(s) without a label, predicted but left out of the metrics: %s%s",
+                    labelled.source, len(names), ", ".join(names[:5]), " ..." if len(names) > 5 else "")
+
+
+def select_split(labelled: LabelledData, split: str, model: PerspectiveModel, seed: int | None = None) -> pd.DataFrame:
+    """The rows of ``split``: all of them, or the train/val/test part of the training run's split.
+
+    The fractions and seed come from the checkpoint (``data_config``); ``seed`` overrides the seed.
+    """
+    if split not in SPLITS:
+        raise UserError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
+    if split == "all":
+        return labelled.frame
+    config = model.hparams.get("data_config") or {}
+    if seed is None and "seed" not in config:
+        raise UserError(f"--split {split}: the checkpoint does not record its split; give the training --seed")
+    seed = seed if seed is not None else config["seed"]
+    train, val, test = split_data(labelled, config.get("val_fraction", 0.15), config.get("test_fraction", 0.15), seed)
+    return {"train": train, "val": val, "test": test}[split]
+
+
+def truth_lookup(labelled_frame: pd.DataFrame, model: PerspectiveModel) -> dict[str, dict[str, Any]]:
+    """Resolved image path -> its ``true_*`` values, for joining truth to prediction rows."""
+    source = model.names if model.hparams.task == "regression" else ["label"]
+    values = labelled_frame[source].to_dict("records")
+    keys = [os.path.realpath(p) for p in labelled_frame["path"]]
+    return {k: {TRUE + c: v for c, v in row.items()} for k, row in zip(keys, values)}
+
+
+def with_truth(rows: Iterable[dict[str, Any]], lookup: dict[str, dict[str, Any]], columns: list[str]):
+    """Yield prediction rows with their truth columns added (empty where the image has no label)."""
+    empty = dict.fromkeys(columns)
+    for row in rows:
+        yield {**row, **lookup.get(os.path.realpath(row["path"]), empty)}
+
+
+def compute_metrics(model: PerspectiveModel, frame: pd.DataFrame) -> dict[str, Any]:
+    """Metrics of prediction rows that carry truth columns; unreadable images are left out."""
+    stats = model.hparams.get("train_stats") or {}
+    readable = frame[frame["error"].fillna("") == ""]
+    if model.hparams.task == "regression":
+        pred = readable[model.names].to_numpy(dtype=np.float64)
+        truth = readable[truth_columns(model)].to_numpy(dtype=np.float64)
+        return report.regression_metrics(pred, truth, model.names, stats.get("mean"))
+    truth = [t if isinstance(t, str) else None for t in readable[TRUE + "label"]]
+    return report.classification_metrics(readable["label"].tolist(), truth, model.names, stats.get("counts"))
+
+
+def _thumbnail(path: str):
+    image = load_image(path)
+    image.thumbnail((320, 320))
+    return image
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, Any]
+    table: pd.DataFrame
+    plots: dict[str, bytes]
+    predictions: pd.DataFrame
+    outdir: Path | None
+
+
+def evaluate(
+    predictor: Predictor,
+    labelled_frame: pd.DataFrame,
+    outdir: str | os.PathLike | None,
+    *,
+    title: str,
+    summary: dict[str, Any] | None = None,
+    batch_size: int = 32,
+    workers: int = 0,
+    samples: int = 16,
+    seed: int = 0,
+    progress: bool = True,
+) -> Evaluation:
+    """Predict every image of ``labelled_frame``, score it against the truth and write the report.
+
+    Args:
+        predictor: the loaded model.
+        labelled_frame: ``path`` plus truth columns as in ``LabelledData.frame`` (from ``load_truth``).
+        outdir: where metrics, predictions, plots and report.html go; None writes nothing.
+        title, summary: the report's heading and its data section.
+        samples, seed: size and seed of the random sample grid.
+    """
+    model = predictor.model
+    lookup = truth_lookup(labelled_frame, model)
+    columns = [*predictor.columns[:-1], *truth_columns(model), "error"]
+    rows = with_truth(predictor.predict_paths(labelled_frame["path"].tolist(), batch_size, workers, progress),
+                      lookup, truth_columns(model))
+    predictions = pd.DataFrame(list(rows), columns=columns)
+    if (predictions["error"].fillna("") != "").all():
+        raise UserError("no image could be read; nothing to evaluate")
+    metrics = compute_metrics(model, predictions)
+    readable = predictions[predictions["error"].fillna("") == ""]
+    make = report.regression_plots if model.hparams.task == "regression" else report.classification_plots
+    plots = make(readable, model.names, metrics, _thumbnail, samples=samples, seed=seed)
+    summary = {"images": len(predictions), "unreadable": int(len(predictions) - len(readable)), **(summary or {})}
+    written = None
+    if outdir is not None:
+        written = report.write_report(outdir, metrics, predictions, plots, dict(model.hparams), summary, title)
+    return Evaluation(metrics, report.metrics_table(metrics), plots, predictions, written)
