@@ -146,7 +146,7 @@ class Predictor:
         with self._autocast():
             return self.model.predict_outputs(batch).float().cpu()
 
-    def _row(self, path: str, output: torch.Tensor | None, error: str) -> dict[str, Any]:
+    def row(self, path: str, output: torch.Tensor | None, error: str) -> dict[str, Any]:
         row: dict[str, Any] = {"path": path}
         names = self.model.names
         if self.model.hparams.task == "regression":
@@ -180,7 +180,7 @@ class Predictor:
                 output = None
                 if not error:
                     output, k = outputs[k], k + 1
-                yield self._row(dataset.paths[index], output, error)
+                yield self.row(dataset.paths[index], output, error)
             bar.update(len(indices))
         bar.close()
 

@@ -1,0 +1,591 @@
+"""The HTTP prediction server: a FastAPI application around one loaded ``Predictor``.
+
+``serve.py`` at the repository root is the command-line front end; this module holds everything a
+test would want to reach: the application factory, the micro-batcher, the upload limits and the
+log file.
+
+Why it is shaped this way:
+
+- One process, one model in memory. Concurrent requests are gathered by ``MicroBatcher`` into one
+  forward pass, which on a CPU costs much less per image than one pass per request; the pass runs in
+  a dedicated thread so the event loop keeps accepting and reading requests meanwhile.
+- Multipart parsing, image decoding and the transform run in a small thread pool (Pillow and
+  torch release the GIL), never on the event loop.
+- The predictions come from ``perspective.predict.Predictor`` (its transform, ``predict_tensor`` and
+  row building), the same path as ``infer.py``, so both give the same numbers for the same image.
+- Every bad upload is a 4xx with a JSON ``detail`` and a log line with the reason; the request body
+  is counted while it streams in, so an oversized upload is refused before it fills memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import io
+import json
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+from typing import Any
+
+import torch
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from PIL import Image, UnidentifiedImageError
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+from .data import load_image
+from .errors import UserError
+from .predict import Predictor
+
+log = logging.getLogger(__name__)
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+FILE_FIELD = "file"
+RAW_TYPES = ("image/", "application/octet-stream")
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Limits and batching of the server.
+
+    Args:
+        max_batch: most images in one forward pass.
+        max_wait_ms: how long the first image of a batch may wait for more; the batcher only waits
+            while other requests are still being decoded, so a lone request never waits.
+        max_upload_bytes: largest request body; bigger ones get 413.
+        max_pixels: largest image (width x height); bigger ones get 400 before they are decoded.
+        max_files: most ``file`` parts in one request (413 beyond).
+        max_queue: most images waiting for the model (queued or being decoded); beyond, 503.
+        api_key: when set, /predict and /model need it in the ``X-API-Key`` header.
+        decode_threads: threads that parse uploads and decode images.
+    """
+
+    max_batch: int = 16
+    max_wait_ms: float = 10.0
+    max_upload_bytes: int = 10 * 2**20
+    max_pixels: int = 50_000_000
+    max_files: int = 64
+    max_queue: int = 512
+    api_key: str | None = None
+    decode_threads: int = field(default_factory=lambda: max(1, min(os.cpu_count() or 1, 4)))
+
+
+# --- logging ----------------------------------------------------------------------------------
+
+def setup_log_file(path: str | os.PathLike, max_bytes: int = 10 * 2**20, backups: int = 5) -> RotatingFileHandler:
+    """Send this toolkit's and uvicorn's logs, INFO and up, to a size-limited rotating file.
+
+    Calling it again replaces the previous file handler instead of doubling every line.
+    """
+    path = Path(path)
+    try:
+        handler = RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"--log-file {path}: cannot write it ({exc.strerror or exc})") from None
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setLevel(logging.INFO)
+    handler.perspective_serve = True  # type: ignore[attr-defined] - marks ours for replacement
+    for name in ("perspective", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if getattr(h, "perspective_serve", False)]:
+            logger.removeHandler(old)
+            old.close()
+        logger.addHandler(handler)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+    return handler
+
+
+def _quote(text: str) -> str:
+    """A log value on one line whatever the client sent (no injected newlines)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+# --- uploads ----------------------------------------------------------------------------------
+
+@dataclass
+class Upload:
+    filename: str
+    data: bytes
+
+
+def reject(status: int, reason: str) -> HTTPException:
+    return HTTPException(status_code=status, detail=reason)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes.
+
+    A declared Content-Length over the limit is refused before reading anything; a chunked body is
+    counted as it streams in. What is left unread is discarded by uvicorn, never stored.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise reject(413, f"upload of {int(declared)} bytes is over the limit of {limit} bytes")
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise reject(413, f"upload is over the limit of {limit} bytes")
+    except ClientDisconnect:
+        raise reject(400, f"client disconnected after {len(body)} bytes of its upload") from None
+    return bytes(body)
+
+
+def parse_multipart(body: bytes, content_type: str, max_files: int) -> list[Upload]:
+    """The ``file`` parts of a multipart/form-data body, in order (other fields are ignored)."""
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise reject(400, "multipart body without a boundary in its Content-Type")
+    parts: list[dict[str, Any]] = []
+    header: dict[str, bytearray] = {"field": bytearray(), "value": bytearray()}
+
+    def on_part_begin() -> None:
+        parts.append({"disposition": b"", "data": bytearray()})
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header["field"] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header["value"] += data[start:end]
+
+    def on_header_end() -> None:
+        if bytes(header["field"]).lower() == b"content-disposition":
+            parts[-1]["disposition"] = bytes(header["value"])
+        header["field"], header["value"] = bytearray(), bytearray()
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        parts[-1]["data"] += data[start:end]
+
+    callbacks = {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
+                 "on_header_value": on_header_value, "on_header_end": on_header_end, "on_part_data": on_part_data}
+    try:
+        parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+        parser.write(body)
+        parser.finalize()
+    except FormParserError as exc:
+        raise reject(400, f"malformed multipart body ({exc})") from None
+    uploads = []
+    for part in parts:
+        _, options = parse_options_header(part["disposition"])
+        if options.get(b"name", b"").decode("utf-8", "replace") != FILE_FIELD:
+            continue
+        name = options.get(b"filename", b"").decode("utf-8", "replace")[:200]
+        uploads.append(Upload(name or f"file{len(uploads)}", bytes(part["data"])))
+    if len(uploads) > max_files:
+        raise reject(413, f"{len(uploads)} files in one request; the limit is {max_files}")
+    return uploads
+
+
+def decode_image(upload: Upload, transform: Callable, max_pixels: int) -> torch.Tensor:
+    """Bytes -> normalised tensor, as ``load_image`` + the model's transform; 400 when it cannot be.
+
+    The pixel count is checked from the header before anything is decoded, so a small file that
+    would expand to gigabytes (a decompression bomb) costs nothing.
+    """
+    name = upload.filename
+    if not upload.data:
+        raise reject(400, f"{name}: empty file, not an image")
+    try:
+        with Image.open(io.BytesIO(upload.data)) as probe:
+            width, height = probe.size
+    except Image.DecompressionBombError as exc:
+        raise reject(400, f"{name}: too many pixels ({exc})") from None
+    except UnidentifiedImageError:
+        raise reject(400, f"{name}: not an image (no format Pillow reads)") from None
+    except Exception as exc:  # noqa: BLE001 - a header Pillow recognises but cannot parse
+        raise reject(400, f"{name}: not an image ({type(exc).__name__}: {exc})") from None
+    if width * height > max_pixels:
+        raise reject(400, f"{name}: {width}x{height} pixels is over the limit of {max_pixels} pixels")
+    try:
+        return transform(load_image(io.BytesIO(upload.data)))  # type: ignore[arg-type] - a file object works
+    except Image.DecompressionBombError as exc:
+        raise reject(400, f"{name}: too many pixels ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - truncated or corrupt data, any codec error
+        raise reject(400, f"{name}: corrupt image ({type(exc).__name__}: {exc})") from None
+
+
+# --- batching ---------------------------------------------------------------------------------
+
+@dataclass
+class _Job:
+    image: torch.Tensor
+    future: asyncio.Future
+
+
+class MicroBatcher:
+    """Gathers images from concurrent requests into one forward pass, run in its own thread.
+
+    A batch starts with the oldest waiting image and takes every image already queued, up to
+    ``max_batch``. It waits up to ``max_wait_s`` for more only while some request is still being
+    decoded (``expect``), since only then can more images come soon; a lone request runs at once.
+
+    Args:
+        run_batch: list of image tensors -> one output row per image (called in the model thread).
+        max_batch, max_wait_s, max_queue: see ``ServeConfig``.
+    """
+
+    def __init__(self, run_batch: Callable[[list[torch.Tensor]], torch.Tensor], max_batch: int,
+                 max_wait_s: float, max_queue: int):
+        self.run_batch = run_batch
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.max_queue = max_queue
+        self.batches = 0  # forward passes run and images predicted, reported by /health
+        self.images = 0
+        self._jobs: deque[_Job] = deque()
+        self._incoming = 0
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        for job in self._jobs:
+            if not job.future.done():
+                job.future.set_exception(RuntimeError("server shutting down"))
+        self._jobs.clear()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @contextmanager
+    def expect(self, n: int) -> Iterator[None]:
+        """Announce ``n`` images being decoded (so a batch may wait for them); 503 when full."""
+        if len(self._jobs) + self._incoming + n > self.max_queue:
+            raise HTTPException(503, detail="server busy: too many images waiting, retry later",
+                                headers={"Retry-After": "1"})
+        self._incoming += n
+        try:
+            yield
+        finally:
+            self._incoming -= n
+            self._wake()
+
+    async def predict(self, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """One output row per image, from whichever batches they land in."""
+        loop = asyncio.get_running_loop()
+        jobs = [_Job(image, loop.create_future()) for image in images]
+        self._jobs.extend(jobs)
+        self._wake()
+        return list(await asyncio.gather(*(job.future for job in jobs)))
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def _gather(self) -> list[_Job]:
+        """Wait for the next batch: at least one job, more while they are worth waiting for."""
+        loop = asyncio.get_running_loop()
+        while not self._jobs:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        deadline = loop.time() + self.max_wait_s
+        while len(self._jobs) < self.max_batch and self._incoming > 0:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except asyncio.TimeoutError:
+                break
+        count = min(len(self._jobs), self.max_batch)
+        return [self._jobs.popleft() for _ in range(count)]
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = [job for job in await self._gather() if not job.future.done()]
+            if not jobs:
+                continue
+            try:
+                outputs = await loop.run_in_executor(self._executor, self.run_batch, [j.image for j in jobs])
+            except Exception as exc:  # noqa: BLE001 - one failed pass must not stop the server
+                log.exception("forward pass of %d image(s) failed", len(jobs))
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            self.batches += 1
+            self.images += len(jobs)
+            for job, output in zip(jobs, outputs):
+                if not job.future.done():
+                    job.future.set_result(output)
+
+
+# --- the application --------------------------------------------------------------------------
+
+def model_summary(predictor: Predictor, checkpoint: Path) -> dict[str, Any]:
+    """What GET /model answers: the model, its preprocessing, and what the checkpoint says about training."""
+    hp = predictor.model.hparams
+    names_key = "targets" if hp.task == "regression" else "classes"
+    return {
+        "name": checkpoint.stem,
+        "checkpoint": checkpoint.name,
+        "backbone": hp.backbone,
+        "task": hp.task,
+        names_key: predictor.model.names,
+        "image_size": predictor.preprocessing.image_size,
+        "preprocessing": predictor.preprocessing.to_dict(),
+        "device": str(predictor.device),
+        "precision": predictor.precision,
+        "training_metrics": training_metrics(checkpoint, dict(hp)),
+    }
+
+
+def training_metrics(checkpoint: Path, hparams: dict[str, Any]) -> dict[str, Any]:
+    """Whatever the checkpoint holds about its training; a key is null when the checkpoint lacks it."""
+    try:  # mmap: reading the epoch must not load a second copy of the weights
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - an old (non-zip) file cannot be mapped
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    best = None
+    for state in (ckpt.get("callbacks") or {}).values():
+        if isinstance(state, dict) and state.get("best_model_score") is not None:
+            best = {"monitor": state.get("monitor"), "value": float(state["best_model_score"])}
+    return {
+        "epoch": ckpt.get("epoch"),
+        "global_step": ckpt.get("global_step"),
+        "best_checkpoint_score": best,
+        "train_stats": hparams.get("train_stats"),
+    }
+
+
+def prediction_item(predictor: Predictor, filename: str, output: torch.Tensor) -> dict[str, Any]:
+    """One response item, built from ``Predictor``'s row so it matches infer.py's CSV."""
+    row = predictor.row(filename, output, "")
+    names = predictor.model.names
+    if predictor.model.hparams.task == "regression":
+        return {"filename": filename, "scores": {n: row[n] for n in names}}
+    return {"filename": filename, "label": row["label"], "confidence": row["confidence"],
+            "probabilities": {c: row[f"prob_{c}"] for c in names}}
+
+
+def _log_item(request_id: str, item: dict[str, Any]) -> None:
+    if "scores" in item:
+        scores = {k: round(v, 4) for k, v in item["scores"].items()}
+        log.info("prediction id=%s file=%s scores=%s", request_id, _quote(item["filename"]), json.dumps(scores))
+    else:
+        log.info("prediction id=%s file=%s label=%s confidence=%.4f", request_id, _quote(item["filename"]),
+                 _quote(item["label"]), item["confidence"])
+
+
+class AccessLog:
+    """ASGI middleware: a request id, and one log line per request once its response has gone.
+
+    Counts the body bytes the application actually read, and takes the image count from
+    ``request.state.images`` when the endpoint set it.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        request_id = uuid.uuid4().hex[:12]
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        seen = {"bytes": 0, "status": 500}
+
+        async def counting_receive():
+            message = await receive()
+            seen["bytes"] += len(message.get("body", b""))
+            return message
+
+        async def tagging_send(message):
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tagging_send)
+        finally:
+            client = scope.get("client")
+            log.info("request id=%s client=%s method=%s path=%s status=%d images=%d bytes=%d latency_ms=%.1f",
+                     request_id, f"{client[0]}:{client[1]}" if client else "-", scope["method"],
+                     _quote(scope["path"]), seen["status"], state.get("images", 0), seen["bytes"],
+                     (time.perf_counter() - start) * 1000)
+
+
+PREDICT_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {FILE_FIELD: {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                "required": [FILE_FIELD],
+            }
+        },
+        "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+        "image/png": {"schema": {"type": "string", "format": "binary"}},
+    },
+}
+
+
+def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: ServeConfig | None = None) -> FastAPI:
+    """The FastAPI application serving ``predictor`` (already loaded: the model is loaded once).
+
+    Endpoints: POST /predict, GET /health, GET /model, and the OpenAPI docs at /docs.
+    """
+    config = config or ServeConfig()
+    checkpoint = Path(checkpoint)
+    summary = model_summary(predictor, checkpoint)
+    model_name = summary["name"]
+    batcher = MicroBatcher(lambda images: predictor.predict_tensor(torch.stack(images)),
+                           config.max_batch, config.max_wait_ms / 1000, config.max_queue)
+    decoder = ThreadPoolExecutor(max_workers=config.decode_threads, thread_name_prefix="decode")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        batcher.start()
+        log.info("model %s ready (%s, %s, %d px, %s on %s); max batch %d, max wait %g ms", model_name,
+                 summary["backbone"], summary["task"], summary["image_size"], predictor.precision,
+                 predictor.device, config.max_batch, config.max_wait_ms)
+        yield
+        await batcher.stop()
+        decoder.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="perspective", version="0.1.0", lifespan=lifespan,
+                  description="Perspective scores (or class labels) for uploaded car images.")
+    app.add_middleware(AccessLog)
+    key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="needed when the server has --api-key")
+
+    def check_key(key: str | None = Depends(key_header)) -> None:
+        if config.api_key is not None and not hmac.compare_digest((key or "").encode(), config.api_key.encode()):
+            raise reject(401, "missing or wrong X-API-Key")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def logged_http_exception(request: Request, exc: StarletteHTTPException):
+        log.warning("rejected id=%s path=%s status=%d reason=%s", request.state.request_id,
+                    _quote(request.url.path), exc.status_code, _quote(str(exc.detail)))
+        return await http_exception_handler(request, exc)
+
+    @app.exception_handler(Exception)
+    async def logged_error(request: Request, exc: Exception):
+        log.exception("error id=%s path=%s", request.state.request_id, _quote(request.url.path))
+        return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, status_code=500)
+
+    async def uploads_of(request: Request) -> list[Upload]:
+        content_type = request.headers.get("content-type", "")
+        kind = content_type.split(";")[0].strip().lower()
+        if kind == "multipart/form-data":
+            body = await read_body(request, config.max_upload_bytes)
+            loop = asyncio.get_running_loop()
+            uploads = await loop.run_in_executor(decoder, parse_multipart, body, content_type, config.max_files)
+        elif kind.startswith(RAW_TYPES):
+            body = await read_body(request, config.max_upload_bytes)
+            uploads = [Upload(request.headers.get("x-filename", "upload")[:200], body)] if body else []
+        else:
+            uploads = []
+        if not uploads:
+            raise reject(422, f"no image: send multipart/form-data with one or more '{FILE_FIELD}' parts, "
+                              "or the image itself as the body with an image/* Content-Type")
+        return uploads
+
+    @app.post("/predict", dependencies=[Depends(check_key)], openapi_extra={"requestBody": PREDICT_BODY},
+              summary="Scores (or label) for one or more uploaded images")
+    async def predict(request: Request):
+        start = time.perf_counter()
+        uploads = await uploads_of(request)
+        request.state.images = len(uploads)
+        loop = asyncio.get_running_loop()
+        with batcher.expect(len(uploads)):
+            images = await asyncio.gather(*(
+                loop.run_in_executor(decoder, decode_image, u, predictor.transform, config.max_pixels)
+                for u in uploads))
+        outputs = await batcher.predict(images)
+        items = [prediction_item(predictor, u.filename, out) for u, out in zip(uploads, outputs)]
+        for item in items:
+            _log_item(request.state.request_id, item)
+        latency = round((time.perf_counter() - start) * 1000, 2)
+        return JSONResponse({"model": model_name, "predictions": items, "latency_ms": latency})
+
+    @app.get("/health", summary="200 with the model's name when the server is ready")
+    async def health():
+        if not batcher.running:
+            raise reject(503, "model not ready")
+        return {"status": "ok", "model": model_name, "forward_passes": batcher.batches, "images": batcher.images}
+
+    @app.get("/model", dependencies=[Depends(check_key)], summary="The model and what its checkpoint holds")
+    async def model():
+        return summary
+
+    return app
+
+
+# --- running it -------------------------------------------------------------------------------
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready socket on ``host:port`` (port 0: any free port); UserError when it cannot be had.
+
+    Binding here, before uvicorn starts, turns "address in use" into one clear line and lets a
+    caller ask for port 0 and learn the real port from the log.
+    """
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)  # connections made before uvicorn starts accepting wait instead of being refused
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run ``app`` with uvicorn until SIGINT or SIGTERM (logging is left as the caller set it up)."""
+    import uvicorn
+
+    sock = bind(host, port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    if host not in LOOPBACK_HOSTS:
+        log.warning("listening on %s: reachable from other machines", host)
+    log.info("serving on http://%s:%d (docs at /docs)", shown, bound_port)
+    config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=10)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the previous handler;
+    # this one makes that a normal return (exit 0), as a service manager expects from a clean stop.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: log.info("stopped by SIGTERM"))
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
