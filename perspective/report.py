@@ -175,7 +175,9 @@ def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
              "macro_f1": [metrics["macro_f1"], None, None]},
             index=["model", f"baseline: always {base['majority_class']}", "baseline: random by prior"],
         )
-        return pd.concat([summary, table])
+        table = pd.concat([summary, table])
+        table["support"] = table["support"].astype("Int64")  # counts print as counts
+        return table
     columns = ("mse", "mae", "rmse", "r2")
     rows = {name: [s[c] for c in columns] + [metrics["baseline"]["targets"][name][c] for c in ("rmse", "r2")]
             for name, s in metrics["targets"].items()}
@@ -185,6 +187,8 @@ def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
 
 
 def format_table(table: pd.DataFrame) -> str:
+    if "support" in table.columns:  # counts print as counts
+        table = table.assign(support=["-" if pd.isna(v) else str(int(v)) for v in table["support"]])
     return table.to_string(float_format=lambda v: f"{v:.4f}", na_rep="-")
 
 
