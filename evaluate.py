@@ -35,6 +35,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="split seed (default: the training run's)")
     p.add_argument("--samples", type=non_negative_int, default=16, help="images in the sample grid (default 16)")
     add_runtime_flags(p, default_batch_size=32)
+    p.add_argument("--compile", action="store_true",
+                   help="run the model through torch.compile: a slow first batch, then faster on large runs")
     p.add_argument("--precision", choices=("auto", "32", "bf16", "16"), default="auto",
                    help="auto = bf16 where the hardware computes it natively, else 32 (default auto)")
     return p
@@ -45,15 +47,16 @@ def main() -> int:
     setup_logging(args.quiet)
     from perspective.evaluation import evaluate, load_truth, select_split
     from perspective.hardware import resolve_devices
-    from perspective.predict import Predictor, load_checkpoint, shipped_checkpoint
+    from perspective.predict import Predictor, load_model, shipped_checkpoint
     from perspective.report import format_table
 
     checkpoint = args.checkpoint or shipped_checkpoint()
-    model = load_checkpoint(checkpoint)
+    model = load_model(checkpoint)
     labelled = load_truth(model, args.data, args.images, args.label_column)
     frame = select_split(labelled, args.split, model, args.seed)
     accelerator, _ = resolve_devices(args.gpus, args.accelerator, None)
-    predictor = Predictor(model, device="cpu" if accelerator == "cpu" else "auto", precision=args.precision)
+    predictor = Predictor(model, device="cpu" if accelerator == "cpu" else "auto", precision=args.precision,
+                          compile=args.compile)
     summary = {"data": labelled.source, "split": args.split, "checkpoint": str(checkpoint)}
     result = evaluate(predictor, frame, args.out, title=f"Evaluation of {checkpoint}", summary=summary,
                       batch_size=args.batch_size, workers=args.workers, samples=args.samples,

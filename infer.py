@@ -28,7 +28,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("-d", "--directory", default=None, help="predict every image in this folder")
     p.add_argument("-R", "--recursive", action="store_true", help="with -d, include subfolders")
     p.add_argument("-c", "--checkpoint", default=None,
-                   help="checkpoint from train.py (default: the shipped model in trained_models/)")
+                   help="checkpoint from train.py, or an ONNX model from export.py (default: the shipped model "
+                        "in trained_models/)")
     p.add_argument("-r", "--result-csv", default="last_results.csv",
                    help="where the results go (default ./last_results.csv)")
     p.add_argument("--format", choices=("csv", "json"), default="csv", help="result format (default csv)")
@@ -39,6 +40,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="class column of the labels CSV (default: the one the checkpoint was trained with)")
     p.add_argument("--show", type=int, default=20, help="rows to print on stdout (default 20)")
     add_runtime_flags(p, default_batch_size=32)
+    p.add_argument("--compile", action="store_true",
+                   help="run the model through torch.compile: a slow first batch, then faster on large runs")
     p.add_argument("--precision", choices=("auto", "32", "bf16", "16"), default="auto",
                    help="auto = bf16 where the hardware computes it natively, else 32; 16 needs CUDA (default auto)")
     return p
@@ -116,7 +119,7 @@ def main() -> int:
     from perspective.errors import NothingDone
     from perspective.evaluation import compute_metrics, truth_columns, with_truth
     from perspective.hardware import resolve_devices
-    from perspective.predict import Predictor, load_checkpoint, shipped_checkpoint
+    from perspective.predict import Predictor, load_model, shipped_checkpoint
     from perspective.report import format_table, metrics_table
     from perspective.results import ResultWriter
 
@@ -126,7 +129,8 @@ def main() -> int:
     checkpoint = args.checkpoint or shipped_checkpoint()
     accelerator, _ = resolve_devices(args.gpus, args.accelerator, None)
     device = "cpu" if accelerator == "cpu" else "auto"
-    predictor = Predictor(load_checkpoint(checkpoint), device=device, precision=args.precision)
+    predictor = Predictor(load_model(checkpoint), device=device, precision=args.precision,
+                          compile=args.compile)
     labels, explicit = find_labels(args.labels, args.directory)
     lookup = load_lookup(predictor.model, labels, explicit, args.directory, args.label_column)
     rows = predictor.predict_paths(paths, args.batch_size, args.workers, progress=not args.quiet)

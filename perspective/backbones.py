@@ -134,6 +134,11 @@ class Preprocessing:
     interpolation: str
     resize_mode: str = "full"
 
+    @property
+    def decode_size(self) -> int:
+        """The smallest side the decoded image needs before the resize loses nothing (see ``load_image``)."""
+        return self.image_size if self.resize_mode == "full" else self.resize_size
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "image_size": self.image_size,

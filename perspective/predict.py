@@ -78,6 +78,15 @@ def load_checkpoint(path: str | os.PathLike) -> PerspectiveModel:
     return model.eval()
 
 
+def load_model(path: str | os.PathLike):
+    """A checkpoint (``load_checkpoint``) or, for a ``.onnx`` file, an exported model run by onnxruntime."""
+    if Path(path).suffix.lower() == ".onnx":
+        from .export import OnnxModel
+
+        return OnnxModel(path)
+    return load_checkpoint(path)
+
+
 def slim_checkpoint(source: str | os.PathLike, target: str | os.PathLike, half: bool = True) -> Path:
     """Write a prediction-only copy of a checkpoint: hyperparameters and weights, nothing else.
 
@@ -111,12 +120,16 @@ class Predictor:
     """A loaded model on a device, ready to turn image paths into rows.
 
     Args:
-        model: from ``load_checkpoint``.
+        model: from ``load_model`` (a checkpoint, or an ONNX model that runs in onnxruntime, fp32 on the CPU).
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda[:N]"``.
         precision: ``"auto"`` (bf16 where native), ``"32"``, ``"bf16"`` or ``"16"`` (CUDA only).
+        compile: run the model through ``torch.compile`` (slow first batch, faster after).
     """
 
-    def __init__(self, model: PerspectiveModel, device: str = "auto", precision: str = "auto"):
+    def __init__(self, model: PerspectiveModel, device: str = "auto", precision: str = "auto", compile: bool = False):
+        in_torch = getattr(model, "runs_in_torch", True)
+        if not in_torch:
+            device, precision = "cpu", "32"
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
@@ -132,6 +145,9 @@ class Predictor:
         self.preprocessing = Preprocessing.from_dict(model.hparams.preprocessing)
         self.transform = eval_transform(self.preprocessing)
         self.columns = output_columns(model)
+        self._forward = model.predict_outputs
+        if compile and in_torch:
+            self._forward = torch.compile(model.predict_outputs, dynamic=True)
 
     def _autocast(self):
         if self.precision == "32":
@@ -144,7 +160,7 @@ class Predictor:
         """Normalised image batch -> scores or class probabilities (fp32, on the CPU)."""
         batch = batch.to(self.device, non_blocking=True, memory_format=torch.channels_last)
         with self._autocast():
-            return self.model.predict_outputs(batch).float().cpu()
+            return self._forward(batch).float().cpu()
 
     def row(self, path: str, output: torch.Tensor | None, error: str) -> dict[str, Any]:
         row: dict[str, Any] = {"path": path}
@@ -164,7 +180,8 @@ class Predictor:
         self, paths: Sequence[str | os.PathLike], batch_size: int = 32, workers: int = 0, progress: bool = True
     ) -> Iterator[dict[str, Any]]:
         """Yield one row per path, in order, as batches finish (nothing accumulates)."""
-        dataset = ImageFileDataset(paths, self.transform, self.preprocessing.image_size)
+        pre = self.preprocessing
+        dataset = ImageFileDataset(paths, self.transform, pre.image_size, pre.decode_size)
         loader = DataLoader(
             dataset,
             batch_size=batch_size,

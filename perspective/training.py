@@ -289,6 +289,8 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResul
         flip_permutation=perm,
         batch_size=cfg.batch_size,
         workers=cfg.workers,
+        draft_size=pre.decode_size,
+        train_draft_size=None if cfg.augment == "strong" else pre.decode_size,  # a random crop needs every pixel
     )
     steps_per_epoch = max(1, len(splits[0]) // cfg.batch_size)
     trainer = build_trainer(cfg, model, steps_per_epoch, callbacks)
