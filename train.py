@@ -57,6 +57,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--augment", choices=("none", "light", "strong"), default="light",
                    help="training augmentation: light = flip, rotation within 10 degrees, colour jitter; "
                         "strong adds a random resized crop (default light)")
+    g.add_argument("--strict", action="store_true",
+                   help="decode every image before training and stop (exit 2) if any cannot be read "
+                        "(default: unreadable images are skipped with a warning)")
     g.add_argument("--flip-pairs", default=None,
                    help="targets or classes swapped by a horizontal flip, as a:b,c:d (default: every "
                         "*left* name with its *right* counterpart)")
@@ -91,7 +94,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="checkpoint folder; runs go to <it>/<backbone>/<run>/ (default ./checkpoints)")
     g.add_argument("--logs-location", default="lightning_logs", help="TensorBoard folder (default ./lightning_logs)")
     g.add_argument("--run-name", default=None, help="name of this run's folders (default: a timestamp)")
-    g.add_argument("--resume", default=None, help="continue a run from this checkpoint (e.g. its last.ckpt)")
+    g.add_argument("--resume", default=None,
+                   help="continue a run from this checkpoint (e.g. its last.ckpt), or 'last' for the newest "
+                        "last.ckpt of this backbone under -c")
     return p
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,6 +229,9 @@ def _load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
         raise UserError(f"--weights: no such file {path} (expected imagenet, none, or a state_dict file)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise UserError(f"--weights {path} refused: it needs arbitrary Python objects to load, which could run "
+                        "code; only plain tensors are accepted") from None
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's data error
         raise UserError(f"--weights {path}: not a loadable state_dict ({type(exc).__name__}: {exc})") from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):

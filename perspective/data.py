@@ -22,13 +22,14 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
 from PIL import Image, ImageOps
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision.datasets.folder import find_classes, make_dataset
 from torchvision.transforms.v2 import functional as F
 
@@ -40,6 +41,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".
 TASKS = ("regression", "classification")
 LABELS_CSV = "labels.csv"
 SCORE_PREFIX = "perspective_score_"
+MAX_PIXELS = 50_000_000  # larger images are refused before decoding: a decompression bomb costs nothing
 
 
 def default_workers() -> int:
@@ -55,6 +57,8 @@ def load_image(path: str | os.PathLike, draft_size: int | None = None) -> Image.
     would keep, and costs about a third less (measured in benchmarks/bench_infer.py).
     """
     with Image.open(path) as img:
+        if img.width * img.height > MAX_PIXELS:
+            raise ValueError(f"{img.width}x{img.height} pixels is over the limit of {MAX_PIXELS:,}")
         if draft_size and img.format == "JPEG":
             img.draft(None, (draft_size, draft_size))
         img = ImageOps.exif_transpose(img)
@@ -118,18 +122,47 @@ def _read_csv(csv_path: Path) -> pd.DataFrame:
         raise UserError(f"{csv_path}: no 'filename' column (columns: {', '.join(map(str, frame.columns))})")
     if frame.empty:
         raise UserError(f"{csv_path}: no rows")
+    duplicated = frame["filename"].astype(str)[frame["filename"].duplicated()].unique().tolist()
+    if duplicated:
+        raise UserError(f"{csv_path}: {len(duplicated)} duplicate filename(s), each must be listed once: "
+                        f"{', '.join(duplicated[:5])}")
     return frame
+
+
+def _names(paths: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(os.path.basename(p) for p in paths[:limit])
+    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
 def _keep_existing(frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    exists = frame["path"].map(os.path.isfile)
-    if not exists.all():
-        missing = frame.loc[~exists, "path"].map(os.path.basename).tolist()
-        log.warning("%s: %d image(s) not found, skipped: %s", source, len(missing), ", ".join(missing[:5]))
-        frame = frame[exists].reset_index(drop=True)
+    """Drop rows whose image is missing or empty (cheap to find before training), with one warning each."""
+    checks = (("not found", lambda p: not os.path.isfile(p)), ("empty (0 bytes)", lambda p: os.path.getsize(p) == 0))
+    for problem, is_bad in checks:
+        bad = frame["path"].map(is_bad)
+        if bad.any():
+            log.warning("%s: %d image(s) %s, skipped: %s", source, int(bad.sum()), problem,
+                        _names(frame.loc[bad, "path"].tolist()))
+            frame = frame[~bad].reset_index(drop=True)
     if frame.empty:
         raise UserError(f"{source}: none of the listed images exists")
     return frame
+
+
+def _mostly_numeric(column: pd.Series) -> bool:
+    """A text column whose values are mostly numbers: a target with stray entries, not metadata."""
+    if pd.api.types.is_numeric_dtype(column):
+        return False
+    numbers = pd.to_numeric(column, errors="coerce")
+    return numbers.notna().sum() >= 0.5 * column.notna().sum() > 0
+
+
+def _stray_values(frame: pd.DataFrame, column: str) -> str:
+    numbers = pd.to_numeric(frame[column], errors="coerce")
+    stray = frame[column].notna() & numbers.isna()
+    rows = (np.flatnonzero(stray.to_numpy()) + 2).tolist()  # +2: header line, 1-based
+    if not rows:
+        return ""
+    return f": {frame[column][stray].iloc[0]!r} on line(s) {', '.join(map(str, rows[:5]))}"
 
 
 def _from_csv(
@@ -139,6 +172,7 @@ def _from_csv(
     targets: Sequence[str] | None,
     label_column: str | None,
     allow_missing: bool = False,
+    skip_bad_files: bool = True,
 ) -> LabelledData:
     frame = _read_csv(csv_path)
     images = images or _images_dir(csv_path.parent)
@@ -156,7 +190,7 @@ def _from_csv(
         if labels.isna().any() and not allow_missing:
             raise UserError(f"{source}: {int(labels.isna().sum())} row(s) without a {label_col!r} value")
         out = pd.DataFrame({"path": paths, "label": labels.map(lambda v: str(v) if pd.notna(v) else None)})
-        out = _keep_existing(out, source)
+        out = _keep_existing(out, source) if skip_bad_files else out
         return LabelledData(out, task, sorted(out["label"].dropna().unique()), source)
 
     excluded = {"filename", label_col}
@@ -166,9 +200,13 @@ def _from_csv(
             raise UserError(f"{source}: unknown target column(s) {', '.join(unknown)}")
         non_numeric = [t for t in targets if not pd.api.types.is_numeric_dtype(frame[t])]
         if non_numeric:
-            raise UserError(f"{source}: target column(s) {', '.join(non_numeric)} are not numeric")
+            raise UserError(f"{source}: target column(s) {', '.join(non_numeric)} are not numeric"
+                            f"{_stray_values(frame, non_numeric[0])}")
         names = list(targets)
     else:
+        for column in frame.columns:
+            if column not in excluded and _mostly_numeric(frame[column]):
+                raise UserError(f"{source}: target column {column} is not numeric{_stray_values(frame, column)}")
         names = [c for c in frame.columns if c not in excluded and pd.api.types.is_numeric_dtype(frame[c])]
         scores = [c for c in names if str(c).startswith(SCORE_PREFIX)]
         names = scores or names  # car-perspective format: its other numeric columns are metadata
@@ -179,7 +217,8 @@ def _from_csv(
         rows = (np.flatnonzero(bad.to_numpy()) + 2).tolist()  # +2: header line, 1-based
         raise UserError(f"{source}: missing target values on line(s) {', '.join(map(str, rows[:5]))}")
     out = pd.concat([paths.rename("path"), frame[names].astype(np.float32)], axis=1)
-    return LabelledData(_keep_existing(out, source), "regression", [str(n) for n in names], source)
+    out = _keep_existing(out, source) if skip_bad_files else out
+    return LabelledData(out, "regression", [str(n) for n in names], source)
 
 
 def _from_image_folder(root: Path) -> LabelledData:
@@ -204,6 +243,7 @@ def read_labelled_data(
     targets: Sequence[str] | None = None,
     label_column: str | None = None,
     allow_missing: bool = False,
+    skip_bad_files: bool = True,
 ) -> LabelledData:
     """Read a dataset in any supported layout (see the module docstring).
 
@@ -215,17 +255,20 @@ def read_labelled_data(
         label_column: the class column of a CSV (default ``label``); implies classification.
         allow_missing: keep rows whose target or label is missing (NaN / None) instead of refusing
             the file; evaluation reports such rows and leaves them out of the metrics.
+        skip_bad_files: drop rows whose image is missing or empty, with a warning; False keeps them
+            (``--strict`` then reports every bad image together).
     """
     if task is not None and task not in TASKS:
         raise UserError(f"--task must be one of {', '.join(TASKS)}, not {task!r}")
     path = Path(data)
     images_path = Path(images) if images else None
     if path.is_file():
-        return _from_csv(path, images_path, task, targets, label_column, allow_missing)
+        return _from_csv(path, images_path, task, targets, label_column, allow_missing, skip_bad_files)
     if not path.is_dir():
         raise UserError(f"data {path}: no such file or folder")
     if (path / LABELS_CSV).is_file():
-        return _from_csv(path / LABELS_CSV, images_path or _images_dir(path), task, targets, label_column, allow_missing)
+        return _from_csv(path / LABELS_CSV, images_path or _images_dir(path), task, targets, label_column, allow_missing,
+                         skip_bad_files)
     if task == "regression":
         raise UserError(f"{path}: regression needs {LABELS_CSV} (a filename column and numeric targets)")
     return _from_image_folder(path)
@@ -257,6 +300,31 @@ def split_data(
     return train.reset_index(drop=True), val.reset_index(drop=True), test.reset_index(drop=True)
 
 
+_WARNED: set[str] = set()  # unreadable files already named in this process
+
+
+def skip_unreadable(batch: list) -> Any:
+    """DataLoader collate that drops the samples a dataset gave up on (None); None if none is left."""
+    batch = [sample for sample in batch if sample is not None]
+    return default_collate(batch) if batch else None
+
+
+def find_unreadable(paths: Sequence[str], draft_size: int | None = None, workers: int = 0) -> list[tuple[str, str]]:
+    """Decode every image (``--strict``); returns ``(path, reason)`` for each one that fails."""
+
+    def check(path: str) -> tuple[str, str] | None:
+        try:
+            load_image(path, draft_size).load()
+        except Exception as exc:  # noqa: BLE001 - every failure is a finding
+            return path, f"{type(exc).__name__}: {exc}"
+        return None
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:  # Pillow decodes without the GIL
+        return [bad for bad in pool.map(check, paths) if bad is not None]
+
+
 class LabelledImageDataset(Dataset):
     """Images with targets for training; mirrors images and swaps side labels together.
 
@@ -278,7 +346,7 @@ class LabelledImageDataset(Dataset):
         draft_size: int | None = None,
     ):
         self.paths = list(paths)
-        self.targets = torch.from_numpy(targets)
+        self.targets = torch.from_numpy(np.array(targets))  # a writable copy
         self.transform = transform
         self.flip = torch.tensor(flip_permutation) if flip_permutation is not None else None
         self.draft_size = draft_size
@@ -286,8 +354,15 @@ class LabelledImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, target = load_image(self.paths[i], self.draft_size), self.targets[i]
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The sample, or None for an image that cannot be read (``skip_unreadable`` drops it)."""
+        try:
+            image, target = load_image(self.paths[i], self.draft_size), self.targets[i]
+        except Exception as exc:  # noqa: BLE001 - one bad file must not end an epoch
+            if self.paths[i] not in _WARNED:
+                _WARNED.add(self.paths[i])
+                log.warning("unreadable image skipped: %s (%s: %s)", self.paths[i], type(exc).__name__, exc)
+            return None
         if self.flip is not None and torch.rand(()) < 0.5:
             image = F.horizontal_flip(image)
             target = target[self.flip] if target.ndim else self.flip[target]
@@ -371,6 +446,7 @@ class PerspectiveDataModule(pl.LightningDataModule):
             drop_last=train and len(frame) > self.batch_size,
             num_workers=self.workers,
             persistent_workers=self.workers > 0,
+            collate_fn=skip_unreadable,
             pin_memory=torch.cuda.is_available(),
         )
 

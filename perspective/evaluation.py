@@ -174,6 +174,10 @@ def evaluate(
         raise UserError("no image could be read; nothing to evaluate")
     metrics = compute_metrics(model, predictions)
     readable = predictions[predictions["error"].fillna("") == ""]
+    if len(readable) < len(predictions):
+        failed = predictions[predictions["error"].fillna("") != ""]
+        log.warning("%d image(s) could not be read, left out of the metrics: %s", len(failed),
+                    "; ".join(f"{p} ({e})" for p, e in zip(failed["path"][:5], failed["error"][:5])))
     make = report.regression_plots if model.hparams.task == "regression" else report.classification_plots
     plots = make(readable, model.names, metrics, _thumbnail, samples=samples, seed=seed)
     summary = {"images": len(predictions), "unreadable": int(len(predictions) - len(readable)), **(summary or {})}

@@ -183,7 +183,9 @@ class PerspectiveModel(pl.LightningModule):
         out = self(x)
         return out if self.hparams.task == "regression" else out.softmax(dim=-1)
 
-    def _step(self, batch, stage: str) -> torch.Tensor:
+    def _step(self, batch, stage: str) -> torch.Tensor | None:
+        if batch is None:  # every image of this batch was unreadable (see data.skip_unreadable)
+            return None
         x, y = batch
         out = self(x).float()
         loss = self.loss_fn(out, y)

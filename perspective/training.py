@@ -15,8 +15,9 @@ from __future__ import annotations
 import io
 import logging
 import time
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,14 @@ from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from .backbones import DEFAULT_BACKBONE, Preprocessing, default_preprocessing
-from .data import LabelledData, PerspectiveDataModule, default_workers, read_labelled_data, split_data
+from .data import (
+    LabelledData,
+    PerspectiveDataModule,
+    default_workers,
+    find_unreadable,
+    read_labelled_data,
+    split_data,
+)
 from .errors import UserError
 from .evaluation import Evaluation
 from .hardware import default_precision, resolve_devices
@@ -84,6 +92,7 @@ class TrainConfig:
     augment: str = "light"
     flip_pairs: str | None = None
     resume: str | None = None
+    strict: bool = False
     quiet: bool = False
 
 
@@ -120,7 +129,7 @@ def ensure_default_dataset(path: Path = DEFAULT_DATA, count: int = DEFAULT_DATA_
 
 def _load_splits(cfg: TrainConfig) -> tuple[LabelledData, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
     source = cfg.data if cfg.data is not None else ensure_default_dataset()
-    read = dict(task=cfg.task, targets=cfg.targets, label_column=cfg.label_column)
+    read = dict(task=cfg.task, targets=cfg.targets, label_column=cfg.label_column, skip_bad_files=not cfg.strict)
     data = read_labelled_data(source, cfg.images, **read)
     extra = {}
     for name in ("val_data", "test_data"):
@@ -144,10 +153,39 @@ def _load_splits(cfg: TrainConfig) -> tuple[LabelledData, tuple[pd.DataFrame, pd
         raise UserError(f"{data.source}: the training split has {len(train)} image(s); need at least 2")
     if len(val) == 0:
         raise UserError(f"{data.source}: the validation split is empty; use more data or a larger --val-fraction")
+    if len(test) == 0 and test_fraction > 0:
+        raise UserError(f"{data.source}: the test split is empty; use more data, a larger --test-fraction, "
+                        "or --test-fraction 0 to train without a test")
+    if cfg.strict:
+        _check_every_image([train, val, test], cfg.workers)
     log.info("%s: %s on %d images (train %d, val %d, test %d); %s: %s", data.source, data.task,
              len(train) + len(val) + len(test), len(train), len(val), len(test),
              "targets" if data.task == "regression" else "classes", ", ".join(data.names))
     return data, (train, val, test)
+
+
+def _check_every_image(frames: Sequence[pd.DataFrame], workers: int) -> None:
+    """``--strict``: decode every image before training; any failure is a data error."""
+    paths = [p for frame in frames for p in frame["path"]]
+    bad = find_unreadable(paths, workers=workers)
+    if bad:
+        names = ", ".join(f"{Path(p).name} ({reason})" for p, reason in bad[:3])
+        raise UserError(f"--strict: {len(bad)} of {len(paths)} image(s) cannot be read: {names}"
+                        f"{' ...' if len(bad) > 3 else ''}")
+
+
+def resolve_resume(cfg: TrainConfig) -> str | None:
+    """``--resume PATH``, or ``--resume last``: the newest last.ckpt of this backbone's runs."""
+    if not cfg.resume or cfg.resume != "last":
+        if cfg.resume and not Path(cfg.resume).is_file():
+            raise UserError(f"--resume {cfg.resume}: no such checkpoint file")
+        return cfg.resume
+    runs = Path(cfg.checkpoints_location) / cfg.backbone
+    found = sorted(runs.glob("*/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise UserError(f"--resume last: no last.ckpt under {runs}")
+    log.info("resuming from %s", found[-1])
+    return str(found[-1])
 
 
 def _train_stats(data: LabelledData, train: pd.DataFrame) -> dict[str, Any]:
@@ -208,13 +246,29 @@ def _run_name(cfg: TrainConfig) -> str:
     return cfg.run_name or time.strftime("%Y%m%d-%H%M%S")
 
 
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, plus ``last.ckpt`` refreshed when training is interrupted (Ctrl-C).
+
+    Checkpoints are written atomically by Lightning (a filesystem transaction), so a killed run never
+    leaves a half-written file; after Ctrl-C, last.ckpt holds the state at the moment of the stop and
+    ``--resume`` continues from there.
+    """
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        super().on_exception(trainer, pl_module, exception)
+        if isinstance(exception, KeyboardInterrupt) and self.dirpath:
+            trainer.save_checkpoint(Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
+
+
 def build_trainer(
     cfg: TrainConfig, model: PerspectiveModel, steps_per_epoch: int, callbacks: Sequence[pl.Callback] = ()
 ) -> pl.Trainer:
     accelerator, devices = resolve_devices(cfg.gpus, cfg.accelerator, cfg.devices)
     run = _run_name(cfg)
+    if cfg.resume:  # the run's own folder holds checkpoints already, as it should
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     monitor, mode = model.monitor
-    checkpoint = ModelCheckpoint(
+    checkpoint = RunCheckpoint(
         dirpath=Path(cfg.checkpoints_location) / cfg.backbone / run,
         filename=f"epoch={{epoch:02d}}-{monitor}={{{monitor}:.4f}}",
         auto_insert_metric_name=False,
@@ -274,8 +328,7 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResul
 
     ``callbacks`` are added to the Trainer's own (a hyperparameter search passes its pruning callback).
     """
-    if cfg.resume and not Path(cfg.resume).is_file():
-        raise UserError(f"--resume {cfg.resume}: no such checkpoint file")
+    cfg = replace(cfg, resume=resolve_resume(cfg))
     pre = default_preprocessing(cfg.backbone, cfg.image_size, cfg.resize_mode)  # checks backbone and size before the data
     flip_pairs = parse_flip_pairs(cfg.flip_pairs)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -294,7 +347,14 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResul
     )
     steps_per_epoch = max(1, len(splits[0]) // cfg.batch_size)
     trainer = build_trainer(cfg, model, steps_per_epoch, callbacks)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.resume, weights_only=True)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.resume, weights_only=True)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning ends its graceful Ctrl-C shutdown with sys.exit(1)
+            log.warning("training interrupted; resume with --resume %s",
+                        Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
+            raise KeyboardInterrupt from None
+        raise
     best = trainer.checkpoint_callback.best_model_path or trainer.checkpoint_callback.last_model_path
     run_dir = str(Path(best).parent) if best else str(trainer.checkpoint_callback.dirpath)
     metrics: dict[str, float] = {}
