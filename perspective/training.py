@@ -93,6 +93,7 @@ class TrainConfig:
     flip_pairs: str | None = None
     resume: str | None = None
     strict: bool = False
+    test: bool = True  # False skips the test report (search trials are judged on validation alone)
     quiet: bool = False
 
 
@@ -361,8 +362,8 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResul
     table = None
     if trainer.interrupted:
         log.warning("training interrupted; the checkpoints so far are in %s", run_dir)
-    elif not trainer.is_global_zero:
-        pass  # rank 0 evaluates and reports
+    elif not trainer.is_global_zero or not cfg.test:
+        pass  # rank 0 evaluates and reports, unless the caller asked for no test
     elif len(splits[2]) and best:
         result = evaluate_test_split(cfg, trainer, best, data, splits[2], run_dir)
         metrics, table = flat_metrics(result.metrics), result.table

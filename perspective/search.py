@@ -1,0 +1,669 @@
+"""Hyperparameter search: an Optuna study whose trials are real training runs.
+
+``run_search(SearchSettings(...), TrainConfig(...))`` is what ``search.py`` calls. The choices, and why:
+
+- Every trial is ``perspective.training.train`` in this process (not a subprocess of train.py), with
+  its own run name, so its checkpoints and TensorBoard logs sit under OUTDIR like any run's and a
+  pruning callback can watch it epoch by epoch.
+- The study lives in an RDB storage (SQLite in OUTDIR by default). A repeated or interrupted search
+  with the same storage and study name loads the study and adds trials; a heartbeat marks the trial
+  of a killed search as failed instead of leaving it "running" forever.
+- Optuna's median pruner stops a run whose metric after an epoch is worse than the median of earlier
+  trials at the same epoch. A trial that raises (out of memory, a combination a backbone refuses) is
+  recorded as failed, with its error, and the search goes on.
+- The value of a trial is the metric at the epoch of its best checkpoint (the one train() keeps by
+  val_loss, or val_acc for classification), so a trial's value, its checkpoint and the printed
+  train.py command all describe the same model.
+- Every trial uses the same ``--seed``: the same split and initialisation, so trials differ only by
+  their parameters.
+
+Outputs: ``OUTDIR/results.csv`` (every trial of the study, best first, rewritten atomically after
+each trial), ``optimization_history.png`` and ``param_importances.png``, and a ready train.py command.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import re
+import shlex
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytorch_lightning as pl
+import torch
+import yaml
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from .backbones import BACKBONES
+from .data import LabelledData, read_labelled_data
+from .errors import NothingDone, UserError
+from .model import LOSSES, OPTIMIZERS, SCHEDULERS
+from .results import ResultWriter
+from .training import TrainConfig, ensure_default_dataset, train
+from .transforms import AUGMENT_LEVELS
+
+log = logging.getLogger(__name__)
+
+# The metrics a trial can be judged by: what PerspectiveModel logs per validation epoch.
+METRICS: dict[str, dict[str, str]] = {
+    "regression": {"val_loss": "minimize", "val_mse": "minimize", "val_mae": "minimize",
+                   "val_rmse": "minimize", "val_r2": "maximize"},
+    "classification": {"val_loss": "minimize", "val_acc": "maximize", "val_f1": "maximize"},
+}
+
+# Parameters a space may name (TrainConfig fields): numeric ones with their type and legal values,
+# categorical ones with their choices.
+NUMERIC_PARAMS: dict[str, tuple[type, Any, str]] = {
+    "learning_rate": (float, lambda v: v > 0, "> 0"),
+    "weight_decay": (float, lambda v: v >= 0, ">= 0"),
+    "dropout": (float, lambda v: 0 <= v < 1, "in [0, 1)"),
+    "warmup_epochs": (float, lambda v: v >= 0, ">= 0"),
+    "huber_delta": (float, lambda v: v > 0, "> 0"),
+    "weighted_mse_alpha": (float, lambda v: v > 0, "> 0"),
+    "label_smoothing": (float, lambda v: 0 <= v < 1, "in [0, 1)"),
+    "batch_size": (int, lambda v: v >= 1, ">= 1"),
+    "image_size": (int, lambda v: v >= 1, ">= 1"),
+}
+CHOICE_PARAMS: dict[str, tuple[str, ...]] = {
+    "augment": AUGMENT_LEVELS,
+    "loss": LOSSES,
+    "backbone": tuple(BACKBONES),
+    "optimizer": OPTIMIZERS,
+    "scheduler": SCHEDULERS,
+}
+PARAMS = (*NUMERIC_PARAMS, *CHOICE_PARAMS)
+
+# val_loss is each trial's own training loss: Huber (delta 0.1) reads about half of MSE on small
+# errors, so a regression search that varies the loss compares trials by val_mse instead.
+DEFAULT_METRIC = {"regression": "val_mse", "classification": "val_loss"}
+LOSS_SETTINGS = ("loss", "huber_delta", "weighted_mse_alpha", "label_smoothing")
+
+# The issue's space; a space file replaces it as a whole. ``loss`` is dropped for classification
+# (always cross-entropy); ``backbone`` is added when -b lists several.
+DEFAULT_SPACE: dict[str, Any] = {
+    "learning_rate": {"low": 1e-5, "high": 1e-2, "log": True},
+    "batch_size": [16, 32, 64],
+    "weight_decay": {"low": 1e-6, "high": 1e-2, "log": True},
+    "dropout": {"low": 0.0, "high": 0.5},
+    "augment": ["none", "light", "strong"],
+    "loss": ["mse", "huber", "weighted_mse"],
+}
+
+# Pruning waits for 5 finished trials (a median of fewer says little) and never acts on the first
+# two epochs, whose metric mostly reflects the learning-rate warm-up.
+PRUNER_STARTUP_TRIALS = 5
+PRUNER_WARMUP_EPOCHS = 2
+# A running trial refreshes its heartbeat every minute; one silent for 5 (its search was killed) is
+# marked failed when the next trial of the study starts.
+HEARTBEAT_S = 60
+GRACE_S = 300
+
+STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.WAITING: 3,
+               TrialState.FAIL: 4}
+
+
+@dataclass
+class SearchSettings:
+    """What to search and where; the fixed training settings are a TrainConfig beside it.
+
+    Args:
+        trials: trials to add in this call (None: until ``timeout``).
+        timeout: stop starting trials after this many seconds (None: no limit).
+        outdir: results, plots, the default SQLite storage and (unless given) checkpoints and logs.
+        storage: an SQLAlchemy URL (default ``sqlite:///<outdir>/search.db``).
+        study: study name in the storage; the same name continues the study.
+        sampler: ``tpe`` or ``random``.
+        metric: the validation metric to optimise (``METRICS``); None: ``DEFAULT_METRIC`` of the task.
+        space: a YAML file replacing ``DEFAULT_SPACE``, or the space itself as a dict.
+    """
+
+    trials: int | None = 20
+    timeout: float | None = None
+    outdir: str = "search"
+    storage: str | None = None
+    study: str = "search"
+    sampler: str = "tpe"
+    metric: str | None = None
+    space: str | Path | Mapping[str, Any] | None = None
+
+
+@dataclass
+class SearchResult:
+    study: str
+    storage: str
+    metric: str
+    counts: dict[str, int]
+    results_csv: Path
+    plots: list[Path] = field(default_factory=list)
+    best: FrozenTrial | None = None
+    best_checkpoint: str | None = None
+    command: str | None = None
+
+
+# ----------------------------------------------------------------------------- search space
+
+
+def _number(name: str, value: Any, where: str) -> int | float:
+    """A legal value of a numeric parameter; strings are read too (PyYAML reads ``1e-5`` as a string)."""
+    kind, legal, text = NUMERIC_PARAMS[name]
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        number = float(value)
+        if kind is int:
+            if not number.is_integer():
+                raise ValueError
+            number = int(number)
+    except (TypeError, ValueError):
+        raise UserError(f"{where}: {name} must be {'an integer' if kind is int else 'a number'}, "
+                        f"not {value!r}") from None
+    if not (math.isfinite(number) and legal(number)):
+        raise UserError(f"{where}: {name} must be {text}, not {value!r}")
+    return number
+
+
+def _choice(name: str, value: Any, where: str) -> Any:
+    if name in NUMERIC_PARAMS:
+        return _number(name, value, where)
+    if value not in CHOICE_PARAMS[name]:
+        raise UserError(f"{where}: {name} must be one of {', '.join(CHOICE_PARAMS[name])}, not {value!r}")
+    return value
+
+
+def _distribution(name: str, spec: Any, where: str) -> BaseDistribution:
+    """One space entry: a list (choices), a mapping with low/high[/log/step] (a range), or a fixed value."""
+    if name not in PARAMS:
+        raise UserError(f"{where}: unknown parameter {name!r} (known: {', '.join(PARAMS)})")
+    if not isinstance(spec, Mapping):
+        values = spec if isinstance(spec, list) else [spec]
+        if not values:
+            raise UserError(f"{where}: {name} has an empty list of choices")
+        choices = list(dict.fromkeys(_choice(name, v, where) for v in values))
+        return CategoricalDistribution(choices)
+    if name not in NUMERIC_PARAMS:
+        raise UserError(f"{where}: {name} takes a list of choices, not a range")
+    unknown = sorted(set(spec) - {"low", "high", "log", "step"})
+    if unknown or not {"low", "high"} <= set(spec):
+        raise UserError(f"{where}: a range for {name} has keys low, high and optionally log, step; "
+                        f"got {', '.join(map(str, spec))}")
+    log_scale = spec.get("log", False)
+    if not isinstance(log_scale, bool):
+        raise UserError(f"{where}: {name}: log must be true or false, not {log_scale!r}")
+    low, high = _number(name, spec["low"], where), _number(name, spec["high"], where)
+    step = spec.get("step")
+    try:
+        if NUMERIC_PARAMS[name][0] is int:
+            step = 1 if step is None else int(step)
+            return IntDistribution(int(low), int(high), log=log_scale, step=step)
+        step = None if step is None else float(step)
+        return FloatDistribution(float(low), float(high), log=log_scale, step=step)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{where}: {name}: {exc}") from None
+
+
+def read_space(source: str | Path | Mapping[str, Any] | None) -> tuple[dict[str, BaseDistribution], str]:
+    """The space as Optuna distributions, and where it came from (for messages)."""
+    if source is None:
+        raw, where = DEFAULT_SPACE, "the default space"
+    elif isinstance(source, Mapping):
+        raw, where = source, "the space"
+    else:
+        where = str(source)
+        try:
+            raw = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UserError(f"--space {source}: cannot read it ({exc.strerror or exc})") from None
+        except yaml.YAMLError as exc:
+            raise UserError(f"--space {source}: not valid YAML ({_one_line(exc)})") from None
+        if not isinstance(raw, Mapping) or not raw:
+            raise UserError(f"--space {source}: expected a mapping of parameter names to ranges or choices")
+    return {str(name): _distribution(str(name), spec, where) for name, spec in raw.items()}, where
+
+
+def fit_space(
+    space: dict[str, BaseDistribution], where: str, data: LabelledData, backbones: list[str]
+) -> dict[str, BaseDistribution]:
+    """Adapt the space to the data and -b: loss only for regression, backbone from a -b list."""
+    space = dict(space)
+    default = where == "the default space"
+    if data.task == "classification" and "loss" in space:
+        if not default:
+            raise UserError(f"{where}: loss is a regression setting; classification always uses cross-entropy")
+        del space["loss"]
+    loss = space.get("loss")
+    if isinstance(loss, CategoricalDistribution) and "weighted_mse" in loss.choices:
+        if float(data.frame[data.names].min().min()) < 0:
+            if not default:
+                raise UserError(f"{where}: weighted_mse needs non-negative targets (its weight is alpha + target)")
+            log.info("weighted_mse left out of the loss choices: some targets are negative")
+            space["loss"] = CategoricalDistribution([c for c in loss.choices if c != "weighted_mse"])
+    if len(backbones) > 1:
+        if "backbone" in space:
+            raise UserError(f"backbones are given twice: -b {','.join(backbones)} and in {where}")
+        space["backbone"] = CategoricalDistribution([_choice("backbone", b, "-b") for b in backbones])
+    if not space:
+        raise UserError(f"{where}: no parameter to search")
+    return space
+
+
+def _values(dist: BaseDistribution) -> tuple:
+    """The choices of a categorical distribution; a range stands for many values."""
+    return dist.choices if isinstance(dist, CategoricalDistribution) else (dist.low, dist.high)
+
+
+def suggest(trial: optuna.Trial, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
+    """This trial's parameters, drawn by the study's sampler."""
+    params = {}
+    for name, dist in space.items():
+        if isinstance(dist, CategoricalDistribution):
+            params[name] = trial.suggest_categorical(name, dist.choices)
+        elif isinstance(dist, IntDistribution):
+            params[name] = trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+        else:
+            params[name] = trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    return params
+
+
+# ----------------------------------------------------------------------------- checks before any trial
+
+
+def check_metric(metric: str, task: str | None = None) -> str:
+    """The study direction for ``metric``; an unknown metric (for ``task``) is a UserError."""
+    tasks = [task] if task else list(METRICS)
+    for t in tasks:
+        if metric in METRICS[t]:
+            return METRICS[t][metric]
+    known = sorted({m for t in tasks for m in METRICS[t]})
+    what = f"a {task} run" if task else "training"
+    raise UserError(f"--metric {metric}: not a metric {what} logs (known: {', '.join(known)})")
+
+
+def _many_devices(devices: str | int | None) -> bool:
+    if isinstance(devices, int):
+        return devices > 1 or devices == -1
+    if isinstance(devices, str):
+        if devices.strip() in ("-1", "auto"):
+            return torch.cuda.device_count() > 1
+        return len([d for d in devices.split(",") if d.strip()]) > 1
+    return False
+
+
+def check_single_process(cfg: TrainConfig) -> None:
+    """Trials run one after another in this process; DDP would re-run the script per device."""
+    many = cfg.num_nodes > 1 or "ddp" in str(cfg.strategy) or (cfg.gpus or 0) > 1 or _many_devices(cfg.devices)
+    if many:
+        raise UserError("search.py runs its trials one after another in one process on one device; drop "
+                        "--devices/--strategy/--num-nodes/-g N>1 (for several GPUs, run one search.py per GPU "
+                        "with the same --storage and --study)")
+    if cfg.resume:
+        raise UserError("--resume is a train.py flag; search.py continues a study through --storage and --study")
+
+
+def inspect_data(cfg: TrainConfig) -> LabelledData:
+    """Read the labels once before any trial: the task decides the metrics and the space."""
+    source = cfg.data if cfg.data is not None else ensure_default_dataset()
+    return read_labelled_data(source, cfg.images, task=cfg.task, targets=cfg.targets, label_column=cfg.label_column)
+
+
+def safe_url(url: str) -> str:
+    """The storage URL with any password hidden, for messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown as given
+        return url
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """The study storage; a URL that cannot be opened is a UserError (before any trial)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds; all mean "cannot open"
+        raise UserError(f"--storage {safe_url(url)}: cannot open it ({_one_line(exc)})") from None
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    raise UserError(f"--sampler must be random or tpe, not {name!r}")
+
+
+def open_study(
+    storage: optuna.storages.BaseStorage, name: str, metric: str, direction: str,
+    sampler: str, seed: int, pruner: optuna.pruners.BasePruner | None = None,
+) -> optuna.Study:
+    """Create the study or load it; a study run with another metric is refused.
+
+    The sampler's seed is ``seed`` plus the number of trials already in the study: a fresh study is
+    reproducible, and a continued one does not redraw the parameters of its first call.
+    """
+    pruner = pruner or optuna.pruners.MedianPruner(
+        n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_EPOCHS
+    )
+    study = optuna.create_study(storage=storage, study_name=name, direction=direction, load_if_exists=True,
+                                pruner=pruner)
+    known = study.user_attrs.get("metric")
+    if known is None:
+        study.set_user_attr("metric", metric)
+    elif known != metric:
+        raise UserError(f"study {name!r} optimises {known}, not {metric}; use --metric {known} or another --study")
+    if study.direction.name.lower() != direction:
+        raise UserError(f"study {name!r} is set to {study.direction.name.lower()}, but {metric} is to {direction}")
+    study.sampler = make_sampler(sampler, seed + len(study.trials))
+    return study
+
+
+# ----------------------------------------------------------------------------- one trial
+
+
+class PruningCallback(pl.Callback):
+    """Reports the metric to the trial after every validation epoch; stops a trial the pruner drops.
+
+    optuna-integration's callback is built on the ``lightning.pytorch`` package, not on
+    ``pytorch_lightning``, so this project's Trainer would refuse it. Raising TrialPruned inside
+    fit ends the run at once (Lightning tears down and re-raises), so a pruned trial skips the test.
+    It also keeps every epoch's validation metrics, from which the trial's value is taken.
+    """
+
+    def __init__(self, trial: optuna.Trial, metric: str):
+        super().__init__()
+        self.trial, self.metric = trial, metric
+        self.monitor: tuple[str, str] = ("val_loss", "min")
+        self.history: list[dict[str, float]] = []
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.monitor = getattr(pl_module, "monitor", self.monitor)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
+        self.history.append(metrics)
+        value = metrics.get(self.metric, math.nan)
+        epoch = trainer.current_epoch
+        if math.isfinite(value):
+            self.trial.report(value, epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {epoch} ({self.metric} {value:.4g})")
+
+    def value_of_best_checkpoint(self) -> float:
+        """The metric at the first epoch with the best monitored value, the epoch train() keeps."""
+        name, mode = self.monitor
+        sign = 1 if mode == "min" else -1
+        scored = [(sign * m[name], i) for i, m in enumerate(self.history) if math.isfinite(m.get(name, math.nan))]
+        if not scored:
+            raise RuntimeError(f"no validation epoch produced a finite {name}")
+        value = self.history[min(scored)[1]].get(self.metric, math.nan)
+        if not math.isfinite(value):
+            raise RuntimeError(f"{self.metric} is {value} at the best epoch")
+        return value
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _free_memory() -> None:
+    """Drop what a finished or crashed trial left, so an out-of-memory trial does not doom the next."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _run_name(study: str, number: int, cfg: TrainConfig) -> str:
+    """``<study>-trial0007``; a timestamp is added when an older study left folders of that name."""
+    name = f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', study)}-trial{number:04d}"
+    for root in (cfg.checkpoints_location, cfg.logs_location):
+        if (Path(root) / cfg.backbone / name).exists():
+            return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return name
+
+
+class Objective:
+    """One trial: draw parameters, train with the pruning callback, return the metric."""
+
+    def __init__(self, base: TrainConfig, space: Mapping[str, BaseDistribution], metric: str,
+                 study_name: str, given: Mapping[str, Any]):
+        self.base, self.space, self.metric, self.study_name = base, space, metric, study_name
+        self.given = {k: v for k, v in given.items() if k not in space}
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params = suggest(trial, self.space)
+        cfg = replace(self.base, **params)
+        cfg = replace(cfg, run_name=_run_name(self.study_name, trial.number, cfg))
+        trial.set_user_attr("train_flags", {"backbone": cfg.backbone, **self.given})
+        log.info("trial %d: %s", trial.number, ", ".join(f"{k}={v}" for k, v in params.items()))
+        reporter = PruningCallback(trial, self.metric)
+        try:
+            result = train(cfg, callbacks=[reporter])
+            value = reporter.value_of_best_checkpoint()
+        except optuna.TrialPruned:
+            raise
+        except SystemExit:  # Lightning turns Ctrl-C inside fit into sys.exit(1) after cleaning up
+            trial.set_user_attr("error", "interrupted")
+            raise KeyboardInterrupt from None
+        except BaseException as exc:
+            trial.set_user_attr("error", _one_line(exc))
+            raise
+        finally:
+            trial.set_user_attr("epochs", len(reporter.history))
+            _free_memory()
+        trial.set_user_attr("checkpoint", result.best_checkpoint)
+        return value
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def _sort_key(trial: FrozenTrial, direction: str) -> tuple:
+    sign = -1 if direction == "maximize" else 1
+    scored = trial.state in (TrialState.COMPLETE, TrialState.PRUNED) and trial.value is not None
+    return (STATE_ORDER.get(trial.state, 5), sign * trial.value if scored else 0.0, trial.number)
+
+
+def results_rows(study: optuna.Study, metric: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """Columns and rows of results.csv: every trial of the study, best first."""
+    direction = "maximize" if study.direction == optuna.study.StudyDirection.MAXIMIZE else "minimize"
+    trials = study.get_trials(deepcopy=False)
+    params = list(dict.fromkeys(p for t in trials for p in t.params))
+    columns = ["number", "state", metric, *params, "epochs", "duration_s", "started", "checkpoint", "error"]
+    rows = []
+    for t in sorted(trials, key=lambda t: _sort_key(t, direction)):
+        rows.append({
+            "number": t.number,
+            "state": t.state.name,
+            metric: t.value,
+            **t.params,
+            "epochs": t.user_attrs.get("epochs"),
+            "duration_s": round(t.duration.total_seconds(), 1) if t.duration else None,
+            "started": t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None,
+            "checkpoint": t.user_attrs.get("checkpoint"),
+            "error": t.user_attrs.get("error"),
+        })
+    return columns, rows
+
+
+def write_results(study: optuna.Study, metric: str, path: Path) -> Path:
+    """Rewrite results.csv (temporary file, then os.replace: a reader never sees half a file)."""
+    columns, rows = results_rows(study, metric)
+    with ResultWriter(path, columns, "csv") as writer:
+        for row in rows:
+            writer.write(row)
+    return path
+
+
+def _save(ax: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    figure = ax.figure
+    figure.tight_layout()
+    partial = path.with_name(path.name + ".partial")
+    figure.savefig(partial, format="png", dpi=120)
+    plt.close(figure)
+    partial.replace(path)
+    return path
+
+
+def write_plots(study: optuna.Study, metric: str, outdir: Path) -> list[Path]:
+    """Optimisation history and parameter importances as PNG; skipped (logged) when they mean nothing.
+
+    Plots are a by-product: a failure here is logged and never loses the search's results.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; works without a display
+    from optuna.visualization import matplotlib as plots
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        log.info("no completed trial yet: no plots")
+        return []
+    written = []
+    varying = [p for p in dict.fromkeys(p for t in complete for p in t.params)
+               if len({repr(t.params.get(p)) for t in complete}) > 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            written.append(_save(plots.plot_optimization_history(study, target_name=metric),
+                                 outdir / "optimization_history.png"))
+            if len(complete) < 2 or len(varying) < 2:
+                log.info("parameter importances skipped: they need 2 completed trials and 2 varying "
+                         "parameters (have %d and %d)", len(complete), len(varying))
+            else:
+                written.append(_save(plots.plot_param_importances(study, target_name=metric),
+                                     outdir / "param_importances.png"))
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            log.warning("plot not written: %s", _one_line(exc))
+    return written
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    if isinstance(value, float):
+        return repr(value)  # exact: the command reruns the trial's value, not a rounded one
+    return str(value)
+
+
+def train_command(flags: Mapping[str, Any]) -> str:
+    """``python train.py ...`` for these TrainConfig settings (field names are train.py's long flags)."""
+    words = ["python", "train.py"]
+    for name, value in flags.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            words.append(flag)
+        elif value is not None and value is not False:
+            words += [flag, _format(value)]
+    return shlex.join(words)
+
+
+def best_command(trial: FrozenTrial) -> str:
+    """The best trial as a train.py command: the fixed flags of its search call plus its parameters."""
+    return train_command({**trial.user_attrs.get("train_flags", {}), **trial.params})
+
+
+# ----------------------------------------------------------------------------- the search
+
+
+def run_search(
+    settings: SearchSettings,
+    base: TrainConfig,
+    given: Mapping[str, Any] | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+) -> SearchResult:
+    """Run (or continue) the study and write its results.
+
+    Args:
+        settings: trials, storage, study, sampler, metric, space, output folder.
+        base: the training settings that stay fixed; ``base.backbone`` may list several names
+            (comma-separated) to search over them. ``checkpoints_location`` / ``logs_location`` of
+            None mean ``<outdir>/checkpoints`` and ``<outdir>/lightning_logs``.
+        given: the train.py settings the user gave (field -> value), repeated in the best command.
+        pruner: replaces the median pruner (tests use it to force a prune).
+
+    Bad input (space, metric, data, storage) raises UserError before any trial runs. Raises
+    NothingDone when no trial of the study has completed.
+    """
+    outdir = Path(settings.outdir)
+    backbones = [b.strip() for b in base.backbone.split(",") if b.strip()]
+    if not backbones:
+        raise UserError("-b: no backbone named")
+    if settings.metric is not None:
+        check_metric(settings.metric)
+    space, where = read_space(settings.space)
+    if settings.trials is None and settings.timeout is None:
+        raise UserError("give --trials or --timeout (or both)")
+    check_single_process(base)
+    data = inspect_data(base)
+    metric = settings.metric or DEFAULT_METRIC[data.task]
+    direction = check_metric(metric, data.task)
+    space = fit_space(space, where, data, backbones)
+    varied = [n for n in LOSS_SETTINGS if n in space and len(_values(space[n])) != 1]
+    if metric == "val_loss" and varied:
+        log.warning("--metric val_loss compares trials by their own loss, and %s varies; val_loss values of "
+                    "different losses are not comparable", ", ".join(varied))
+    settings = replace(settings, metric=metric)
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    url = settings.storage or f"sqlite:///{(outdir / 'search.db').resolve()}"
+    study = open_study(open_storage(url), settings.study, settings.metric, direction, settings.sampler,
+                       base.seed, pruner)
+    base = replace(
+        base,
+        backbone=backbones[0],
+        task=data.task,
+        devices=1 if base.devices is None and base.gpus is None else base.devices,
+        checkpoints_location=base.checkpoints_location or str(outdir / "checkpoints"),
+        logs_location=base.logs_location or str(outdir / "lightning_logs"),
+        test=False,  # trials are judged on validation; the test belongs to the final run
+    )
+    given = dict(given or {})
+    for name in space:
+        if name in given and name != "backbone":
+            log.warning("%s is searched; the value given on the command line (%s) is ignored",
+                        "--" + name.replace("_", "-"), _format(given[name]))
+    if base.devices == 1 and torch.cuda.device_count() > 1 and "devices" not in given:
+        given["devices"] = 1  # the best command must train on one device, as its trial did
+    log.info("study %r in %s: %d trial(s) so far; searching %s by %s (%s)", settings.study, safe_url(url),
+             len(study.trials), ", ".join(space), settings.metric, direction)
+
+    results_csv = outdir / "results.csv"
+    try:
+        study.optimize(
+            Objective(base, space, settings.metric, settings.study, given),
+            n_trials=settings.trials,
+            timeout=settings.timeout,
+            catch=(Exception,),
+            callbacks=[lambda s, t: write_results(s, settings.metric, results_csv)],
+        )
+    finally:
+        write_results(study, settings.metric, results_csv)
+    return _summarise(study, settings, url, results_csv, write_plots(study, settings.metric, outdir))
+
+
+def _summarise(study: optuna.Study, settings: SearchSettings, url: str, results_csv: Path,
+               plots: list[Path]) -> SearchResult:
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+    result = SearchResult(settings.study, safe_url(url), settings.metric, counts, results_csv, plots)
+    if not counts.get("complete"):
+        raise NothingDone(f"no trial of study {settings.study!r} completed; see {results_csv}")
+    result.best = study.best_trial
+    result.best_checkpoint = result.best.user_attrs.get("checkpoint")
+    result.command = best_command(result.best)
+    return result
