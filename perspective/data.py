@@ -115,18 +115,32 @@ def _images_dir(base: Path) -> Path:
 
 def _read_csv(csv_path: Path) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(csv_path)
+        # index_col=False: a trailing comma on each row must not turn the first column into the index
+        frame = pd.read_csv(csv_path, index_col=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{csv_path}: not a readable CSV ({exc})") from None
+        reason = " ".join(str(exc).split())  # pandas ends some messages with a newline: keep this one line
+        raise UserError(f"{csv_path}: not a readable CSV ({reason})") from None
     if "filename" not in frame.columns:
         raise UserError(f"{csv_path}: no 'filename' column (columns: {', '.join(map(str, frame.columns))})")
     if frame.empty:
         raise UserError(f"{csv_path}: no rows")
+    blank = frame["filename"].isna()  # pandas 3 keeps NaN through astype(str)
+    if blank.any():
+        lines = (np.flatnonzero(blank.to_numpy()) + 2).tolist()  # +2: header line, 1-based
+        raise UserError(f"{csv_path}: no filename on line(s) {', '.join(map(str, lines[:5]))}")
     duplicated = frame["filename"].astype(str)[frame["filename"].duplicated()].unique().tolist()
     if duplicated:
         raise UserError(f"{csv_path}: {len(duplicated)} duplicate filename(s), each must be listed once: "
                         f"{', '.join(duplicated[:5])}")
     return frame
+
+
+def _resolve(images: Path, name: str) -> str:
+    """The absolute path of a listed image; a name no file can have (a NUL byte) stays as is, reported missing."""
+    try:
+        return str((images / name).resolve())
+    except (ValueError, OSError, RuntimeError):
+        return str(images / name)
 
 
 def _names(paths: Sequence[str], limit: int = 5) -> str:
@@ -179,7 +193,7 @@ def _from_csv(
     if not images.is_dir():
         raise UserError(f"--images {images}: not a folder")
     source = str(csv_path)
-    paths = frame["filename"].astype(str).map(lambda f: str((images / f).resolve()))
+    paths = frame["filename"].astype(str).map(lambda f: _resolve(images, f))
     label_col = label_column or "label"
     if task is None:
         task = "classification" if (label_column or "label" in frame.columns) else "regression"

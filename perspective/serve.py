@@ -197,7 +197,7 @@ def parse_multipart(body: bytes, content_type: str, max_files: int) -> list[Uplo
     return uploads
 
 
-def decode_image(upload: Upload, transform: Callable, max_pixels: int) -> torch.Tensor:
+def decode_image(upload: Upload, transform: Callable, max_pixels: int, draft_size: int | None = None) -> torch.Tensor:
     """Bytes -> normalised tensor, as ``load_image`` + the model's transform; 400 when it cannot be.
 
     The pixel count is checked from the header before anything is decoded, so a small file that
@@ -218,7 +218,7 @@ def decode_image(upload: Upload, transform: Callable, max_pixels: int) -> torch.
     if width * height > max_pixels:
         raise reject(400, f"{name}: {width}x{height} pixels is over the limit of {max_pixels} pixels")
     try:
-        return transform(load_image(io.BytesIO(upload.data)))  # type: ignore[arg-type] - a file object works
+        return transform(load_image(io.BytesIO(upload.data), draft_size))  # type: ignore[arg-type] - a file object works
     except Image.DecompressionBombError as exc:
         raise reject(400, f"{name}: too many pixels ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt data, any codec error
@@ -529,7 +529,8 @@ def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: Serv
         loop = asyncio.get_running_loop()
         with batcher.expect(len(uploads)):
             images = await asyncio.gather(*(
-                loop.run_in_executor(decoder, decode_image, u, predictor.transform, config.max_pixels)
+                loop.run_in_executor(decoder, decode_image, u, predictor.transform, config.max_pixels,
+                                     predictor.preprocessing.decode_size)
                 for u in uploads))
         outputs = await batcher.predict(images)
         items = [prediction_item(predictor, u.filename, out) for u, out in zip(uploads, outputs)]

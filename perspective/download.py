@@ -1,0 +1,592 @@
+"""Download the images of a URL list into a folder, verified, with a manifest of what happened.
+
+    python -m perspective.download urls.txt --out data/raw
+    python -m perspective.download labels.csv --out data/raw --workers 16 --timeout 30 --retries 5
+
+LIST is a text file with one URL per line (blank lines and ``#`` comments are skipped), or a CSV with
+a ``url`` column; the CSV's other columns (labels, a ``filename``) are kept in ``DIR/manifest.csv``
+beside ``url``, ``file``, ``status`` (``ok``, ``exists``, ``duplicate``, ``error``) and ``error``.
+
+Why it is shaped this way:
+
+- ``--workers`` asyncio tasks share one httpx AsyncClient: downloading is waiting on the network, and
+  unlike threads blocked in a read, tasks stop the moment Ctrl-C cancels them. Pillow's checks run
+  in a thread. Each file streams to ``<file>.partial`` and is renamed only once it is complete and
+  Pillow has verified it, so the folder never holds half a file or a web page named ``.jpg``.
+- Timeouts, 5xx, 429 and dropped connections are retried with exponential backoff; a 4xx, a refused
+  connection or an unknown host are broken links: logged, recorded, skipped.
+- Output names never come from what the server sends: they are the URL path's last part (or the
+  CSV's ``filename``) reduced to a safe basename. Names that clash are all given a short hash of
+  their URL, so the result does not depend on download order. A name without an image extension gets
+  the one of the format Pillow found (chosen from a fixed table).
+- Only formats the training code reads are accepted (``Image.open(formats=...)``), so no untrusted
+  file ever reaches a decoder with an external program behind it (EPS and Ghostscript).
+- A rerun skips what is done: a URL recorded ``ok`` in the manifest whose file is still there, or a
+  file already at the planned name that Pillow verifies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import hashlib
+import logging
+import math
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import httpx
+from PIL import Image
+
+from .errors import NothingDone, UserError
+
+log = logging.getLogger("perspective.download")  # the same name when run as python -m
+
+MANIFEST = "manifest.csv"
+MANIFEST_COLUMNS = ("url", "file", "status", "error")
+STATUSES = ("ok", "exists", "duplicate", "error")
+# The same as perspective.data.IMAGE_EXTENSIONS (a test keeps them equal); not imported from there
+# because perspective.data pulls in torch, seconds of start-up for a tool that only downloads.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+# Pillow formats accepted, with the extension a name without one gets. MPO (a multi-picture JPEG) has no
+# opener of its own: the JPEG one returns it.
+FORMAT_EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp",
+                     "TIFF": ".tif", "WEBP": ".webp", "PPM": ".ppm"}
+OPEN_FORMATS = tuple(f for f in FORMAT_EXTENSIONS if f != "MPO")
+MAX_NAME = 120
+CHUNK = 64 * 1024
+USER_AGENT = "perspective-download/0.1"
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    """How to download.
+
+    Args:
+        workers: downloads at the same time (asyncio tasks and pooled connections).
+        timeout: seconds to connect, and seconds without data while reading, before an attempt fails.
+        retries: further attempts after a timeout, a 5xx, a 429 or a dropped connection.
+        backoff: seconds before the first retry, doubled for each next one (a server's Retry-After,
+            capped at 60 s, wins when it says more).
+        max_bytes: largest file; a bigger one is abandoned (and not retried).
+        max_pixels: largest image, width x height, read from its header before decoding.
+    """
+
+    workers: int = 8
+    timeout: float = 20.0
+    retries: int = 3
+    backoff: float = 1.0
+    max_bytes: int = 50 * 2**20
+    max_pixels: int = 50_000_000
+
+
+@dataclass
+class Item:
+    """One line of the list and what became of it."""
+
+    line: int
+    url: str
+    extra: dict[str, str]
+    name_hint: str = ""  # the CSV's filename value, if any
+    file: str = ""
+    status: str = ""
+    error: str = ""
+
+
+class DownloadError(Exception):
+    """One attempt failed; ``retry`` says whether another attempt may do better."""
+
+    def __init__(self, message: str, retry: bool = False, wait: float | None = None):
+        super().__init__(message)
+        self.retry = retry
+        self.wait = wait
+
+
+# --- the list ---------------------------------------------------------------------------------
+
+def read_url_list(path: str | os.PathLike) -> tuple[list[Item], list[str]]:
+    """The items of a URL list and the CSV's other column names (none for a text list).
+
+    A ``.csv`` file, or a file whose first line is a header with a ``url`` column, is a CSV;
+    anything else is one URL per line. Raises UserError for a missing or unreadable file, a CSV
+    without a ``url`` column, or a list without a single http(s) URL.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read it as UTF-8 text ({exc})") from None
+    if "\0" in text:
+        raise UserError(f"{path}: a binary file, not a URL list")
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip()), "")
+    if path.suffix.lower() == ".csv" or _looks_like_header(first):
+        items, columns = _read_csv(text, path)
+    else:
+        items, columns = _read_text(lines), []
+    if not any(is_http_url(item.url) for item in items):
+        raise UserError(f"{path}: no http(s) URLs in it")
+    return items, columns
+
+
+def _looks_like_header(line: str) -> bool:
+    return "://" not in line and "url" in (cell.strip().strip('"').lower() for cell in line.split(","))
+
+
+def _read_text(lines: Sequence[str]) -> list[Item]:
+    items = []
+    for number, line in enumerate(lines, start=1):
+        url = line.strip()
+        if url and not url.startswith("#"):
+            items.append(Item(number, url, {}))
+    return items
+
+
+def _read_csv(text: str, path: Path) -> tuple[list[Item], list[str]]:
+    try:
+        rows = list(csv.reader(text.splitlines()))
+    except csv.Error as exc:
+        raise UserError(f"{path}: not a readable CSV ({exc})") from None
+    if not rows:
+        raise UserError(f"{path}: empty CSV")
+    header = [cell.strip() for cell in rows[0]]
+    lowered = [cell.lower() for cell in header]
+    if "url" not in lowered:
+        raise UserError(f"{path}: no 'url' column (columns: {', '.join(header) or 'none'})")
+    url_at = lowered.index("url")
+    filename_at = lowered.index("filename") if "filename" in lowered else None
+    columns = _extra_columns(header, url_at)
+    items = []
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        cells = row + [""] * (len(header) - len(row))
+        extra = {name: cells[i] for i, name in columns}
+        hint = cells[filename_at].strip() if filename_at is not None else ""
+        items.append(Item(number, cells[url_at].strip(), extra, hint))
+    return items, [name for _, name in columns]
+
+
+def _extra_columns(header: list[str], url_at: int) -> list[tuple[int, str]]:
+    """The CSV's other columns as (index, manifest name); ours win a clash, theirs get an ``input_`` prefix."""
+    columns, taken = [], set(MANIFEST_COLUMNS)
+    for i, name in enumerate(header):
+        if i == url_at:
+            continue
+        out = name or f"column{i + 1}"
+        while out in taken:
+            out = f"input_{out}"
+        if out != name:
+            log.warning("column %r of the list is kept as %r in the manifest", name, out)
+        taken.add(out)
+        columns.append((i, out))
+    return columns
+
+
+def is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+
+
+# --- names ------------------------------------------------------------------------------------
+
+def safe_name(text: str) -> str:
+    """``text`` reduced to a safe basename: ``stem[.ext]``, the stem of ASCII letters, digits, ``_`` and ``-``.
+
+    The last path component only (``/`` and ``\\`` both separate); the extension is kept when it is
+    short and alphanumeric, and is the only dot left, so a name is never hidden, never ``..`` and
+    never two names' worth of extensions. Returns "" when no stem is left.
+    """
+    base = re.split(r"[/\\]", text)[-1]
+    stem, dot, suffix = base.rpartition(".")
+    if not dot or not re.fullmatch(r"[A-Za-z0-9]{1,8}", suffix):
+        stem, suffix = base, ""
+    stem = re.sub(r"[^A-Za-z0-9-]+", "_", stem).strip("_-")
+    if not stem:
+        return ""
+    suffix = f".{suffix.lower()}" if suffix else ""
+    return stem[: MAX_NAME - len(suffix)].rstrip("_-") + suffix
+
+
+def url_hash(url: str, length: int = 8) -> str:
+    return hashlib.sha1(url.encode("utf-8", "surrogatepass")).hexdigest()[:length]
+
+
+def _planned_base(item: Item) -> tuple[str, str]:
+    """(stem, image extension or "") from the CSV's filename, else from the URL path."""
+    name = (safe_name(item.name_hint) if item.name_hint else "") or safe_name(unquote(urlsplit(item.url).path))
+    stem, _, ext = name.partition(".")
+    ext = f".{ext}" if f".{ext}" in IMAGE_EXTENSIONS else ""  # else the format's, once the file is an image
+    return (stem or "image"), ext
+
+
+def plan_names(items: Sequence[Item]) -> dict[str, str]:
+    """URL -> planned file name (without extension where the format decides it), for each distinct URL.
+
+    Names are compared on their stem, case-insensitively, so that neither an added extension nor a
+    case-insensitive file system can make two URLs share a file: every URL in a clash gets
+    ``<stem>-<hash of URL>``, whatever the order of the list.
+    """
+    bases = {url: _planned_base(item) for url, item in _firsts(items).items()}
+    owners = Counter(stem.lower() for stem, _ in bases.values())
+    taken = {stem.lower() for stem, _ in bases.values() if owners[stem.lower()] == 1}
+    names = {}
+    for url, (stem, ext) in bases.items():
+        if owners[stem.lower()] > 1:
+            length = 8
+            while f"{stem}-{url_hash(url, length)}".lower() in taken:
+                length += 4
+            stem = f"{stem[: MAX_NAME - 50]}-{url_hash(url, length)}"
+            taken.add(stem.lower())
+        names[url] = stem + ext
+    return names
+
+
+def has_image_extension(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+# --- one file ---------------------------------------------------------------------------------
+
+def verify_image(path: str | os.PathLike, max_pixels: int) -> str:
+    """The Pillow format of a complete, decodable image of at most ``max_pixels``; DownloadError otherwise.
+
+    ``verify()`` checks the container (PNG checksums, for one); a second open decodes every pixel,
+    which catches truncated JPEGs that ``verify()`` lets through.
+    """
+    try:
+        with Image.open(path, formats=OPEN_FORMATS) as img:
+            width, height = img.size
+            fmt = img.format or ""
+            if width * height > max_pixels:
+                raise DownloadError(f"{width}x{height} pixels is over the limit of {max_pixels}")
+            img.verify()
+        with Image.open(path, formats=OPEN_FORMATS) as img:
+            img.load()
+    except DownloadError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise DownloadError(f"too many pixels ({exc})") from None
+    except Image.UnidentifiedImageError:
+        raise DownloadError("not an image (no format that Pillow reads here)") from None
+    except Exception as exc:  # noqa: BLE001 - any decoder error means a broken image
+        raise DownloadError(f"broken image ({type(exc).__name__}: {exc})") from None
+    return fmt
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    return min(float(value), 60.0) if value.isdigit() else None
+
+
+def _printable(text: str, limit: int = 60) -> str:
+    return re.sub(r"[^\x20-\x7e]", "?", text)[:limit]
+
+
+async def fetch(client: httpx.AsyncClient, url: str, partial: Path, config: DownloadConfig) -> str:
+    """One attempt: stream ``url`` into ``partial``; returns its Content-Type. DownloadError on failure."""
+    try:
+        async with client.stream("GET", url) as response:
+            if response.status_code >= 400:
+                code = response.status_code
+                retry = code >= 500 or code == 429
+                raise DownloadError(f"HTTP {code} {response.reason_phrase}", retry, _retry_after(response))
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > config.max_bytes:
+                raise DownloadError(f"{declared} bytes is over the limit of {config.max_bytes} bytes")
+            size = 0
+            with open(partial, "wb") as out:
+                async for chunk in response.aiter_raw(CHUNK):
+                    size += len(chunk)
+                    if size > config.max_bytes:
+                        raise DownloadError(f"over the limit of {config.max_bytes} bytes")
+                    out.write(chunk)
+            if size == 0:
+                raise DownloadError("empty response")
+            return _printable(response.headers.get("content-type", ""))
+    except httpx.TimeoutException:
+        raise DownloadError(f"timed out ({config.timeout:g} s without an answer)", retry=True) from None
+    except httpx.ConnectError as exc:
+        raise DownloadError(f"cannot connect ({_root_cause(exc)})") from None
+    except (httpx.TooManyRedirects, httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        raise DownloadError(f"{type(exc).__name__}: {exc}") from None
+    except httpx.TransportError as exc:  # a dropped connection or a broken response: worth another try
+        raise DownloadError(f"{type(exc).__name__}: {exc}", retry=True) from None
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The OS's reason under httpx's "All connection attempts failed": refused, unknown host, unreachable."""
+    reason, seen = str(exc), set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and (exc.errno or exc.strerror):
+            positive = isinstance(exc.errno, int) and exc.errno > 0  # DNS errors have negative numbers
+            reason = os.strerror(exc.errno) if positive else exc.strerror or reason
+        exc = exc.__cause__ or exc.__context__
+    return reason
+
+
+async def fetch_with_retries(client: httpx.AsyncClient, url: str, partial: Path, config: DownloadConfig) -> str:
+    """``fetch`` with up to ``config.retries`` more attempts, waiting ``backoff * 2**n`` between them."""
+    for attempt in range(config.retries + 1):
+        try:
+            return await fetch(client, url, partial, config)
+        except DownloadError as exc:
+            if not exc.retry or attempt == config.retries:
+                if attempt:
+                    raise DownloadError(f"{exc} (after {attempt + 1} attempts)") from None
+                raise
+            delay = max(exc.wait or 0.0, config.backoff * 2**attempt)
+            log.info("%s: %s; retrying in %.2g s", url, exc, delay)
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+async def download_one(client: httpx.AsyncClient, item: Item, name: str, out_dir: Path, config: DownloadConfig,
+                       recorded: dict[str, str]) -> tuple[str, str, str]:
+    """(file, status, error) for one URL: skipped when already there, else downloaded and verified.
+
+    Pillow runs in a thread, so that decoding one large image does not hold up the other downloads.
+    """
+    done = await asyncio.to_thread(_already_there, name, out_dir, recorded.get(item.url), config.max_pixels)
+    if done:
+        return done, "exists", ""
+    partial = out_dir / f"{name}.partial"
+    try:
+        content_type = await fetch_with_retries(client, item.url, partial, config)
+        try:
+            fmt = await asyncio.to_thread(verify_image, partial, config.max_pixels)
+        except DownloadError as exc:
+            shown = f"Content-Type {content_type}" if content_type else "no Content-Type"
+            raise DownloadError(f"{exc}; {shown}") from None
+        final = name if has_image_extension(name) else name + FORMAT_EXTENSIONS[fmt]
+        os.replace(partial, out_dir / final)
+        return final, "ok", ""
+    except DownloadError as exc:
+        return "", "error", str(exc)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _already_there(name: str, out_dir: Path, recorded: str | None, max_pixels: int) -> str:
+    """The file of a URL done before: recorded in the manifest and present, or present and verified."""
+    if recorded and safe_name(recorded) == recorded and _matches_plan(recorded, name):
+        path = out_dir / recorded
+        if path.is_file() and path.stat().st_size > 0:
+            return recorded
+    if has_image_extension(name) and (out_dir / name).is_file():
+        try:
+            verify_image(out_dir / name, max_pixels)
+            return name
+        except DownloadError as exc:
+            log.info("%s: present but %s; downloading it again", name, exc)
+    return ""
+
+
+def _matches_plan(recorded: str, name: str) -> bool:
+    if has_image_extension(name):
+        return recorded == name
+    stem, ext = os.path.splitext(recorded)
+    return stem == name and ext in FORMAT_EXTENSIONS.values()
+
+
+# --- the whole list ---------------------------------------------------------------------------
+
+def read_manifest(out_dir: Path) -> dict[str, str]:
+    """URL -> file of the rows an earlier run finished (``ok`` or ``exists``); {} when there is none."""
+    path = out_dir / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return {row["url"]: row["file"] for row in csv.DictReader(f)
+                    if row.get("status") in ("ok", "exists") and row.get("url") and row.get("file")}
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError) as exc:
+        log.warning("%s: unreadable (%s); every file is checked again", path, exc)
+        return {}
+
+
+def make_client(config: DownloadConfig) -> httpx.AsyncClient:
+    """One client for every download: pooled connections up to ``workers``, redirects followed, no compression."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(config.timeout),
+        limits=httpx.Limits(max_connections=config.workers, max_keepalive_connections=config.workers),
+        follow_redirects=True,
+        headers={"User-Agent": USER_AGENT, "Accept": "image/*,*/*;q=0.5", "Accept-Encoding": "identity"},
+    )
+
+
+def download_all(items: Sequence[Item], out_dir: str | os.PathLike, config: DownloadConfig | None = None,
+                 progress: bool = False) -> list[Item]:
+    """Download every distinct http(s) URL of ``items`` into ``out_dir``; fills each item's file, status, error.
+
+    Returns ``items``. On Ctrl-C the downloads in flight are cancelled at once (their ``.partial``
+    removed), the unfinished items are marked ``error: interrupted`` and KeyboardInterrupt is raised again.
+    """
+    config = config or DownloadConfig()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    first = _firsts(items)
+    try:
+        asyncio.run(_download(first, plan_names(items), read_manifest(out_dir), out_dir, config, progress))
+    finally:
+        _finish(items, first)
+    return list(items)
+
+
+async def _download(first: dict[str, Item], names: dict[str, str], recorded: dict[str, str], out_dir: Path,
+                    config: DownloadConfig, progress: bool) -> None:
+    """``config.workers`` tasks take the URLs one by one from a shared iterator: concurrency and memory stay
+    bounded however long the list is (one task per URL would hold a million coroutines for a million URLs).
+    """
+    from tqdm import tqdm
+
+    todo = iter(first.items())
+    with tqdm(total=len(first), unit="file", desc="download", disable=not progress, dynamic_ncols=True) as bar:
+        async with make_client(config) as client:
+
+            async def worker() -> None:
+                for url, item in todo:
+                    item.file, item.status, item.error = await download_one(
+                        client, item, names[url], out_dir, config, recorded)
+                    if item.status == "error":
+                        log.warning("line %d: %s: %s", item.line, _printable(item.url, 200), item.error)
+                    bar.update()
+
+            await asyncio.gather(*(worker() for _ in range(min(config.workers, len(first)) or 1)))
+
+
+def _firsts(items: Iterable[Item]) -> dict[str, Item]:
+    """URL -> the first item with it (the one that is downloaded; the others are its duplicates)."""
+    first: dict[str, Item] = {}
+    for item in items:
+        if is_http_url(item.url):
+            first.setdefault(item.url, item)
+    return first
+
+
+def _finish(items: Iterable[Item], first: dict[str, Item]) -> None:
+    """Statuses of the rows that were not downloaded themselves: bad URLs, repeats, unfinished ones."""
+    for item in items:
+        if not is_http_url(item.url):
+            item.status, item.error = "error", ("no URL" if not item.url else "not an http(s) URL")
+        elif first[item.url] is not item:
+            original = first[item.url]
+            item.status, item.error = "duplicate", f"same URL as line {original.line}"
+            item.file = original.file if original.status in ("ok", "exists") else ""
+        elif not item.status:
+            item.status, item.error = "error", "interrupted"
+
+
+def write_manifest(out_dir: str | os.PathLike, items: Iterable[Item], extra_columns: Sequence[str]) -> Path:
+    """``out_dir/manifest.csv``, written to a temporary file and renamed, so it is whole or absent."""
+    path = Path(out_dir) / MANIFEST
+    temp = path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")  # open(), not mkstemp: the umask's permissions
+    try:
+        with open(temp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow([*MANIFEST_COLUMNS, *extra_columns])
+            for item in items:
+                writer.writerow([item.url, item.file, item.status, item.error,
+                                 *(item.extra.get(c, "") for c in extra_columns)])
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def summarize(items: Sequence[Item]) -> str:
+    counts = Counter(item.status for item in items)
+    parts = ", ".join(f"{counts[s]} {s}" for s in STATUSES)
+    return f"{len(items)} URLs: {parts}"
+
+
+# --- command line -----------------------------------------------------------------------------
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number more than 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number, 0 or more, got {text}")
+    return value
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    from .cli import ArgumentParser, non_negative_int, positive_int
+
+    p = ArgumentParser(
+        prog="perspective.download",
+        description="Download the images of a URL list (a text file, one URL per line, or a CSV with a url "
+                    "column) into a folder; every file is verified as an image; DIR/manifest.csv records each "
+                    "URL's file, status and error with the CSV's other columns. A rerun skips what is done.",
+    )
+    p.add_argument("list", metavar="LIST", help="text file of URLs, or CSV with a url column")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for the images and manifest.csv")
+    p.add_argument("-w", "--workers", type=positive_int, default=8, help="downloads at the same time (default 8)")
+    p.add_argument("--timeout", type=positive_float, default=20.0,
+                   help="seconds to connect, and without data while reading, before an attempt fails (default 20)")
+    p.add_argument("--retries", type=non_negative_int, default=3,
+                   help="further attempts after a timeout, 5xx, 429 or dropped connection (default 3)")
+    p.add_argument("--backoff", type=non_negative_float, default=1.0,
+                   help="seconds before the first retry, doubled for each next one (default 1)")
+    p.add_argument("--max-mb", type=positive_float, default=50.0, help="largest file in MiB (default 50)")
+    p.add_argument("--max-pixels", type=positive_int, default=50_000_000,
+                   help="largest image, width x height (default 50000000)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, only warnings")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from .cli import setup_logging
+
+    args = get_args_parser().parse_args(argv)
+    setup_logging(args.quiet)
+    for name in ("httpx", "httpcore"):  # a line per request; ours are the failures
+        logging.getLogger(name).setLevel(logging.WARNING)
+    items, extra_columns = read_url_list(args.list)
+    out_dir = Path(args.out)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out_dir}: cannot create it ({exc.strerror or exc})") from None
+    config = DownloadConfig(workers=args.workers, timeout=args.timeout, retries=args.retries, backoff=args.backoff,
+                            max_bytes=int(args.max_mb * 2**20), max_pixels=args.max_pixels)
+    start = time.monotonic()
+    try:
+        with logging_redirect_tqdm():
+            download_all(items, out_dir, config, progress=not args.quiet)
+    finally:
+        manifest = write_manifest(out_dir, items, extra_columns)
+    print(f"{summarize(items)} in {time.monotonic() - start:.1f} s; manifest: {manifest}")
+    if not any(item.status in ("ok", "exists") for item in items):
+        raise NothingDone("no file could be downloaded")
+    return 0
+
+
+if __name__ == "__main__":
+    from .cli import run
+
+    run(main, "perspective.download")
