@@ -91,7 +91,7 @@ def load_lookup(model, labels: str | None, explicit: bool, directory: str | None
     if labels is None:
         return None
     try:
-        labelled = load_truth(model, labels, directory, label_column)
+        labelled = load_truth(model, labels, directory if explicit else None, label_column)
     except UserError as exc:
         if explicit:
             raise

@@ -14,15 +14,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from perspective.cli import positive_int, run, setup_logging
+from perspective.cli import positive_float, positive_int, run, setup_logging
 from train import get_args_parser as train_args_parser
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -13,21 +13,16 @@ from __future__ import annotations
 import argparse
 import re
 
-from perspective.cli import ArgumentParser, non_negative_int, positive_int, run, setup_logging
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
+from perspective.cli import (
+    ArgumentParser,
+    non_negative_float,
+    non_negative_int,
+    port,
+    positive_float,
+    positive_int,
+    run,
+    setup_logging,
+)
 
 
 def device_name(text: str) -> str:
@@ -47,7 +42,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="checkpoint from train.py (default: the shipped model in trained_models/)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 opens it to the network)")
-    p.add_argument("--port", type=non_negative_int, default=8000, help="port (default 8000; 0 = any free port, logged)")
+    p.add_argument("--port", type=port, default=8000, help="port (default 8000; 0 = any free port, logged)")
     p.add_argument("--log-file", default="api.log", help="log file, rotated by size (default ./api.log)")
     p.add_argument("--log-max-mb", type=positive_float, default=10.0,
                    help="rotate the log file at this size (default 10)")

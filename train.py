@@ -11,7 +11,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from perspective.cli import ArgumentParser, add_runtime_flags, positive_int, run, setup_logging
+from perspective.cli import (
+    ArgumentParser,
+    add_runtime_flags,
+    fraction,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    run,
+    setup_logging,
+)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -37,7 +46,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--output-activation", choices=("auto", "sigmoid", "none"), default="auto",
                    help="regression output activation; auto = sigmoid when every training target lies "
                         "in [0, 1] (default auto)")
-    g.add_argument("--dropout", type=float, default=0.0, help="dropout before the head (default 0)")
+    g.add_argument("--dropout", type=fraction, default=0.0, help="dropout before the head (default 0)")
 
     g = p.add_argument_group("data")
     g.add_argument("-d", "--data", default=None,
@@ -50,8 +59,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="regression target columns, comma-separated (default: the perspective_score_* "
                         "columns if any, else every numeric column)")
     g.add_argument("--label-column", default=None, help="class column of a CSV (default label); implies classification")
-    g.add_argument("--val-fraction", type=float, default=0.15, help="validation share (default 0.15)")
-    g.add_argument("--test-fraction", type=float, default=0.15, help="test share (default 0.15)")
+    g.add_argument("--val-fraction", type=fraction, default=0.15, help="validation share (default 0.15)")
+    g.add_argument("--test-fraction", type=fraction, default=0.15, help="test share (default 0.15)")
     g.add_argument("--val-data", default=None, help="separate validation data (same layout as -d)")
     g.add_argument("--test-data", default=None, help="separate test data (same layout as -d)")
     g.add_argument("--augment", choices=("none", "light", "strong"), default="light",
@@ -67,18 +76,18 @@ def get_args_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("optimisation")
     g.add_argument("-e", "--max-epochs", type=positive_int, default=20,
                    help="maximum epochs; early stopping may end sooner (default 20)")
-    g.add_argument("-l", "--learning-rate", type=float, default=1e-3, help="initial learning rate (default 1e-3)")
+    g.add_argument("-l", "--learning-rate", type=positive_float, default=1e-3, help="initial learning rate (default 1e-3)")
     g.add_argument("--loss", choices=("mse", "mae", "huber", "weighted_mse"), default="mse",
                    help="regression loss; weighted_mse weighs errors by alpha + target (default mse)")
-    g.add_argument("--huber-delta", type=float, default=0.1, help="Huber loss delta (default 0.1)")
-    g.add_argument("--weighted-mse-alpha", type=float, default=1 / 30, help="weighted_mse alpha (default 1/30)")
-    g.add_argument("--label-smoothing", type=float, default=0.0, help="classification label smoothing (default 0)")
+    g.add_argument("--huber-delta", type=positive_float, default=0.1, help="Huber loss delta (default 0.1)")
+    g.add_argument("--weighted-mse-alpha", type=non_negative_float, default=1 / 30, help="weighted_mse alpha (default 1/30)")
+    g.add_argument("--label-smoothing", type=fraction, default=0.0, help="classification label smoothing (default 0)")
     g.add_argument("--optimizer", choices=("adamw", "adam", "sgd"), default="adamw", help="(default adamw)")
-    g.add_argument("--weight-decay", type=float, default=1e-4, help="(default 1e-4)")
+    g.add_argument("--weight-decay", type=non_negative_float, default=1e-4, help="(default 1e-4)")
     g.add_argument("--scheduler", choices=("cosine", "plateau", "none"), default="cosine",
                    help="cosine = linear warm-up then cosine decay; plateau = halve on a stalled "
                         "validation metric (default cosine)")
-    g.add_argument("--warmup-epochs", type=float, default=1.0, help="warm-up of the cosine schedule (default 1)")
+    g.add_argument("--warmup-epochs", type=non_negative_float, default=1.0, help="warm-up of the cosine schedule (default 1)")
     g.add_argument("--patience", type=positive_int, default=5, help="early-stopping patience in epochs (default 5)")
     g.add_argument("--seed", type=int, default=42, help="seed for the split, initialisation and augmentation (default 42)")
 

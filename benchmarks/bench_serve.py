@@ -34,8 +34,6 @@ sys.path.insert(0, str(ROOT))
 from perspective.cli import ArgumentParser, positive_int  # noqa: E402
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
-CAR_TARGETS = ["hood", "backdoor_left", "front_bumper", "rear", "roof", "frontdoor_left", "frontdoor_right",
-               "backdoor_right"]
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -58,16 +56,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def make_random_checkpoint(path: Path, image_size: int) -> Path:
     """A resnet18 regression checkpoint with random weights: same compute as a trained one."""
-    import torch
+    from bench_infer import make_checkpoint
 
-    from perspective.backbones import default_preprocessing
-    from perspective.model import PerspectiveModel
-
-    model = PerspectiveModel(backbone="resnet18", weights="none",
-                             preprocessing=default_preprocessing("resnet18", image_size).to_dict(),
-                             target_names=[f"perspective_score_{t}" for t in CAR_TARGETS])
-    torch.save({"hyper_parameters": dict(model.hparams), "state_dict": model.state_dict()}, path)
-    return path
+    return make_checkpoint(path, "resnet18", image_size)
 
 
 def start_server(checkpoint: Path, workdir: Path, max_batch: int, max_wait_ms: float,

@@ -41,14 +41,14 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".
 TASKS = ("regression", "classification")
 LABELS_CSV = "labels.csv"
 SCORE_PREFIX = "perspective_score_"
-MAX_PIXELS = 50_000_000  # larger images are refused before decoding: a decompression bomb costs nothing
+MAX_PIXELS = 120_000_000  # larger images are refused before decoding (a 100 MP camera still passes)
 
 
 def default_workers() -> int:
     return min(os.cpu_count() or 1, 8)
 
 
-def load_image(path: str | os.PathLike, draft_size: int | None = None) -> Image.Image:
+def load_image(path: str | os.PathLike, draft_size: int | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Open an image as 8-bit RGB with its EXIF orientation applied.
 
     ``draft_size``: a JPEG is decoded at the coarsest DCT scale (1/2, 1/4, 1/8) that still leaves
@@ -57,8 +57,8 @@ def load_image(path: str | os.PathLike, draft_size: int | None = None) -> Image.
     would keep, and costs about a third less (measured in benchmarks/bench_infer.py).
     """
     with Image.open(path) as img:
-        if img.width * img.height > MAX_PIXELS:
-            raise ValueError(f"{img.width}x{img.height} pixels is over the limit of {MAX_PIXELS:,}")
+        if img.width * img.height > max_pixels:  # read from the header: a decompression bomb costs nothing
+            raise ValueError(f"{img.width}x{img.height} pixels is over the limit of {max_pixels:,}")
         if draft_size and img.format == "JPEG":
             img.draft(None, (draft_size, draft_size))
         img = ImageOps.exif_transpose(img)
@@ -113,7 +113,8 @@ def _images_dir(base: Path) -> Path:
     return base
 
 
-def _read_csv(csv_path: Path) -> pd.DataFrame:
+def read_csv_checked(csv_path: Path) -> pd.DataFrame:
+    """A labels CSV read as text, refused with one line when unreadable, without filenames or empty."""
     try:
         # index_col=False: a trailing comma on each row must not turn the first column into the index
         frame = pd.read_csv(csv_path, index_col=False)
@@ -188,7 +189,7 @@ def _from_csv(
     allow_missing: bool = False,
     skip_bad_files: bool = True,
 ) -> LabelledData:
-    frame = _read_csv(csv_path)
+    frame = read_csv_checked(csv_path)
     images = images or _images_dir(csv_path.parent)
     if not images.is_dir():
         raise UserError(f"--images {images}: not a folder")
@@ -218,8 +219,10 @@ def _from_csv(
                             f"{_stray_values(frame, non_numeric[0])}")
         names = list(targets)
     else:
-        for column in frame.columns:
-            if column not in excluded and _mostly_numeric(frame[column]):
+        candidates = [c for c in frame.columns if c not in excluded]
+        scored = [c for c in candidates if str(c).startswith(SCORE_PREFIX)]
+        for column in scored or candidates:  # with score columns, the others are metadata
+            if _mostly_numeric(frame[column]):
                 raise UserError(f"{source}: target column {column} is not numeric{_stray_values(frame, column)}")
         names = [c for c in frame.columns if c not in excluded and pd.api.types.is_numeric_dtype(frame[c])]
         scores = [c for c in names if str(c).startswith(SCORE_PREFIX)]
@@ -469,6 +472,3 @@ class PerspectiveDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.splits[1], train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.splits[2], train=False)

@@ -32,7 +32,6 @@ import asyncio
 import csv
 import hashlib
 import logging
-import math
 import os
 import re
 import time
@@ -518,22 +517,12 @@ def summarize(items: Sequence[Item]) -> str:
 
 # --- command line -----------------------------------------------------------------------------
 
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a number more than 0, got {text}")
-    return value
 
 
-def non_negative_float(text: str) -> float:
-    value = float(text)
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a number, 0 or more, got {text}")
-    return value
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    from .cli import ArgumentParser, non_negative_int, positive_int
+    from .cli import ArgumentParser, non_negative_float, non_negative_int, positive_float, positive_int
 
     p = ArgumentParser(
         prog="perspective.download",

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from . import report
-from .data import LABELS_CSV, LabelledData, load_image, read_labelled_data, split_data
-from .errors import UserError
+from .data import LABELS_CSV, LabelledData, load_image, read_csv_checked, read_labelled_data, split_data
+from .errors import NothingDone, UserError
 from .model import PerspectiveModel
 from .predict import Predictor
 
@@ -57,7 +57,7 @@ def load_truth(
     if hp.task == "regression":
         if csv_path is None:
             raise UserError(f"{data}: a regression checkpoint needs labels.csv with its target columns")
-        columns = set(pd.read_csv(csv_path, nrows=0).columns)
+        columns = set(read_csv_checked(csv_path).columns)
         missing = [n for n in model.names if n not in columns]
         if missing:
             raise UserError(f"{csv_path} does not match the checkpoint: no column for its target(s) {', '.join(missing)}")
@@ -93,6 +93,9 @@ def select_split(labelled: LabelledData, split: str, model: PerspectiveModel, se
     if split == "all":
         return labelled.frame
     config = model.hparams.get("data_config") or {}
+    if config.get(f"{split}_data"):
+        raise UserError(f"--split {split}: the training run took its {split} set from --{split}-data "
+                        f"{config[f'{split}_data']}; evaluate that data with -d instead")
     if seed is None and "seed" not in config:
         raise UserError(f"--split {split}: the checkpoint does not record its split; give the training --seed")
     seed = seed if seed is not None else config["seed"]
@@ -171,7 +174,7 @@ def evaluate(
                       lookup, truth_columns(model))
     predictions = pd.DataFrame(list(rows), columns=columns)
     if (predictions["error"].fillna("") != "").all():
-        raise UserError("no image could be read; nothing to evaluate")
+        raise NothingDone("no image could be read; nothing to evaluate")
     metrics = compute_metrics(model, predictions)
     readable = predictions[predictions["error"].fillna("") == ""]
     if len(readable) < len(predictions):

@@ -6,8 +6,9 @@ resize, mean, std) and the output activation. ``perspective.predict`` needs noth
 
 Regression outputs one value per target (sigmoid-squashed when every training target lies in
 [0, 1]) and is trained with one of ``LOSSES``; classification outputs logits trained with
-cross-entropy. Validation and test log MSE, MAE, RMSE and R² per target and their mean
-(regression) or accuracy and macro F1 (classification), all from torchmetrics.
+cross-entropy. Validation logs MSE, MAE, RMSE and R² per target and their mean (regression) or
+accuracy and macro F1 (classification), all from torchmetrics; the test split of a run is scored by
+``perspective.evaluation`` through the prediction path users get (the same metrics, with baselines).
 """
 
 from __future__ import annotations
@@ -158,8 +159,7 @@ class PerspectiveModel(pl.LightningModule):
                     "f1": MulticlassF1Score(num_classes=k, average="macro"),
                 }
             )
-        self.val_metrics = metrics.clone(prefix="val_")
-        self.test_metrics = metrics.clone(prefix="test_")
+        self.val_metrics = metrics.clone(prefix="val_")  # the test split is scored by perspective.evaluation
 
     @property
     def names(self) -> list[str]:
@@ -191,9 +191,8 @@ class PerspectiveModel(pl.LightningModule):
         loss = self.loss_fn(out, y)
         self.log(f"{stage}_loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
                  batch_size=len(y), sync_dist=stage != "train")
-        if stage != "train":
-            metrics = self.val_metrics if stage == "val" else self.test_metrics
-            metrics.update(out if self.hparams.task == "regression" else out.argmax(-1), y)
+        if stage == "val":
+            self.val_metrics.update(out if self.hparams.task == "regression" else out.argmax(-1), y)
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -201,12 +200,6 @@ class PerspectiveModel(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
-
-    def predict_step(self, batch, batch_idx):
-        return self.predict_outputs(batch[0])
 
     def _log_metrics(self, metrics: MetricCollection, stage: str) -> None:
         values = {k.removeprefix(f"{stage}_"): v for k, v in metrics.compute().items()}
@@ -225,9 +218,6 @@ class PerspectiveModel(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics(self.val_metrics, "val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_metrics(self.test_metrics, "test")
 
     @property
     def monitor(self) -> tuple[str, str]:

@@ -132,7 +132,12 @@ class Predictor:
             device, precision = "cpu", "32"
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+        except RuntimeError:
+            raise UserError(f"device {device!r}: not a device name (cpu, cuda, cuda:N)") from None
+        if self.device.type == "cuda" and (self.device.index or 0) >= torch.cuda.device_count():
+            raise UserError(f"device {device}: only {torch.cuda.device_count()} CUDA GPU(s) found")
         if precision not in PRECISIONS:
             raise UserError(f"--precision for prediction must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         if precision == "auto":

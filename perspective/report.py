@@ -43,6 +43,9 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
+from .errors import UserError
+from .results import atomic_write
+
 TRUE_PREFIX = "true_"
 
 
@@ -360,13 +363,6 @@ def classification_plots(
 # --- files ------------------------------------------------------------------------------------
 
 
-def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write to ``<name>.partial`` and rename: a reader never sees half a file."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-    os.replace(partial, path)
-
-
 PLOT_NOTES = {
     "samples.png": "random samples with their true and predicted values (fixed seed)",
     "histograms.png": "distribution of predictions against the distribution of labels, per target",
@@ -425,11 +421,13 @@ def write_report(
 ) -> Path:
     """Write metrics.json, metrics.csv, predictions.csv, the PNGs and report.html into ``outdir``."""
     out = Path(outdir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"-o {out}: a file is in the way; give a folder for the report")
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    write_atomic(out / "metrics.csv", metrics_table(metrics).to_csv(index_label="name"))
-    write_atomic(out / "predictions.csv", predictions.to_csv(index=False))
+    atomic_write(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    atomic_write(out / "metrics.csv", metrics_table(metrics).to_csv(index_label="name"))
+    atomic_write(out / "predictions.csv", predictions.to_csv(index=False))
     for name, png in plots.items():
-        write_atomic(out / name, png)
-    write_atomic(out / "report.html", render_html(title, metrics, plots, hparams, summary))
+        atomic_write(out / name, png)
+    atomic_write(out / "report.html", render_html(title, metrics, plots, hparams, summary))
     return out

@@ -1,8 +1,10 @@
 """Streaming, atomic result files (CSV or JSON) that open cleanly in a spreadsheet or a parser.
 
-Rows are written as they arrive to ``<name>.partial`` beside the target and renamed onto it when the
-writer closes, so a reader never sees half a file and an old result is only replaced by a
-complete new one. If the run is interrupted, the rows so far are still renamed into place.
+Rows are written as they arrive to ``<name>.<pid>.partial`` beside the target and renamed onto it
+when the writer closes, so a reader never sees half a file and an old result is only replaced by a
+complete new one; the process id keeps two writers of the same file (parallel searches) apart. If
+the run is interrupted (Ctrl-C), the rows so far are still renamed into place; after any other error
+the old file is kept and the partial one removed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,30 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
+
 FORMATS = ("csv", "json")
+
+
+def partial_path(path: Path) -> Path:
+    """This process's temporary name for ``path``."""
+    return path.with_name(f"{path.name}.{os.getpid()}.partial")
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename: a reader never sees half a file."""
+    path = Path(path)
+    partial = partial_path(path)
+    try:
+        partial.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _json_value(value: Any) -> Any:
+    """JSON has no NaN: a missing number is null."""
+    return None if isinstance(value, float) and value != value else value
 
 
 class ResultWriter:
@@ -27,11 +52,13 @@ class ResultWriter:
 
     def __init__(self, path: str | os.PathLike, columns: list[str], fmt: str = "csv"):
         self.path = Path(path)
-        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.partial = partial_path(self.path)
         self.columns, self.fmt = columns, fmt
         self.count = 0
 
     def __enter__(self) -> ResultWriter:
+        if self.path.is_dir():
+            raise UserError(f"{self.path} is a folder; give a file name for the results")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.partial, "w", newline="", encoding="utf-8")
         if self.fmt == "csv":
@@ -45,13 +72,16 @@ class ResultWriter:
         if self.fmt == "csv":
             self._csv.writerow({k: ("" if v is None else v) for k, v in row.items()})
         else:
-            self._file.write(("," if self.count else "") + "\n  " + json.dumps({k: row.get(k) for k in self.columns}))
+            self._file.write(("," if self.count else "") + "\n  " + json.dumps({k: _json_value(row.get(k)) for k in self.columns}))
         self.count += 1
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, exc_type, exc, traceback) -> None:
         if self.fmt == "json":
             self._file.write("\n]\n")
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
-        os.replace(self.partial, self.path)
+        if exc_type is None or issubclass(exc_type, KeyboardInterrupt):
+            os.replace(self.partial, self.path)  # complete, or the rows so far of an interrupted run
+        else:
+            self.partial.unlink(missing_ok=True)

@@ -24,6 +24,7 @@ each trial), ``optimization_history.png`` and ``param_importances.png``, and a r
 from __future__ import annotations
 
 import gc
+import io
 import logging
 import math
 import re
@@ -46,7 +47,7 @@ from .backbones import BACKBONES
 from .data import LabelledData, read_labelled_data
 from .errors import NothingDone, UserError
 from .model import LOSSES, OPTIMIZERS, SCHEDULERS
-from .results import ResultWriter
+from .results import ResultWriter, atomic_write
 from .training import TrainConfig, ensure_default_dataset, train
 from .transforms import AUGMENT_LEVELS
 
@@ -511,10 +512,10 @@ def _save(ax: Any, path: Path) -> Path:
 
     figure = ax.figure
     figure.tight_layout()
-    partial = path.with_name(path.name + ".partial")
-    figure.savefig(partial, format="png", dpi=120)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
     plt.close(figure)
-    partial.replace(path)
+    atomic_write(path, buffer.getvalue())
     return path
 
 

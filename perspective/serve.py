@@ -218,7 +218,8 @@ def decode_image(upload: Upload, transform: Callable, max_pixels: int, draft_siz
     if width * height > max_pixels:
         raise reject(400, f"{name}: {width}x{height} pixels is over the limit of {max_pixels} pixels")
     try:
-        return transform(load_image(io.BytesIO(upload.data), draft_size))  # type: ignore[arg-type] - a file object works
+        image = load_image(io.BytesIO(upload.data), draft_size, max_pixels)  # type: ignore[arg-type] - a file object works
+        return transform(image)
     except Image.DecompressionBombError as exc:
         raise reject(400, f"{name}: too many pixels ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt data, any codec error
@@ -528,10 +529,15 @@ def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: Serv
         request.state.images = len(uploads)
         loop = asyncio.get_running_loop()
         with batcher.expect(len(uploads)):
-            images = await asyncio.gather(*(
+            # every decode finishes before the queue slots are freed, even when one of them fails
+            decoded = await asyncio.gather(*(
                 loop.run_in_executor(decoder, decode_image, u, predictor.transform, config.max_pixels,
                                      predictor.preprocessing.decode_size)
-                for u in uploads))
+                for u in uploads), return_exceptions=True)
+        failed = [d for d in decoded if isinstance(d, BaseException)]
+        if failed:
+            raise failed[0]
+        images = list(decoded)
         outputs = await batcher.predict(images)
         items = [prediction_item(predictor, u.filename, out) for u, out in zip(uploads, outputs)]
         for item in items:

@@ -237,7 +237,9 @@ def build_model(cfg: TrainConfig, data: LabelledData, train: pd.DataFrame, pre: 
         warmup_epochs=cfg.warmup_epochs,
         train_stats=stats,
         data_config={"source": data.source, "label_column": cfg.label_column, "seed": cfg.seed,
-                     "val_fraction": cfg.val_fraction, "test_fraction": cfg.test_fraction},
+                     "val_fraction": 0.0 if cfg.val_data else cfg.val_fraction,
+                     "test_fraction": 0.0 if cfg.test_data else cfg.test_fraction,
+                     "val_data": cfg.val_data, "test_data": cfg.test_data},
     )
 
 

@@ -387,7 +387,7 @@ def test_ctrl_c_stops_at_once_and_still_writes_the_manifest(site, tmp_path):
     ("url,label\n", (), "no http(s) URLs"),
     ("http://127.0.0.1:9/x.jpg\n", ("--workers", "0"), "--workers: must be at least 1"),
     ("http://127.0.0.1:9/x.jpg\n", ("--timeout", "-1"), "--timeout"),
-    ("http://127.0.0.1:9/x.jpg\n", ("--max-mb", "inf"), "--max-mb: must be a number more than 0"),
+    ("http://127.0.0.1:9/x.jpg\n", ("--max-mb", "inf"), "--max-mb: expected a finite number"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, content, flags, message):
     listing = tmp_path / ("list.csv" if content and "," in content else "list.txt")

@@ -200,7 +200,7 @@ def test_a_hostile_pickle_is_refused_everywhere_and_never_runs(script, args, evi
 
 
 def test_a_decompression_bomb_is_refused_without_decoding_it(tmp_path):
-    Image.new("L", (10_000, 10_000)).save(tmp_path / "bomb.png")  # 100 MP in a small file
+    Image.new("L", (15_000, 10_000)).save(tmp_path / "bomb.png")  # 150 MP in a small file
     assert (tmp_path / "bomb.png").stat().st_size < 1_000_000
     result = run_script("infer.py", "-i", str(tmp_path / "bomb.png"), "-r", str(tmp_path / "r.csv"), "-q")
     assert result.returncode == 1  # nothing could be predicted, the row says why

@@ -1,0 +1,129 @@
+"""Training speed: train.py against a plain PyTorch loop doing the same work (a benchmark, not a test).
+
+    python benchmarks/bench_train.py                      # resnet18, 224 px, batch 32, 480 images
+    python benchmarks/bench_train.py --image-size 160 --images 960
+
+Both sides train the same model (random init) on the same synthetic images with the same batch
+size, DataLoader workers, augmentation (none), AdamW, warm-up + cosine schedule and precision
+(train.py's default: bf16-mixed where the CPU has bf16), channels_last, and validate on the same
+5% each epoch. train.py is measured by its marginal time: (3 epochs - 1 epoch), so start-up,
+data reading and the first epoch's warm-up are excluded; the plain loop times epochs 2 and 3 after a
+first one. Lightning's overhead = 1 - train.py's images/s / the plain loop's. Goal: at most 10%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from perspective.cli import ArgumentParser, positive_int  # noqa: E402
+
+VAL_FRACTION = 0.05
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="bench_train.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("-b", "--backbone", default="resnet18", help="(default resnet18)")
+    p.add_argument("--image-size", type=positive_int, default=224, help="(default 224)")
+    p.add_argument("--images", type=positive_int, default=480, help="synthetic images (default 480)")
+    p.add_argument("-s", "--batch-size", type=positive_int, default=32, help="(default 32)")
+    p.add_argument("-w", "--workers", type=int, default=None, help="DataLoader workers (default: train.py's)")
+    p.add_argument("--workdir", default=None, help="keep data here (default: a temporary folder)")
+    return p
+
+
+def train_py_seconds(args, data: Path, work: Path, epochs: int) -> float:
+    command = [sys.executable, str(ROOT / "train.py"), "-b", args.backbone, "-d", str(data), "--weights", "none",
+               "--image-size", str(args.image_size), "-s", str(args.batch_size), "-e", str(epochs),
+               "--augment", "none", "--val-fraction", str(VAL_FRACTION), "--test-fraction", "0",
+               "--patience", "100", "-c", str(work / "ckpt"), "--logs-location", str(work / "logs"), "-q"]
+    if args.workers is not None:
+        command += ["-w", str(args.workers)]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def plain_loop_seconds(args, data: Path, epochs: int = 3) -> tuple[float, int, str]:
+    """Seconds for epochs 2..``epochs`` of a hand-written loop; also train images per epoch and precision."""
+    import pytorch_lightning as pl
+    import torch
+
+    from perspective.backbones import default_preprocessing
+    from perspective.data import PerspectiveDataModule, default_workers
+    from perspective.hardware import default_precision
+    from perspective.model import warmup_cosine
+    from perspective.training import TrainConfig, _load_splits, build_model
+    from perspective.transforms import eval_transform
+
+    cfg = TrainConfig(backbone=args.backbone, data=str(data), weights="none", image_size=args.image_size,
+                      batch_size=args.batch_size, augment="none", val_fraction=VAL_FRACTION, test_fraction=0,
+                      workers=args.workers if args.workers is not None else default_workers())
+    pl.seed_everything(cfg.seed, verbose=False)
+    pre = default_preprocessing(cfg.backbone, cfg.image_size)
+    data_, splits = _load_splits(cfg)
+    model = build_model(cfg, data_, splits[0], pre)
+    loaders = PerspectiveDataModule(splits, data_.task, data_.names, eval_transform(pre), eval_transform(pre), None,
+                                    cfg.batch_size, cfg.workers, pre.decode_size, pre.decode_size)
+    train_loader, val_loader = loaders.train_dataloader(), loaders.val_dataloader()
+    precision = default_precision("cpu")
+    dtype = torch.bfloat16 if precision == "bf16-mixed" else None
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    total = epochs * len(train_loader)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, len(train_loader), total))
+
+    def epoch() -> None:
+        model.train()
+        for x, y in train_loader:
+            with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+                loss = model.loss_fn(model(x).float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+        model.eval()
+        with torch.inference_mode(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            for x, y in val_loader:
+                model.loss_fn(model(x).float(), y)
+
+    epoch()  # warm-up, as train.py's first epoch
+    start = time.perf_counter()
+    for _ in range(epochs - 1):
+        epoch()
+    images = len(train_loader) * cfg.batch_size
+    return time.perf_counter() - start, images, precision
+
+
+def main() -> int:
+    args = get_args_parser().parse_args()
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench_train_"))
+    data = work / "data"
+    if not (data / "labels.csv").is_file():
+        subprocess.run([sys.executable, "-m", "perspective.synth", "-o", str(data), "-n", str(args.images),
+                        "--seed", "5", "-q"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    plain_s, per_epoch, precision = plain_loop_seconds(args, data)
+    plain = 2 * per_epoch / plain_s
+    print(f"plain loop: {plain:.1f} images/s ({precision})", flush=True)
+    one = train_py_seconds(args, data, work, 1)
+    three = train_py_seconds(args, data, work, 3)
+    lightning = 2 * per_epoch / (three - one)
+    print(f"train.py: {lightning:.1f} images/s (1 epoch {one:.1f} s, 3 epochs {three:.1f} s)", flush=True)
+    print(f"\n{args.backbone} {args.image_size} px, batch {args.batch_size}, {per_epoch} training images per epoch, "
+          f"{os.cpu_count()} CPU cores, {precision}")
+    print(f"{'':12s} {'images/s':>9s}")
+    print(f"{'plain loop':12s} {plain:9.1f}")
+    print(f"{'train.py':12s} {lightning:9.1f}")
+    print(f"Lightning overhead: {100 * (1 - lightning / plain):.1f}% (goal <= 10%)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
