@@ -196,7 +196,8 @@ class Predictor:
         bar = tqdm(total=len(dataset), unit="img", disable=not progress or len(loader) < 2)
         for images, indices, errors in loader:
             ok = torch.tensor([not e for e in errors])
-            outputs = self.predict_tensor(images[ok]) if ok.any() else None
+            readable = images if ok.all() else images[ok]  # indexing would copy the whole batch
+            outputs = self.predict_tensor(readable) if ok.any() else None
             k = 0
             for index, error in zip(indices.tolist(), errors):
                 output = None
