@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import argparse
 
-from perspective.cli import ArgumentParser, add_runtime_flags, non_negative_int, run, setup_logging
+from perspective.cli import (
+    ArgumentParser,
+    add_prediction_flags,
+    add_runtime_flags,
+    non_negative_int,
+    run,
+    setup_logging,
+)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -35,10 +42,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="split seed (default: the training run's)")
     p.add_argument("--samples", type=non_negative_int, default=16, help="images in the sample grid (default 16)")
     add_runtime_flags(p, default_batch_size=32)
-    p.add_argument("--compile", action="store_true",
-                   help="run the model through torch.compile: a slow first batch, then faster on large runs")
-    p.add_argument("--precision", choices=("auto", "32", "bf16", "16"), default="auto",
-                   help="auto = bf16 where the hardware computes it natively, else 32 (default auto)")
+    add_prediction_flags(p)
     return p
 
 

@@ -13,7 +13,7 @@ import glob
 import os
 import sys
 
-from perspective.cli import ArgumentParser, add_runtime_flags, run, setup_logging
+from perspective.cli import ArgumentParser, add_prediction_flags, add_runtime_flags, run, setup_logging
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -40,10 +40,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="class column of the labels CSV (default: the one the checkpoint was trained with)")
     p.add_argument("--show", type=int, default=20, help="rows to print on stdout (default 20)")
     add_runtime_flags(p, default_batch_size=32)
-    p.add_argument("--compile", action="store_true",
-                   help="run the model through torch.compile: a slow first batch, then faster on large runs")
-    p.add_argument("--precision", choices=("auto", "32", "bf16", "16"), default="auto",
-                   help="auto = bf16 where the hardware computes it natively, else 32; 16 needs CUDA (default auto)")
+    add_prediction_flags(p)
     return p
 
 

@@ -106,6 +106,17 @@ def add_runtime_flags(parser: argparse.ArgumentParser, default_batch_size: int) 
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
 
 
+PREDICTION_PRECISIONS = ("auto", "32", "bf16", "16")
+
+
+def add_prediction_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags of every command that predicts (infer.py, evaluate.py): precision and torch.compile."""
+    parser.add_argument("--precision", choices=PREDICTION_PRECISIONS, default="auto",
+                        help="auto = bf16 where the hardware computes it natively, else 32; 16 needs CUDA (default auto)")
+    parser.add_argument("--compile", action="store_true",
+                        help="run the model through torch.compile: a slow first batch, then faster on large runs")
+
+
 def setup_logging(quiet: bool = False) -> None:
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .backbones import Preprocessing
+from .cli import PREDICTION_PRECISIONS as PRECISIONS
 from .data import ImageFileDataset
 from .errors import UserError
 from .hardware import cpu_has_bf16
@@ -36,7 +37,6 @@ from .transforms import eval_transform
 log = logging.getLogger(__name__)
 
 TRAINED_MODELS = Path(__file__).resolve().parent.parent / "trained_models"
-PRECISIONS = ("auto", "32", "bf16", "16")
 
 
 def shipped_checkpoint() -> Path:

@@ -19,20 +19,17 @@ import io
 import itertools
 import os
 import re
-import signal
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import torch
-from conftest import ROOT, run_script
+from conftest import run_script
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from server_process import start_server
 
 from perspective.backbones import default_preprocessing
 from perspective.data import ImageFileDataset, load_image, read_labelled_data
@@ -101,47 +98,10 @@ def write_temp(folder: Path, data: bytes, suffix: str = ".jpg") -> Path:
 
 # --- the server, started with the module ------------------------------------------------------
 
-class Server:
-    def __init__(self, tmp: Path):
-        self.log_file = tmp / "api.log"
-        self.stderr = tmp / "stderr.txt"
-        self.url = ""
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "serve.py"), "--port", "0", "--log-file", str(self.log_file),
-             "--max-upload-mb", "1", "--max-files", "8", "--max-pixels", "4000000"],
-            cwd=tmp, stdout=subprocess.DEVNULL, stderr=self.stderr.open("w"),
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-    def wait_ready(self, timeout: float = 120) -> str:
-        """The server's address, from its log (it picks a free port), once /health answers."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.stderr.read_text()[-3000:]
-            text = self.log_file.read_text() if self.log_file.exists() else ""
-            found = re.search(r"serving on (http://\S+) ", text)
-            if found:
-                try:
-                    if httpx.get(f"{found.group(1)}/health", timeout=2).status_code == 200:
-                        self.url = found.group(1)
-                        return self.url
-                except httpx.TransportError:
-                    pass
-            time.sleep(0.2)
-        raise AssertionError(f"server not ready in {timeout} s: {self.stderr.read_text()[-3000:]}")
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def server(tmp_path_factory):
-    started = Server(tmp_path_factory.mktemp("fuzz_serve"))
+    started = start_server(tmp_path_factory.mktemp("fuzz_serve"), "--max-upload-mb", "1", "--max-files", "8",
+                           "--max-pixels", "4000000")
     try:
         yield started
     finally:

@@ -9,15 +9,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import re
 import signal
 import struct
-import subprocess
-import sys
-import time
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -25,6 +20,7 @@ import pytest
 import torch
 from conftest import ROOT, run_script
 from PIL import Image
+from server_process import Server, start_server
 
 from perspective.data import list_images
 from perspective.predict import Predictor, load_checkpoint, shipped_checkpoint
@@ -37,58 +33,6 @@ MAX_PIXELS = 4_000_000
 # project's CPUs a score moves by about 1e-7 with the composition of its batch (measured), so infer.py's
 # 1e-4 holds; CUDA kernels picked per batch size move bf16 results more, hence 0.02 there.
 TOLERANCE = 0.02 if torch.cuda.is_available() else 1e-4
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen
-    log_file: Path
-    stderr: Path
-    url: str = ""
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        """Poll the log for the address (the server picks a free port) and then /health."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.stderr.read_text()[-3000:]
-            text = self.log_file.read_text() if self.log_file.exists() else ""
-            found = re.search(r"serving on (http://\S+) ", text)
-            if found:
-                self.url = found.group(1)
-                try:
-                    if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-            time.sleep(0.2)
-        raise AssertionError(f"server not ready in {timeout} s: {self.stderr.read_text()[-3000:]}")
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            raise
-
-    def log_lines(self, needle: str, count: int = 1, timeout: float = 5) -> list[str]:
-        """Log lines containing ``needle``, waiting a little: the access line follows the response."""
-        deadline = time.monotonic() + timeout
-        while True:
-            lines = [line for line in self.log_file.read_text().splitlines() if needle in line]
-            if len(lines) >= count or time.monotonic() > deadline:
-                return lines
-            time.sleep(0.05)
-
-
-def start_server(tmp: Path, *flags: str) -> Server:
-    log_file, stderr = tmp / "api.log", tmp / "stderr.txt"
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "serve.py"), "--port", "0", "--log-file", str(log_file), *flags],
-        cwd=tmp, stdout=subprocess.DEVNULL, stderr=stderr.open("w"), env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    return Server(proc, log_file, stderr)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +50,7 @@ def servers(tmp_path_factory):
     finally:
         for server in started.values():
             server.proc.send_signal(signal.SIGTERM)
-        codes = {name: server.stop() for name, server in started.items()}
+        codes = {name: server.wait_stopped() for name, server in started.items()}  # one SIGTERM each
     assert codes == {"open": 0, "keyed": 0}, codes
 
 
