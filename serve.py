@@ -5,7 +5,7 @@
     curl -F file=@car.jpg http://127.0.0.1:8000/predict
 
 Requests, rejected uploads and predictions are logged to --log-file (rotated by size) and to stderr.
-Exit codes: 0 after a clean stop (Ctrl-C or SIGTERM), 2 for usage errors (one line on stderr).
+Exit codes: 0 after SIGTERM (a clean stop), 130 after Ctrl-C, 2 for usage errors (one line on stderr).
 """
 
 from __future__ import annotations
