@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from synthetic import make_class_folders, make_regression_set  # noqa: E402
@@ -56,3 +57,18 @@ def trained_regression(tmp_path_factory, regression_dir):
 @pytest.fixture(scope="session")
 def trained_classifier(tmp_path_factory, class_dir):
     return _train(tmp_path_factory.mktemp("train_cls"), class_dir, "-s", "4", "-e", "8", "-l", "3e-3")
+
+
+@pytest.fixture
+def evil_checkpoint(tmp_path):
+    """A checkpoint whose unpickling would create ``marker``: (path, marker)."""
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            import os
+
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"hyper_parameters": {}, "state_dict": {}, "x": Evil()}, tmp_path / "evil.ckpt")
+    return tmp_path / "evil.ckpt", marker

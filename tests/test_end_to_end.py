@@ -6,7 +6,6 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from conftest import run_script
 
 
@@ -85,16 +84,8 @@ def test_infer_usage_errors_are_one_line_and_exit_2(args, message, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_hostile_pickle_checkpoint_is_refused_without_running_it(tmp_path):
-    marker = tmp_path / "pwned"
-
-    class Evil:
-        def __reduce__(self):
-            import os
-
-            return (os.system, (f"touch {marker}",))
-
-    torch.save({"hyper_parameters": {}, "state_dict": {}, "x": Evil()}, tmp_path / "evil.ckpt")
+def test_hostile_pickle_checkpoint_is_refused_without_running_it(evil_checkpoint, tmp_path):
+    evil, marker = evil_checkpoint
     (tmp_path / "a.png").write_bytes(b"")
     result = run_script("infer.py", "-i", str(tmp_path / "a.png"), "-c", str(tmp_path / "evil.ckpt"))
     assert result.returncode == 2 and "refused" in result.stderr

@@ -169,20 +169,6 @@ def test_ctrl_c_stops_gracefully_and_keeps_a_resumable_last_checkpoint(small_set
 # --- hostile files ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def evil_checkpoint(tmp_path):
-    marker = tmp_path / "pwned"
-
-    class Evil:
-        def __reduce__(self):
-            import os
-
-            return (os.system, (f"touch {marker}",))
-
-    torch.save({"hyper_parameters": {}, "state_dict": {}, "x": Evil()}, tmp_path / "evil.ckpt")
-    return tmp_path / "evil.ckpt", marker
-
-
 @pytest.mark.parametrize("script, args", [
     ("evaluate.py", ["-d", "DATA", "-c", "EVIL", "-o", "OUT"]),
     ("export.py", ["-c", "EVIL", "-o", "OUT/m.onnx"]),
