@@ -87,7 +87,7 @@ def test_infer_usage_errors_are_one_line_and_exit_2(args, message, tmp_path):
 def test_hostile_pickle_checkpoint_is_refused_without_running_it(evil_checkpoint, tmp_path):
     evil, marker = evil_checkpoint
     (tmp_path / "a.png").write_bytes(b"")
-    result = run_script("infer.py", "-i", str(tmp_path / "a.png"), "-c", str(tmp_path / "evil.ckpt"))
+    result = run_script("infer.py", "-i", str(tmp_path / "a.png"), "-c", str(evil))
     assert result.returncode == 2 and "refused" in result.stderr
     assert not marker.exists()
 
