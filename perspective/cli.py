@@ -99,7 +99,9 @@ def add_runtime_flags(parser: argparse.ArgumentParser, default_batch_size: int) 
     parser.add_argument("-s", "--batch-size", type=positive_int, default=default_batch_size,
                         help=f"batch size (default {default_batch_size})")
     parser.add_argument("-w", "--workers", type=non_negative_int, default=default_workers(),
-                        help="DataLoader worker processes (default: min(CPU count, 8))")
+                        help="image decoding workers: DataLoader processes when training or feeding a GPU, "
+                             "threads that take turns with the model when predicting on the CPU "
+                             "(default: min(CPU count, 8))")
     parser.add_argument("-g", "--gpus", type=non_negative_int, default=None,
                         help="number of GPUs; 0 forces the CPU (default: what torch finds)")
     parser.add_argument("--accelerator", default="auto", help="cpu, gpu, cuda, mps or auto (default auto)")

@@ -20,6 +20,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -387,16 +389,19 @@ class LabelledImageDataset(Dataset):
 
 
 class ImageFileDataset(Dataset):
-    """Images for prediction: yields ``(tensor, index, error)``; an unreadable file never raises.
+    """Images for prediction: yields ``(uint8 HWC tensor, index, error)``; an unreadable file never raises.
 
-    A file that cannot be read gives a zero tensor and its error message, so one bad image in a
-    folder of thousands costs one row, not the run.
+    Each image is decoded and resized (``resize``: PIL image -> PIL image of ``image_size`` px
+    square) but not normalised: the batch is normalised at once where the model runs
+    (``perspective.transforms.normalise_batch``), and a uint8 image is a quarter of the bytes to pass
+    between processes or to a GPU. A file that cannot be read gives a zero image and its error
+    message, so one bad image in a folder of thousands costs one row, not the run.
     """
 
-    def __init__(self, paths: Sequence[str | os.PathLike], transform: Callable, image_size: int,
+    def __init__(self, paths: Sequence[str | os.PathLike], resize: Callable, image_size: int,
                  draft_size: int | None = None):
         self.paths = [str(p) for p in paths]
-        self.transform = transform
+        self.resize = resize
         self.image_size = image_size
         self.draft_size = draft_size
 
@@ -405,10 +410,39 @@ class ImageFileDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str]:
         try:
-            return self.transform(load_image(self.paths[i], self.draft_size)), i, ""
+            image = self.resize(load_image(self.paths[i], self.draft_size))
+            return torch.from_numpy(np.array(image, dtype=np.uint8)), i, ""
         except Exception as exc:  # noqa: BLE001 - any failure to read becomes this row's error
             message = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-            return torch.zeros(3, self.image_size, self.image_size), i, message
+            return torch.zeros(self.image_size, self.image_size, 3, dtype=torch.uint8), i, message
+
+
+class InTurnLoader:
+    """Batches of a dataset decoded by a pool of threads that takes turns with the model.
+
+    On a CPU, decoding and the model need the same cores. DataLoader worker processes decode while
+    the model runs, so the model's threads keep losing their core to a decoder, and each of its
+    parallel steps waits for the slowest thread: on 2 cores resnet18 ran at 98-125 images/s that
+    way against 180 for the model alone. Here the threads decode one batch with every core (Pillow
+    releases the GIL while it decodes and resizes), then the caller runs the model with every core,
+    and so on: 135-147 images/s on the same machine (``benchmarks/bench_infer.py``). A GPU runs the
+    model beside the CPU, so there the DataLoader's processes are the right tool.
+
+    Iterating yields what ``DataLoader`` would yield for the same dataset and batch size.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, threads: int):
+        self.dataset, self.batch_size, self.threads = dataset, batch_size, threads
+
+    def __len__(self) -> int:
+        return -(-len(self.dataset) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.dataset)
+        with ThreadPoolExecutor(self.threads) if self.threads else nullcontext() as pool:
+            get = pool.map if pool else map
+            for start in range(0, n, self.batch_size):
+                yield default_collate(list(get(self.dataset.__getitem__, range(start, min(start + self.batch_size, n)))))
 
 
 class PerspectiveDataModule(pl.LightningDataModule):

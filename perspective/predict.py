@@ -6,8 +6,9 @@ the same numbers whichever front end asks.
 - Checkpoints are read with ``torch.load(weights_only=True)``: a file that needs arbitrary pickles
   is refused before any of its code can run. The model is rebuilt from the hyperparameters stored
   in the checkpoint alone; no flag but the path is needed, and no weights are downloaded.
-- Images are decoded in DataLoader workers; an unreadable file becomes a row with its ``error``
-  filled and no prediction, never an exception.
+- Images are decoded and resized in parallel (threads taking turns with the model on a CPU,
+  DataLoader worker processes feeding a GPU) and normalised a batch at a time where the model runs.
+  An unreadable file becomes a row with its ``error`` filled and no prediction, never an exception.
 - Inference runs under ``torch.inference_mode`` in channels_last, with bf16 autocast where the
   hardware computes bf16 natively (see ``perspective.hardware``).
 """
@@ -28,11 +29,11 @@ from tqdm import tqdm
 
 from .backbones import Preprocessing
 from .cli import PREDICTION_PRECISIONS as PRECISIONS
-from .data import ImageFileDataset
+from .data import ImageFileDataset, InTurnLoader
 from .errors import UserError
 from .hardware import cpu_has_bf16
 from .model import PerspectiveModel
-from .transforms import eval_transform
+from .transforms import eval_resize, eval_transform, normalise_batch
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,8 @@ class Predictor:
         self.precision = precision
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         self.preprocessing = Preprocessing.from_dict(model.hparams.preprocessing)
-        self.transform = eval_transform(self.preprocessing)
+        self.transform = eval_transform(self.preprocessing)  # one PIL image -> normalised tensor
+        self.resize = eval_resize(self.preprocessing)
         self.columns = output_columns(model)
         self._forward = model.predict_outputs
         if compile and in_torch:
@@ -167,6 +169,12 @@ class Predictor:
         with self._autocast():
             return self._forward(batch).float().cpu()
 
+    @torch.inference_mode()
+    def predict_images(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(N, H, W, 3)`` images, already resized -> outputs; normalised on the model's device."""
+        images = images.to(self.device, non_blocking=True)
+        return self.predict_tensor(normalise_batch(images, self.preprocessing))
+
     def row(self, path: str, output: torch.Tensor | None, error: str) -> dict[str, Any]:
         row: dict[str, Any] = {"path": path}
         names = self.model.names
@@ -184,20 +192,28 @@ class Predictor:
     def predict_paths(
         self, paths: Sequence[str | os.PathLike], batch_size: int = 32, workers: int = 0, progress: bool = True
     ) -> Iterator[dict[str, Any]]:
-        """Yield one row per path, in order, as batches finish (nothing accumulates)."""
+        """Yield one row per path, in order, as batches finish (nothing accumulates).
+
+        ``workers``: decoding threads that take turns with the model on a CPU, or DataLoader worker
+        processes that decode while a GPU computes (see ``perspective.data.InTurnLoader``); 0 decodes
+        in this thread.
+        """
         pre = self.preprocessing
-        dataset = ImageFileDataset(paths, self.transform, pre.image_size, pre.decode_size)
-        loader = DataLoader(
-            dataset,
-            batch_size=batch_size,
-            num_workers=min(workers, max(1, len(dataset) // batch_size)) if workers else 0,
-            pin_memory=self.device.type == "cuda",
-        )
+        dataset = ImageFileDataset(paths, self.resize, pre.image_size, pre.decode_size)
+        if self.device.type == "cpu":
+            loader = InTurnLoader(dataset, batch_size, workers)
+        else:
+            loader = DataLoader(
+                dataset,
+                batch_size=batch_size,
+                num_workers=min(workers, max(1, len(dataset) // batch_size)) if workers else 0,
+                pin_memory=True,
+            )
         bar = tqdm(total=len(dataset), unit="img", disable=not progress or len(loader) < 2)
         for images, indices, errors in loader:
             ok = torch.tensor([not e for e in errors])
             readable = images if ok.all() else images[ok]  # indexing would copy the whole batch
-            outputs = self.predict_tensor(readable) if ok.any() else None
+            outputs = self.predict_images(readable) if ok.any() else None
             k = 0
             for index, error in zip(indices.tolist(), errors):
                 output = None
@@ -206,4 +222,3 @@ class Predictor:
                 yield self.row(dataset.paths[index], output, error)
             bar.update(len(indices))
         bar.close()
-

@@ -52,6 +52,27 @@ def eval_transform(pre: Preprocessing) -> v2.Compose:
     return v2.Compose([*_resize(pre), *_to_normalised_tensor(pre)])
 
 
+def eval_resize(pre: Preprocessing) -> v2.Compose:
+    """PIL image -> PIL image of ``image_size`` x ``image_size``: the geometry half of ``eval_transform``.
+
+    The prediction path decodes and resizes per image but normalises whole batches
+    (``normalise_batch``): a uint8 image is a quarter of the bytes to hand over, and one batched
+    normalisation costs less than a small one per image.
+    """
+    return v2.Compose(_resize(pre))
+
+
+def normalise_batch(images: torch.Tensor, pre: Preprocessing) -> torch.Tensor:
+    """uint8 ``(N, H, W, 3)`` images -> normalised float32 ``(N, 3, H, W)`` in channels_last memory.
+
+    The same operations as the end of ``eval_transform`` (scale to [0, 1], subtract the mean, divide
+    by the standard deviation), so both give the same numbers; the permuted view of an HWC batch is
+    already channels_last, the layout the model runs fastest in, so nothing is copied to get it.
+    """
+    batch = v2.functional.to_dtype(images.permute(0, 3, 1, 2), torch.float32, scale=True)
+    return v2.functional.normalize(batch, mean=list(pre.mean), std=list(pre.std), inplace=True)
+
+
 def train_transform(pre: Preprocessing, level: str) -> v2.Compose:
     """Training transform at augmentation ``level``; the horizontal flip is not part of it."""
     if level not in AUGMENT_LEVELS:

@@ -35,7 +35,7 @@ from perspective.backbones import default_preprocessing
 from perspective.data import ImageFileDataset, load_image, read_labelled_data
 from perspective.download import read_url_list, safe_name
 from perspective.errors import UserError
-from perspective.transforms import eval_transform
+from perspective.transforms import eval_resize
 
 FUZZ = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                                   HealthCheck.filter_too_much])
@@ -117,7 +117,7 @@ def folder(tmp_path_factory) -> Path:
 
 # --- the loader -------------------------------------------------------------------------------
 
-TRANSFORM = eval_transform(default_preprocessing("resnet18", IMAGE_SIZE))
+RESIZE = eval_resize(default_preprocessing("resnet18", IMAGE_SIZE))
 
 
 # load_image may take a JPEG draft size (decoding at a reduced scale); fuzz that path too when it does.
@@ -139,8 +139,8 @@ def test_random_bytes_as_an_image_never_crash_the_loader(folder, data, draft):
         loaded, reason = True, None
         event("loaded")
         assert image.mode == "RGB" and min(image.size) > 0
-    tensor, index, error = ImageFileDataset([path], TRANSFORM, IMAGE_SIZE, **extra)[0]
-    assert index == 0 and tensor.shape == (3, IMAGE_SIZE, IMAGE_SIZE) and tensor.dtype == torch.float32
+    tensor, index, error = ImageFileDataset([path], RESIZE, IMAGE_SIZE, **extra)[0]
+    assert index == 0 and tensor.shape == (IMAGE_SIZE, IMAGE_SIZE, 3) and tensor.dtype == torch.uint8
     assert (error == "") == loaded, (error, reason)
     assert "\n" not in error
     path.unlink()

@@ -88,3 +88,34 @@ def test_reduced_size_jpeg_decoding_keeps_at_least_the_needed_size(tmp_path):
     assert load_image(tmp_path / "a.jpg", 100).size == (160, 120)  # 1/4 scale
     assert load_image(tmp_path / "a.jpg", 300).size == (640, 480)  # 1/2 would give 240 < 300
     assert load_image(tmp_path / "a.png", 100).size == (640, 480)  # only JPEG decodes at reduced size
+
+
+def test_the_in_turn_loader_yields_what_a_dataloader_yields(regression_dir, tmp_path):
+    """Threads taking turns with the model (the CPU path) and DataLoader processes (the GPU path) agree."""
+    from torch.utils.data import DataLoader
+
+    from perspective.backbones import default_preprocessing
+    from perspective.data import ImageFileDataset, InTurnLoader
+    from perspective.transforms import eval_resize
+
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    paths = [*list_images(regression_dir / "images")[:9], tmp_path / "broken.jpg", tmp_path / "missing.png"]
+    pre = default_preprocessing("resnet18", 32)
+    dataset = ImageFileDataset(paths, eval_resize(pre), 32, pre.decode_size)
+    expected = list(DataLoader(dataset, batch_size=4, num_workers=2))
+    for threads in (0, 3):
+        loader = InTurnLoader(dataset, batch_size=4, threads=threads)
+        got = list(loader)
+        assert len(got) == len(loader) == len(expected) == 3
+        for (images, indices, errors), (images_, indices_, errors_) in zip(got, expected):
+            assert torch.equal(images, images_) and torch.equal(indices, indices_) and errors == errors_
+    assert [bool(e) for e in got[-1][2]] == [False, True, True]
+    assert got[-1][0][1:].count_nonzero() == 0  # unreadable images are zeros, flagged by their error
+
+
+def test_decoding_threads_do_not_change_predictions(trained_regression, regression_dir):
+    predictor = Predictor(load_checkpoint(trained_regression[1]), "cpu", "32")
+    paths = list_images(regression_dir / "images")[:20]
+    alone = list(predictor.predict_paths(paths, batch_size=8, workers=0, progress=False))
+    threaded = list(predictor.predict_paths(paths, batch_size=8, workers=2, progress=False))
+    assert alone == threaded and len(alone) == 20 and all(row["error"] == "" for row in alone)

@@ -101,3 +101,22 @@ def test_full_resize_keeps_the_whole_photo_and_crop_cuts_the_sides():
         assert train_transform(default_preprocessing("resnet18", 64), level)(image).shape == (3, 64, 64)
     with pytest.raises(UserError):
         train_transform(default_preprocessing("resnet18", 64), "extreme")
+
+
+@pytest.mark.parametrize("mode", ["full", "crop"])
+def test_batched_normalisation_gives_what_the_per_image_transform_gives(mode):
+    """The prediction path resizes per image and normalises per batch; training normalises per image."""
+    import numpy as np
+    from PIL import Image
+
+    from perspective.transforms import eval_resize, normalise_batch
+
+    pre = default_preprocessing("resnet18", 64, mode)
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)) for _ in range(3)]
+    per_image = torch.stack([eval_transform(pre)(im) for im in images])
+    resize = eval_resize(pre)
+    batch = normalise_batch(torch.stack([torch.from_numpy(np.array(resize(im))) for im in images]), pre)
+    assert batch.shape == (3, 3, 64, 64) and batch.dtype == torch.float32
+    assert batch.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(batch, per_image)
