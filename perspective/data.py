@@ -422,11 +422,12 @@ class InTurnLoader:
 
     On a CPU, decoding and the model need the same cores. DataLoader worker processes decode while
     the model runs, so the model's threads keep losing their core to a decoder, and each of its
-    parallel steps waits for the slowest thread: on 2 cores resnet18 ran at 98-125 images/s that
-    way against 180 for the model alone. Here the threads decode one batch with every core (Pillow
-    releases the GIL while it decodes and resizes), then the caller runs the model with every core,
-    and so on: 135-147 images/s on the same machine (``benchmarks/bench_infer.py``). A GPU runs the
-    model beside the CPU, so there the DataLoader's processes are the right tool.
+    parallel steps waits for the slowest thread: on 2 cores resnet18 predicted 114-120 images/s
+    that way, against about 175 for the model alone. Here the threads decode one batch with every
+    core (Pillow releases the GIL while it decodes and resizes), then the caller runs the model with
+    every core, and so on: 116-141 images/s, mostly 130-140, on the same machine (measured in one
+    process; the README has the end-to-end figures). A GPU runs the model beside the CPU, so there
+    the DataLoader's processes are the right tool.
 
     Iterating yields what ``DataLoader`` would yield for the same dataset and batch size.
     """
