@@ -14,6 +14,7 @@ import argparse
 
 from perspective.cli import (
     ArgumentParser,
+    add_checkpoint_flag,
     add_prediction_flags,
     add_runtime_flags,
     non_negative_int,
@@ -28,8 +29,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         description="Evaluate a checkpoint on labelled data (any layout train.py reads): metrics with "
                     "trivial baselines, plots and a self-contained HTML report. Long flags also accept underscores.",
     )
-    p.add_argument("-c", "--checkpoint", default=None,
-                   help="checkpoint from train.py (default: the shipped model in trained_models/)")
+    add_checkpoint_flag(p)
     p.add_argument("-d", "--data", required=True,
                    help="labelled data: a folder with labels.csv + images/, a CSV file, or class subfolders")
     p.add_argument("--images", default=None, help="images folder for a CSV given with -d (default: beside it)")

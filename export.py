@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 
-from perspective.cli import ArgumentParser, run, setup_logging
+from perspective.cli import ArgumentParser, add_checkpoint_flag, run, setup_logging
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="export.py", description="Export a checkpoint to ONNX or TorchScript with a parity check.")
-    p.add_argument("-c", "--checkpoint", default=None,
-                   help="checkpoint from train.py (default: the shipped model in trained_models/)")
+    add_checkpoint_flag(p)
     p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="(default onnx)")
     p.add_argument("-o", "--output", required=True, help="file to write (.onnx, or .pt for TorchScript)")
     p.add_argument("--tolerance", type=float, default=1e-4,

@@ -13,7 +13,14 @@ import glob
 import os
 import sys
 
-from perspective.cli import ArgumentParser, add_prediction_flags, add_runtime_flags, run, setup_logging
+from perspective.cli import (
+    ArgumentParser,
+    add_checkpoint_flag,
+    add_prediction_flags,
+    add_runtime_flags,
+    run,
+    setup_logging,
+)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -27,9 +34,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="image paths or glob patterns (quote patterns to let infer.py expand them)")
     p.add_argument("-d", "--directory", default=None, help="predict every image in this folder")
     p.add_argument("-R", "--recursive", action="store_true", help="with -d, include subfolders")
-    p.add_argument("-c", "--checkpoint", default=None,
-                   help="checkpoint from train.py, or an ONNX model from export.py (default: the shipped model "
-                        "in trained_models/)")
+    add_checkpoint_flag(p, onnx=True)
     p.add_argument("-r", "--result-csv", default="last_results.csv",
                    help="where the results go (default ./last_results.csv)")
     p.add_argument("--format", choices=("csv", "json"), default="csv", help="result format (default csv)")

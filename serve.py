@@ -15,6 +15,7 @@ import re
 
 from perspective.cli import (
     ArgumentParser,
+    add_checkpoint_flag,
     non_negative_float,
     non_negative_int,
     port,
@@ -38,8 +39,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                     "GET /health, GET /model, docs at /docs. Concurrent requests are batched into one forward "
                     "pass. Long flags also accept underscores.",
     )
-    p.add_argument("-c", "--checkpoint", default=None,
-                   help="checkpoint from train.py (default: the shipped model in trained_models/)")
+    add_checkpoint_flag(p)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 opens it to the network)")
     p.add_argument("--port", type=port, default=8000, help="port (default 8000; 0 = any free port, logged)")

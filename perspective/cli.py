@@ -108,6 +108,16 @@ def add_runtime_flags(parser: argparse.ArgumentParser, default_batch_size: int) 
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
 
 
+def add_checkpoint_flag(parser: argparse.ArgumentParser, onnx: bool = False) -> None:
+    """``-c/--checkpoint`` of every command that loads a model; None means the shipped one.
+
+    ``onnx``: the command also runs ONNX models from export.py (infer.py).
+    """
+    what = "checkpoint from train.py, or an ONNX model from export.py" if onnx else "checkpoint from train.py"
+    parser.add_argument("-c", "--checkpoint", default=None,
+                        help=f"{what} (default: the shipped model in trained_models/)")
+
+
 PREDICTION_PRECISIONS = ("auto", "32", "bf16", "16")
 
 

@@ -115,6 +115,11 @@ def _images_dir(base: Path) -> Path:
     return base
 
 
+def _csv_lines(rows: pd.Series, limit: int = 5) -> str:
+    """The file's line numbers (line 1 is the header) of the first ``limit`` rows where ``rows`` is True."""
+    return ", ".join(str(i + 2) for i in np.flatnonzero(rows.to_numpy())[:limit])
+
+
 def read_csv_checked(csv_path: Path) -> pd.DataFrame:
     """A labels CSV read as text, refused with one line when unreadable, without filenames or empty."""
     try:
@@ -129,8 +134,7 @@ def read_csv_checked(csv_path: Path) -> pd.DataFrame:
         raise UserError(f"{csv_path}: no rows")
     blank = frame["filename"].isna()  # pandas 3 keeps NaN through astype(str)
     if blank.any():
-        lines = (np.flatnonzero(blank.to_numpy()) + 2).tolist()  # +2: header line, 1-based
-        raise UserError(f"{csv_path}: no filename on line(s) {', '.join(map(str, lines[:5]))}")
+        raise UserError(f"{csv_path}: no filename on line(s) {_csv_lines(blank)}")
     duplicated = frame["filename"].astype(str)[frame["filename"].duplicated()].unique().tolist()
     if duplicated:
         raise UserError(f"{csv_path}: {len(duplicated)} duplicate filename(s), each must be listed once: "
@@ -176,10 +180,9 @@ def _mostly_numeric(column: pd.Series) -> bool:
 def _stray_values(frame: pd.DataFrame, column: str) -> str:
     numbers = pd.to_numeric(frame[column], errors="coerce")
     stray = frame[column].notna() & numbers.isna()
-    rows = (np.flatnonzero(stray.to_numpy()) + 2).tolist()  # +2: header line, 1-based
-    if not rows:
+    if not stray.any():
         return ""
-    return f": {frame[column][stray].iloc[0]!r} on line(s) {', '.join(map(str, rows[:5]))}"
+    return f": {frame[column][stray].iloc[0]!r} on line(s) {_csv_lines(stray)}"
 
 
 def _from_csv(
@@ -233,8 +236,7 @@ def _from_csv(
             raise UserError(f"{source}: no numeric target columns")
     bad = frame[names].isna().any(axis=1)
     if bad.any() and not allow_missing:
-        rows = (np.flatnonzero(bad.to_numpy()) + 2).tolist()  # +2: header line, 1-based
-        raise UserError(f"{source}: missing target values on line(s) {', '.join(map(str, rows[:5]))}")
+        raise UserError(f"{source}: missing target values on line(s) {_csv_lines(bad)}")
     out = pd.concat([paths.rename("path"), frame[names].astype(np.float32)], axis=1)
     out = _keep_existing(out, source) if skip_bad_files else out
     return LabelledData(out, "regression", [str(n) for n in names], source)
@@ -322,6 +324,11 @@ def split_data(
 _WARNED: set[str] = set()  # unreadable files already named in this process
 
 
+def failure_reason(exc: BaseException) -> str:
+    """Why an image could not be read, on one line (it goes into a CSV cell, a log line or an error)."""
+    return f"{type(exc).__name__}: {exc}".replace("\n", " ")
+
+
 def skip_unreadable(batch: list) -> Any:
     """DataLoader collate that drops the samples a dataset gave up on (None); None if none is left."""
     batch = [sample for sample in batch if sample is not None]
@@ -335,10 +342,8 @@ def find_unreadable(paths: Sequence[str], draft_size: int | None = None, workers
         try:
             load_image(path, draft_size).load()
         except Exception as exc:  # noqa: BLE001 - every failure is a finding
-            return path, f"{type(exc).__name__}: {exc}"
+            return path, failure_reason(exc)
         return None
-
-    from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max(1, workers)) as pool:  # Pillow decodes without the GIL
         return [bad for bad in pool.map(check, paths) if bad is not None]
@@ -380,7 +385,7 @@ class LabelledImageDataset(Dataset):
         except Exception as exc:  # noqa: BLE001 - one bad file must not end an epoch
             if self.paths[i] not in _WARNED:
                 _WARNED.add(self.paths[i])
-                log.warning("unreadable image skipped: %s (%s: %s)", self.paths[i], type(exc).__name__, exc)
+                log.warning("unreadable image skipped: %s (%s)", self.paths[i], failure_reason(exc))
             return None
         if self.flip is not None and torch.rand(()) < 0.5:
             image = F.horizontal_flip(image)
@@ -413,8 +418,7 @@ class ImageFileDataset(Dataset):
             image = self.resize(load_image(self.paths[i], self.draft_size))
             return torch.from_numpy(np.array(image, dtype=np.uint8)), i, ""
         except Exception as exc:  # noqa: BLE001 - any failure to read becomes this row's error
-            message = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-            return torch.zeros(self.image_size, self.image_size, 3, dtype=torch.uint8), i, message
+            return torch.zeros(self.image_size, self.image_size, 3, dtype=torch.uint8), i, failure_reason(exc)
 
 
 class InTurnLoader:

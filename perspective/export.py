@@ -25,6 +25,7 @@ from torch import nn
 
 from .errors import UserError
 from .model import PerspectiveModel
+from .results import partial_path
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def export(model: PerspectiveModel, target: str | os.PathLike, fmt: str, toleran
     check = torch.randn(check_batch, 3, size, size, generator=generator)  # another batch size than traced
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
+    partial = partial_path(target)
     with torch.inference_mode():
         reference = model.predict_outputs(check).numpy()
     try:

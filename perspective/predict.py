@@ -207,7 +207,7 @@ class Predictor:
                 dataset,
                 batch_size=batch_size,
                 num_workers=min(workers, max(1, len(dataset) // batch_size)) if workers else 0,
-                pin_memory=True,
+                pin_memory=self.device.type == "cuda",
             )
         bar = tqdm(total=len(dataset), unit="img", disable=not progress or len(loader) < 2)
         for images, indices, errors in loader:
