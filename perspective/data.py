@@ -36,10 +36,10 @@ from torchvision.datasets.folder import find_classes, make_dataset
 from torchvision.transforms.v2 import functional as F
 
 from .errors import UserError
+from .formats import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 TASKS = ("regression", "classification")
 LABELS_CSV = "labels.csv"
 SCORE_PREFIX = "perspective_score_"

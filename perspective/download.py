@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import hashlib
 import logging
@@ -45,15 +46,15 @@ import httpx
 from PIL import Image
 
 from .errors import NothingDone, UserError
+from .formats import IMAGE_EXTENSIONS
+from .results import ResultWriter
 
 log = logging.getLogger("perspective.download")  # the same name when run as python -m
 
 MANIFEST = "manifest.csv"
 MANIFEST_COLUMNS = ("url", "file", "status", "error")
 STATUSES = ("ok", "exists", "duplicate", "error")
-# The same as perspective.data.IMAGE_EXTENSIONS (a test keeps them equal); not imported from there
-# because perspective.data pulls in torch, seconds of start-up for a tool that only downloads.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+DONE = ("ok", "exists")  # the statuses of a URL whose file is there
 # Pillow formats accepted, with the extension a name without one gets. MPO (a multi-picture JPEG) has no
 # opener of its own: the JPEG one returns it.
 FORMAT_EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp",
@@ -375,8 +376,11 @@ async def download_one(client: httpx.AsyncClient, item: Item, name: str, out_dir
         return final, "ok", ""
     except DownloadError as exc:
         return "", "error", str(exc)
+    except OSError as exc:  # this machine's side (a folder that cannot be written, a full disk): ends the run
+        raise UserError(f"--out {out_dir}: cannot write {partial.name} ({exc.strerror or exc})") from None
     finally:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # best effort: the error above says what is wrong
+            partial.unlink(missing_ok=True)
 
 
 def _already_there(name: str, out_dir: Path, recorded: str | None, max_pixels: int) -> str:
@@ -411,7 +415,7 @@ def read_manifest(out_dir: Path) -> dict[str, str]:
     try:
         with open(path, newline="", encoding="utf-8") as f:
             return {row["url"]: row["file"] for row in csv.DictReader(f)
-                    if row.get("status") in ("ok", "exists") and row.get("url") and row.get("file")}
+                    if row.get("status") in DONE and row.get("url") and row.get("file")}
     except (OSError, UnicodeDecodeError, csv.Error, KeyError) as exc:
         log.warning("%s: unreadable (%s); every file is checked again", path, exc)
         return {}
@@ -436,7 +440,10 @@ def download_all(items: Sequence[Item], out_dir: str | os.PathLike, config: Down
     """
     config = config or DownloadConfig()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out_dir}: cannot create it ({exc.strerror or exc})") from None
     first = _firsts(items)
     try:
         asyncio.run(_download(first, plan_names(items), read_manifest(out_dir), out_dir, config, progress))
@@ -484,28 +491,17 @@ def _finish(items: Iterable[Item], first: dict[str, Item]) -> None:
         elif first[item.url] is not item:
             original = first[item.url]
             item.status, item.error = "duplicate", f"same URL as line {original.line}"
-            item.file = original.file if original.status in ("ok", "exists") else ""
+            item.file = original.file if original.status in DONE else ""
         elif not item.status:
             item.status, item.error = "error", "interrupted"
 
 
 def write_manifest(out_dir: str | os.PathLike, items: Iterable[Item], extra_columns: Sequence[str]) -> Path:
-    """``out_dir/manifest.csv``, written to a temporary file and renamed, so it is whole or absent."""
+    """``out_dir/manifest.csv``, written to a temporary file and renamed (``ResultWriter``)."""
     path = Path(out_dir) / MANIFEST
-    temp = path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")  # open(), not mkstemp: the umask's permissions
-    try:
-        with open(temp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow([*MANIFEST_COLUMNS, *extra_columns])
-            for item in items:
-                writer.writerow([item.url, item.file, item.status, item.error,
-                                 *(item.extra.get(c, "") for c in extra_columns)])
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    with ResultWriter(path, [*MANIFEST_COLUMNS, *extra_columns]) as writer:
+        for item in items:
+            writer.write({**item.extra, "url": item.url, "file": item.file, "status": item.status, "error": item.error})
     return path
 
 
@@ -516,10 +512,6 @@ def summarize(items: Sequence[Item]) -> str:
 
 
 # --- command line -----------------------------------------------------------------------------
-
-
-
-
 
 def get_args_parser() -> argparse.ArgumentParser:
     from .cli import ArgumentParser, non_negative_float, non_negative_int, positive_float, positive_int
@@ -557,10 +549,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.WARNING)
     items, extra_columns = read_url_list(args.list)
     out_dir = Path(args.out)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"--out {out_dir}: cannot create it ({exc.strerror or exc})") from None
     config = DownloadConfig(workers=args.workers, timeout=args.timeout, retries=args.retries, backoff=args.backoff,
                             max_bytes=int(args.max_mb * 2**20), max_pixels=args.max_pixels)
     start = time.monotonic()
@@ -570,7 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         manifest = write_manifest(out_dir, items, extra_columns)
     print(f"{summarize(items)} in {time.monotonic() - start:.1f} s; manifest: {manifest}")
-    if not any(item.status in ("ok", "exists") for item in items):
+    if not any(item.status in DONE for item in items):
         raise NothingDone("no file could be downloaded")
     return 0
 

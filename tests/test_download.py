@@ -399,7 +399,18 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, content, flags, message):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_file_that_cannot_be_written_ends_the_run_in_one_line_and_keeps_the_manifest(site, tmp_path):
+    out = tmp_path / "out"
+    (out / "blocked.jpg.partial").mkdir(parents=True)  # where the download would be written
+    listing = write_list(tmp_path / "urls.txt", [f"{site.url}/img/blocked.jpg"])
+    result = run_download(str(listing), "--out", str(out), *FAST_FLAGS)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines() == [
+        f"perspective.download: error: --out {out}: cannot write blocked.jpg.partial (Is a directory)"]
+    assert read_manifest(out)[1][0]["status"] == "error"
+
+
 def test_extensions_are_the_data_modules():
     from perspective.data import IMAGE_EXTENSIONS as DATA_EXTENSIONS
 
-    assert IMAGE_EXTENSIONS == DATA_EXTENSIONS
+    assert IMAGE_EXTENSIONS is DATA_EXTENSIONS  # one tuple in perspective.formats, not two kept equal
