@@ -63,6 +63,7 @@ OPEN_FORMATS = tuple(f for f in FORMAT_EXTENSIONS if f != "MPO")
 MAX_NAME = 120
 CHUNK = 64 * 1024
 USER_AGENT = "perspective-download/0.1"
+MAX_WAIT = 60.0  # seconds: the longest wait before a retry, whatever the backoff or a server's Retry-After
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,8 @@ class DownloadConfig:
         workers: downloads at the same time (asyncio tasks and pooled connections).
         timeout: seconds to connect, and seconds without data while reading, before an attempt fails.
         retries: further attempts after a timeout, a 5xx, a 429 or a dropped connection.
-        backoff: seconds before the first retry, doubled for each next one (a server's Retry-After,
-            capped at 60 s, wins when it says more).
+        backoff: seconds before the first retry, doubled for each next one up to 60 s (a server's
+            Retry-After, capped at 60 s too, wins when it says more).
         max_bytes: largest file; a bigger one is abandoned (and not retried).
         max_pixels: largest image, width x height, read from its header before decoding.
     """
@@ -288,7 +289,7 @@ def verify_image(path: str | os.PathLike, max_pixels: int) -> str:
 
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after", "")
-    return min(float(value), 60.0) if value.isdigit() else None
+    return min(float(value), MAX_WAIT) if value.isdigit() else None
 
 
 def _printable(text: str, limit: int = 60) -> str:
@@ -339,7 +340,7 @@ def _root_cause(exc: BaseException) -> str:
 
 
 async def fetch_with_retries(client: httpx.AsyncClient, url: str, partial: Path, config: DownloadConfig) -> str:
-    """``fetch`` with up to ``config.retries`` more attempts, waiting ``backoff * 2**n`` between them."""
+    """``fetch`` with up to ``config.retries`` more attempts, waiting ``backoff * 2**n`` (at most 60 s) between them."""
     for attempt in range(config.retries + 1):
         try:
             return await fetch(client, url, partial, config)
@@ -348,7 +349,7 @@ async def fetch_with_retries(client: httpx.AsyncClient, url: str, partial: Path,
                 if attempt:
                     raise DownloadError(f"{exc} (after {attempt + 1} attempts)") from None
                 raise
-            delay = max(exc.wait or 0.0, config.backoff * 2**attempt)
+            delay = max(exc.wait or 0.0, min(config.backoff * 2.0 ** min(attempt, 64), MAX_WAIT))
             log.info("%s: %s; retrying in %.2g s", url, exc, delay)
             await asyncio.sleep(delay)
     raise AssertionError("unreachable")
@@ -530,7 +531,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--retries", type=non_negative_int, default=3,
                    help="further attempts after a timeout, 5xx, 429 or dropped connection (default 3)")
     p.add_argument("--backoff", type=non_negative_float, default=1.0,
-                   help="seconds before the first retry, doubled for each next one (default 1)")
+                   help="seconds before the first retry, doubled for each next one up to 60 (default 1)")
     p.add_argument("--max-mb", type=positive_float, default=50.0, help="largest file in MiB (default 50)")
     p.add_argument("--max-pixels", type=positive_int, default=50_000_000,
                    help="largest image, width x height (default 50000000)")

@@ -410,6 +410,27 @@ def test_a_file_that_cannot_be_written_ends_the_run_in_one_line_and_keeps_the_ma
     assert read_manifest(out)[1][0]["status"] == "error"
 
 
+def test_waits_between_retries_double_up_to_a_minute(monkeypatch):
+    import asyncio
+
+    import perspective.download as download
+
+    waits = []
+
+    async def always_busy(*args):
+        raise download.DownloadError("HTTP 503 Service Unavailable", retry=True)
+
+    async def record(seconds):
+        waits.append(seconds)
+
+    monkeypatch.setattr(download, "fetch", always_busy)
+    monkeypatch.setattr(download.asyncio, "sleep", record)
+    config = DownloadConfig(retries=9, backoff=1.0)
+    with pytest.raises(download.DownloadError, match="after 10 attempts"):
+        asyncio.run(download.fetch_with_retries(None, "http://x/a.jpg", Path("unused"), config))
+    assert waits == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+
+
 def test_extensions_are_the_data_modules():
     from perspective.data import IMAGE_EXTENSIONS as DATA_EXTENSIONS
 
