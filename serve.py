@@ -11,11 +11,11 @@ Exit codes: 0 after SIGTERM (a clean stop), 130 after Ctrl-C, 2 for usage errors
 from __future__ import annotations
 
 import argparse
-import re
 
 from perspective.cli import (
     ArgumentParser,
     add_checkpoint_flag,
+    add_prediction_flags,
     non_negative_float,
     non_negative_int,
     port,
@@ -24,12 +24,6 @@ from perspective.cli import (
     run,
     setup_logging,
 )
-
-
-def device_name(text: str) -> str:
-    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
-        raise argparse.ArgumentTypeError(f"must be auto, cpu, mps, cuda or cuda:N, not {text!r}")
-    return text
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -57,9 +51,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-files", type=positive_int, default=64, help="most files in one request (default 64)")
     p.add_argument("--api-key", default=None,
                    help="require this key in the X-API-Key header for /predict and /model (/health stays open)")
-    p.add_argument("--device", type=device_name, default="auto", help="auto (CUDA when present), cpu, or cuda[:N] (default auto)")
-    p.add_argument("--precision", choices=("auto", "32", "bf16", "16"), default="auto",
-                   help="auto = bf16 where the hardware computes it natively, else 32; 16 needs CUDA (default auto)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, or cuda[:N] (default auto)")
+    add_prediction_flags(p)
     return p
 
 
@@ -74,7 +67,8 @@ def main() -> int:
         max_pixels=args.max_pixels, max_files=args.max_files, api_key=args.api_key or None,
     )
     checkpoint = args.checkpoint or shipped_checkpoint()
-    predictor = Predictor(load_checkpoint(checkpoint), device=args.device, precision=args.precision)
+    predictor = Predictor(load_checkpoint(checkpoint), device=args.device, precision=args.precision,
+                          compile=args.compile)
     setup_log_file(args.log_file, max_bytes=int(args.log_max_mb * 2**20), backups=args.log_backups)
     serve(create_app(predictor, checkpoint, config), args.host, args.port)
     return 0

@@ -31,9 +31,26 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from perspective.cli import ArgumentParser, positive_int  # noqa: E402
+from perspective.cli import (  # noqa: E402
+    PREDICTION_PRECISIONS,
+    ArgumentParser,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
 
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
+LOOPBACK = ("127.0.0.1", "::1", "localhost")  # serve.py's LOOPBACK_HOSTS, without importing torch for it
+
+
+def concurrency_levels(text: str) -> list[int]:
+    """``"1,8,32"`` -> ``[1, 8, 32]``; each level from 1 to 256."""
+    try:
+        levels = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        levels = []
+    if not levels or min(levels) < 1 or max(levels) > 256:
+        raise argparse.ArgumentTypeError(f"expected comma-separated levels from 1 to 256, got {text!r}")
+    return levels
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -45,20 +62,14 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", default=None, help="benchmark this running server instead of starting one (loopback)")
     p.add_argument("--image", default=str(ROOT / "sample_set" / "000000.jpg"), help="the image every request sends")
     p.add_argument("--requests", type=positive_int, default=200, help="requests per concurrency level (default 200)")
-    p.add_argument("--concurrency", default="1,8,32", help="comma-separated levels (default 1,8,32)")
+    p.add_argument("--concurrency", type=concurrency_levels, default="1,8,32",
+                   help="comma-separated levels, 1 to 256 (default 1,8,32)")
     p.add_argument("--warmup", type=positive_int, default=10, help="requests before measuring (default 10)")
-    p.add_argument("--max-seconds", type=float, default=300, help="time bound per level (default 300)")
+    p.add_argument("--max-seconds", type=positive_float, default=300, help="time bound per level (default 300)")
     p.add_argument("--max-batch", type=positive_int, default=16, help="server's --max-batch (default 16)")
-    p.add_argument("--max-wait-ms", type=float, default=10, help="server's --max-wait-ms (default 10)")
-    p.add_argument("--precision", choices=("auto", "32", "bf16"), default="auto", help="server's --precision (default auto)")
+    p.add_argument("--max-wait-ms", type=non_negative_float, default=10, help="server's --max-wait-ms (default 10)")
+    p.add_argument("--precision", choices=PREDICTION_PRECISIONS, default="auto", help="server's --precision (default auto)")
     return p
-
-
-def make_random_checkpoint(path: Path, image_size: int) -> Path:
-    """A resnet18 regression checkpoint with random weights: same compute as a trained one."""
-    from bench_infer import make_checkpoint
-
-    return make_checkpoint(path, "resnet18", image_size)
 
 
 def start_server(checkpoint: Path, workdir: Path, max_batch: int, max_wait_ms: float,
@@ -156,20 +167,24 @@ def print_table(model: str, rows: list[dict]) -> None:
 
 
 def main() -> int:
-    args = get_args_parser().parse_args()
-    levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
-    if not levels or min(levels) < 1 or max(levels) > 256:
-        raise SystemExit("bench_serve.py: --concurrency takes levels from 1 to 256")
+    parser = get_args_parser()
+    args = parser.parse_args()
+    levels = args.concurrency
+    if not Path(args.image).is_file():
+        parser.error(f"--image {args.image}: no such file")
     if args.url:
         if urlparse(args.url).hostname not in LOOPBACK:
-            raise SystemExit("bench_serve.py: --url must be a loopback address (127.0.0.1, ::1, localhost)")
+            parser.error("--url must be a loopback address (127.0.0.1, ::1, localhost)")
         url = args.url.rstrip("/")
         print_table(describe(url), benchmark(url, args, levels))
         return 0
     with tempfile.TemporaryDirectory(prefix="bench_serve_") as tmp:
         workdir = Path(tmp)
-        if args.checkpoint == "random":
-            checkpoint = make_random_checkpoint(workdir / f"resnet18_random_{args.image_size}px.ckpt", args.image_size)
+        if args.checkpoint == "random":  # random weights: the compute of a trained resnet18
+            from bench_infer import make_checkpoint
+
+            checkpoint = make_checkpoint(workdir / f"resnet18_random_{args.image_size}px.ckpt", "resnet18",
+                                         args.image_size)
         elif args.checkpoint == "shipped":
             from perspective.predict import shipped_checkpoint
 

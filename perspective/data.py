@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,10 @@ def default_workers() -> int:
     return min(os.cpu_count() or 1, 8)
 
 
+class TooManyPixels(ValueError):
+    """An image over the pixel limit, found from its header before any decoding."""
+
+
 def load_image(path: str | os.PathLike, draft_size: int | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Open an image as 8-bit RGB with its EXIF orientation applied.
 
@@ -60,7 +64,7 @@ def load_image(path: str | os.PathLike, draft_size: int | None = None, max_pixel
     """
     with Image.open(path) as img:
         if img.width * img.height > max_pixels:  # read from the header: a decompression bomb costs nothing
-            raise ValueError(f"{img.width}x{img.height} pixels is over the limit of {max_pixels:,}")
+            raise TooManyPixels(f"{img.width}x{img.height} pixels is over the limit of {max_pixels} pixels")
         if draft_size and img.format == "JPEG":
             img.draft(None, (draft_size, draft_size))
         img = ImageOps.exif_transpose(img)
@@ -74,6 +78,16 @@ def load_image(path: str | os.PathLike, draft_size: int | None = None, max_pixel
             background = Image.new("RGBA", img.size, (255, 255, 255, 255))
             img = Image.alpha_composite(background, img)
         return img.convert("RGB")
+
+
+def load_resized(source: str | os.PathLike | BinaryIO, resize: Callable, draft_size: int | None = None,
+                 max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+    """A file (path or file object) -> the uint8 ``(H, W, 3)`` tensor prediction batches are stacked from.
+
+    ``resize`` maps the PIL image to the model's input size (``transforms.eval_resize``);
+    normalisation happens per batch, where the model runs (``transforms.normalise_batch``).
+    """
+    return torch.from_numpy(np.array(resize(load_image(source, draft_size, max_pixels)), dtype=np.uint8))
 
 
 def list_images(directory: str | os.PathLike, recursive: bool = False) -> list[Path]:
@@ -415,8 +429,7 @@ class ImageFileDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str]:
         try:
-            image = self.resize(load_image(self.paths[i], self.draft_size))
-            return torch.from_numpy(np.array(image, dtype=np.uint8)), i, ""
+            return load_resized(self.paths[i], self.resize, self.draft_size), i, ""
         except Exception as exc:  # noqa: BLE001 - any failure to read becomes this row's error
             return torch.zeros(self.image_size, self.image_size, 3, dtype=torch.uint8), i, failure_reason(exc)
 

@@ -33,7 +33,7 @@ from .data import ImageFileDataset, InTurnLoader
 from .errors import UserError
 from .hardware import cpu_has_bf16
 from .model import PerspectiveModel
-from .transforms import eval_resize, eval_transform, normalise_batch
+from .transforms import eval_resize, normalise_batch
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,8 @@ class Predictor:
             self.device = torch.device(device)
         except RuntimeError:
             raise UserError(f"device {device!r}: not a device name (cpu, cuda, cuda:N)") from None
+        if self.device.type not in ("cpu", "cuda"):
+            raise UserError(f"device {device}: prediction runs on cpu or cuda[:N]")
         if self.device.type == "cuda" and (self.device.index or 0) >= torch.cuda.device_count():
             raise UserError(f"device {device}: only {torch.cuda.device_count()} CUDA GPU(s) found")
         if precision not in PRECISIONS:
@@ -149,8 +151,7 @@ class Predictor:
         self.precision = precision
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         self.preprocessing = Preprocessing.from_dict(model.hparams.preprocessing)
-        self.transform = eval_transform(self.preprocessing)  # one PIL image -> normalised tensor
-        self.resize = eval_resize(self.preprocessing)
+        self.resize = eval_resize(self.preprocessing)  # PIL image -> PIL image of the input size
         self.columns = output_columns(model)
         self._forward = model.predict_outputs
         if compile and in_torch:

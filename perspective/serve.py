@@ -9,9 +9,9 @@ Why it is shaped this way:
 - One process, one model in memory. Concurrent requests are gathered by ``MicroBatcher`` into one
   forward pass, which on a CPU costs much less per image than one pass per request; the pass runs in
   a dedicated thread so the event loop keeps accepting and reading requests meanwhile.
-- Multipart parsing, image decoding and the transform run in a small thread pool (Pillow and
-  torch release the GIL), never on the event loop.
-- The predictions come from ``perspective.predict.Predictor`` (its transform, ``predict_tensor`` and
+- Multipart parsing, image decoding and resizing run in a small thread pool (Pillow releases the
+  GIL), never on the event loop; the images wait as uint8 and are normalised a batch at a time.
+- The predictions come from ``perspective.predict.Predictor`` (its resize, ``predict_images`` and
   row building), the same path as ``infer.py``, so both give the same numbers for the same image.
 - Every bad upload is a 4xx with a JSON ``detail`` and a log line with the reason; the request body
   is counted while it streams in, so an oversized upload is refused before it fills memory.
@@ -50,7 +50,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from .data import load_image
+from .data import TooManyPixels, failure_reason, load_resized
 from .errors import UserError
 from .predict import Predictor
 
@@ -197,33 +197,25 @@ def parse_multipart(body: bytes, content_type: str, max_files: int) -> list[Uplo
     return uploads
 
 
-def decode_image(upload: Upload, transform: Callable, max_pixels: int, draft_size: int | None = None) -> torch.Tensor:
-    """Bytes -> normalised tensor, as ``load_image`` + the model's transform; 400 when it cannot be.
+def decode_image(upload: Upload, resize: Callable, max_pixels: int, draft_size: int | None = None) -> torch.Tensor:
+    """Bytes -> resized uint8 image, as infer.py reads a file (``load_resized``); 400 when it cannot be.
 
-    The pixel count is checked from the header before anything is decoded, so a small file that
-    would expand to gigabytes (a decompression bomb) costs nothing.
+    ``load_image`` checks the pixel count from the header before anything is decoded, so a small
+    file that would expand to gigabytes (a decompression bomb) costs nothing.
     """
     name = upload.filename
     if not upload.data:
         raise reject(400, f"{name}: empty file, not an image")
     try:
-        with Image.open(io.BytesIO(upload.data)) as probe:
-            width, height = probe.size
+        return load_resized(io.BytesIO(upload.data), resize, draft_size, max_pixels)
+    except TooManyPixels as exc:
+        raise reject(400, f"{name}: {exc}") from None
     except Image.DecompressionBombError as exc:
         raise reject(400, f"{name}: too many pixels ({exc})") from None
     except UnidentifiedImageError:
         raise reject(400, f"{name}: not an image (no format Pillow reads)") from None
-    except Exception as exc:  # noqa: BLE001 - a header Pillow recognises but cannot parse
-        raise reject(400, f"{name}: not an image ({type(exc).__name__}: {exc})") from None
-    if width * height > max_pixels:
-        raise reject(400, f"{name}: {width}x{height} pixels is over the limit of {max_pixels} pixels")
-    try:
-        image = load_image(io.BytesIO(upload.data), draft_size, max_pixels)  # type: ignore[arg-type] - a file object works
-        return transform(image)
-    except Image.DecompressionBombError as exc:
-        raise reject(400, f"{name}: too many pixels ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt data, any codec error
-        raise reject(400, f"{name}: corrupt image ({type(exc).__name__}: {exc})") from None
+        raise reject(400, f"{name}: corrupt image ({failure_reason(exc)})") from None
 
 
 # --- batching ---------------------------------------------------------------------------------
@@ -470,7 +462,7 @@ def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: Serv
     checkpoint = Path(checkpoint)
     summary = model_summary(predictor, checkpoint)
     model_name = summary["name"]
-    batcher = MicroBatcher(lambda images: predictor.predict_tensor(torch.stack(images)),
+    batcher = MicroBatcher(lambda images: predictor.predict_images(torch.stack(images)),
                            config.max_batch, config.max_wait_ms / 1000, config.max_queue)
     decoder = ThreadPoolExecutor(max_workers=config.decode_threads, thread_name_prefix="decode")
 
@@ -531,7 +523,7 @@ def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: Serv
         with batcher.expect(len(uploads)):
             # every decode finishes before the queue slots are freed, even when one of them fails
             decoded = await asyncio.gather(*(
-                loop.run_in_executor(decoder, decode_image, u, predictor.transform, config.max_pixels,
+                loop.run_in_executor(decoder, decode_image, u, predictor.resize, config.max_pixels,
                                      predictor.preprocessing.decode_size)
                 for u in uploads), return_exceptions=True)
         failed = [d for d in decoded if isinstance(d, BaseException)]

@@ -9,9 +9,11 @@ import torch
 from conftest import run_script
 from PIL import Image
 
+from perspective.backbones import Preprocessing
 from perspective.data import list_images, load_image
 from perspective.export import OnnxModel, export
 from perspective.predict import Predictor, load_checkpoint
+from perspective.transforms import eval_transform
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +29,8 @@ def exported(trained_regression, tmp_path_factory):
 def test_onnx_and_torchscript_agree_with_pytorch_within_1e_4(exported, regression_dir, tmp_path):
     best, onnx_path = exported
     model = load_checkpoint(best)
-    images = torch.stack([Predictor(model, "cpu", "32").transform(load_image(p))
+    transform = eval_transform(Preprocessing.from_dict(model.hparams.preprocessing))
+    images = torch.stack([transform(load_image(p))
                           for p in list_images(regression_dir / "images")[:6]])
     with torch.inference_mode():
         reference = model.predict_outputs(images).numpy()
