@@ -74,8 +74,6 @@ def split_args(args: argparse.Namespace, typed: set[str]):
     """(TrainConfig, the train settings the user typed) from parsed flags."""
     from perspective.training import TrainConfig
 
-    if args.devices is not None and args.devices.isdigit():
-        args.devices = int(args.devices)
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     return TrainConfig(**values), {n: v for n, v in values.items() if n in typed}
 

@@ -15,6 +15,7 @@ from perspective.cli import (
     ArgumentParser,
     add_runtime_flags,
     fraction,
+    lightning_devices,
     non_negative_float,
     positive_float,
     positive_int,
@@ -96,7 +97,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--precision", default=None,
                    help="Lightning precision: 32-true, bf16-mixed, 16-mixed, ... (default: bf16-mixed where "
                         "the hardware computes bf16 natively, else 32-true)")
-    g.add_argument("--devices", default=None, help="devices per node, passed to Lightning (default auto)")
+    g.add_argument("--devices", type=lightning_devices, default=None, help="devices per node, passed to Lightning (default auto)")
     g.add_argument("--strategy", default="auto", help="Lightning strategy: ddp, ddp_spawn, ... (default auto)")
     g.add_argument("--num-nodes", type=positive_int, default=1, help="machines for DDP (default 1)")
     g.add_argument("-c", "--checkpoints-location", default="checkpoints",
@@ -115,8 +116,6 @@ def main() -> int:
     from perspective.report import format_table
     from perspective.training import TrainConfig, train
 
-    if args.devices is not None and args.devices.isdigit():
-        args.devices = int(args.devices)
     result = train(TrainConfig(**vars(args)))
     if not result.is_global_zero:
         return 0

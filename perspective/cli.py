@@ -85,6 +85,11 @@ def fraction(text: str) -> float:
     return value
 
 
+def lightning_devices(text: str) -> int | str:
+    """``--devices``: a count (``2``) or what Lightning reads as a string (``auto``, ``0,1``, ``-1``)."""
+    return int(text) if text.isdigit() else text
+
+
 def port(text: str) -> int:
     value = non_negative_int(text)
     if value > 65535:

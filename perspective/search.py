@@ -43,13 +43,13 @@ import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from .backbones import BACKBONES
-from .data import LabelledData, read_labelled_data
+from .backbones import BACKBONES, default_preprocessing
+from .data import LabelledData
 from .errors import NothingDone, UserError
 from .model import LOSSES, OPTIMIZERS, SCHEDULERS
 from .results import ResultWriter, atomic_write
-from .training import TrainConfig, ensure_default_dataset, train
-from .transforms import AUGMENT_LEVELS
+from .training import TrainConfig, read_training_data, train
+from .transforms import AUGMENT_LEVELS, parse_flip_pairs
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +222,8 @@ def read_space(source: str | Path | Mapping[str, Any] | None) -> tuple[dict[str,
             raw = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
         except OSError as exc:
             raise UserError(f"--space {source}: cannot read it ({exc.strerror or exc})") from None
+        except UnicodeDecodeError:
+            raise UserError(f"--space {source}: not a UTF-8 text file") from None
         except yaml.YAMLError as exc:
             raise UserError(f"--space {source}: not valid YAML ({_one_line(exc)})") from None
         if not isinstance(raw, Mapping) or not raw:
@@ -310,8 +312,19 @@ def check_single_process(cfg: TrainConfig) -> None:
 
 def inspect_data(cfg: TrainConfig) -> LabelledData:
     """Read the labels once before any trial: the task decides the metrics and the space."""
-    source = cfg.data if cfg.data is not None else ensure_default_dataset()
-    return read_labelled_data(source, cfg.images, task=cfg.task, targets=cfg.targets, label_column=cfg.label_column)
+    return read_training_data(cfg)
+
+
+def check_fixed_settings(base: TrainConfig, backbones: list[str], space: Mapping[str, BaseDistribution]) -> None:
+    """What every trial shares is checked once, before any trial: a bad value would fail each of them.
+
+    The same checks as ``train`` makes (backbone names, input size, resize mode, flip pairs); a
+    searched image size is checked per trial.
+    """
+    size = None if "image_size" in space else base.image_size
+    for backbone in backbones:
+        default_preprocessing(backbone, size, base.resize_mode)
+    parse_flip_pairs(base.flip_pairs)
 
 
 def safe_url(url: str) -> str:
@@ -454,9 +467,9 @@ class Objective:
             value = reporter.value_of_best_checkpoint()
         except optuna.TrialPruned:
             raise
-        except SystemExit:  # Lightning turns Ctrl-C inside fit into sys.exit(1) after cleaning up
+        except KeyboardInterrupt:  # train() turns Lightning's graceful Ctrl-C exit back into this
             trial.set_user_attr("error", "interrupted")
-            raise KeyboardInterrupt from None
+            raise
         except BaseException as exc:
             trial.set_user_attr("error", _one_line(exc))
             raise
@@ -613,13 +626,17 @@ def run_search(
     metric = settings.metric or DEFAULT_METRIC[data.task]
     direction = check_metric(metric, data.task)
     space = fit_space(space, where, data, backbones)
+    check_fixed_settings(base, backbones, space)
     varied = [n for n in LOSS_SETTINGS if n in space and len(_values(space[n])) != 1]
     if metric == "val_loss" and varied:
         log.warning("--metric val_loss compares trials by their own loss, and %s varies; val_loss values of "
                     "different losses are not comparable", ", ".join(varied))
     settings = replace(settings, metric=metric)
 
-    outdir.mkdir(parents=True, exist_ok=True)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"-o {outdir}: cannot create the folder ({exc.strerror or exc})") from None
     url = settings.storage or f"sqlite:///{(outdir / 'search.db').resolve()}"
     study = open_study(open_storage(url), settings.study, settings.metric, direction, settings.sampler,
                        base.seed, pruner)

@@ -128,10 +128,19 @@ def ensure_default_dataset(path: Path = DEFAULT_DATA, count: int = DEFAULT_DATA_
     return path
 
 
-def _load_splits(cfg: TrainConfig) -> tuple[LabelledData, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
+def _read_options(cfg: TrainConfig) -> dict[str, Any]:
+    return dict(task=cfg.task, targets=cfg.targets, label_column=cfg.label_column, skip_bad_files=not cfg.strict)
+
+
+def read_training_data(cfg: TrainConfig) -> LabelledData:
+    """The labelled data ``cfg`` trains on (``--data``, or the built-in synthetic set), before any split."""
     source = cfg.data if cfg.data is not None else ensure_default_dataset()
-    read = dict(task=cfg.task, targets=cfg.targets, label_column=cfg.label_column, skip_bad_files=not cfg.strict)
-    data = read_labelled_data(source, cfg.images, **read)
+    return read_labelled_data(source, cfg.images, **_read_options(cfg))
+
+
+def _load_splits(cfg: TrainConfig) -> tuple[LabelledData, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
+    data = read_training_data(cfg)
+    read = _read_options(cfg)
     extra = {}
     for name in ("val_data", "test_data"):
         path = getattr(cfg, name)

@@ -158,12 +158,19 @@ def test_pruned_and_failed_trials_are_recorded_and_the_search_goes_on(data, spac
     (["--storage", "sqlite:////nonexistent/folder/search.db"], "cannot open it"),
     (["--storage", "nosuchdb://x"], "cannot open it"),
     (["--devices", "2"], "one device"),
+    (["-b", "nosuch"], "nosuch"),
+    (["--flip-pairs", "left"], "--flip-pairs"),
+    (["--space", "{latin1_space}"], "not a UTF-8 text file"),
+    (["-o", "{bad_space}"], "cannot create the folder"),
 ])
 def test_bad_input_exits_2_with_one_line_before_any_trial(extra, message, data, space, tmp_path, monkeypatch, capsys):
     bad_space = tmp_path / "bad.yaml"
     bad_space.write_text("learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}\nmomentum: [0.9, 0.99]\n")
+    latin1_space = tmp_path / "latin1.yaml"
+    latin1_space.write_bytes("loss: [huber]  # r\u00e9gression\n".encode("latin-1"))
     out = tmp_path / "out"
-    argv = ["--trials", "1", *fixed_flags(data, space, out), *[a.format(bad_space=bad_space) for a in extra]]
+    argv = ["--trials", "1", *fixed_flags(data, space, out),
+            *[a.format(bad_space=bad_space, latin1_space=latin1_space) for a in extra]]
     monkeypatch.setattr(sys, "argv", ["search.py", *argv])
     with pytest.raises(SystemExit) as exit_info:
         search_cli.run(search_cli.main, "search.py")
