@@ -29,7 +29,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         description="Evaluate a checkpoint on labelled data (any layout train.py reads): metrics with "
                     "trivial baselines, plots and a self-contained HTML report. Long flags also accept underscores.",
     )
-    add_checkpoint_flag(p)
+    add_checkpoint_flag(p, onnx=True)
     p.add_argument("-d", "--data", required=True,
                    help="labelled data: a folder with labels.csv + images/, a CSV file, or class subfolders")
     p.add_argument("--images", default=None, help="images folder for a CSV given with -d (default: beside it)")

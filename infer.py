@@ -119,7 +119,7 @@ def main() -> int:
         parser.error("give images with -i or a folder with -d")
     setup_logging(args.quiet)
     from perspective.errors import NothingDone
-    from perspective.evaluation import compute_metrics, truth_columns, with_truth
+    from perspective.evaluation import compute_metrics, predict_with_truth
     from perspective.hardware import resolve_devices
     from perspective.predict import Predictor, load_model, shipped_checkpoint
     from perspective.report import format_table, metrics_table
@@ -135,12 +135,7 @@ def main() -> int:
                           compile=args.compile)
     labels, explicit = find_labels(args.labels, args.directory)
     lookup = load_lookup(predictor.model, labels, explicit, args.directory, args.label_column)
-    rows = predictor.predict_paths(paths, args.batch_size, args.workers, progress=not args.quiet)
-    columns = predictor.columns
-    if lookup is not None:
-        truth = truth_columns(predictor.model)
-        columns = [*columns[:-1], *truth, "error"]
-        rows = with_truth(rows, lookup, truth)
+    columns, rows = predict_with_truth(predictor, paths, lookup, args.batch_size, args.workers, not args.quiet)
 
     shown, scored, failed = [], [], 0
     with ResultWriter(args.result_csv, columns, args.format) as out:

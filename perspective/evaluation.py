@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,6 +118,16 @@ def with_truth(rows: Iterable[dict[str, Any]], lookup: dict[str, dict[str, Any]]
         yield {**row, **lookup.get(os.path.realpath(row["path"]), empty)}
 
 
+def predict_with_truth(predictor: Predictor, paths: Sequence[str], lookup: dict[str, dict[str, Any]] | None,
+                       batch_size: int, workers: int, progress: bool) -> tuple[list[str], Iterator[dict[str, Any]]]:
+    """The columns and the streamed rows of ``predictor.predict_paths``, with ``true_*`` columns when ``lookup``."""
+    rows = predictor.predict_paths(paths, batch_size, workers, progress)
+    if lookup is None:
+        return predictor.columns, rows
+    truth = truth_columns(predictor.model)
+    return [*predictor.columns[:-1], *truth, "error"], with_truth(rows, lookup, truth)
+
+
 def compute_metrics(model: PerspectiveModel, frame: pd.DataFrame) -> dict[str, Any]:
     """Metrics of prediction rows that carry truth columns; unreadable images are left out."""
     stats = model.hparams.get("train_stats") or {}
@@ -168,17 +178,16 @@ def evaluate(
         samples, seed: size and seed of the random sample grid.
     """
     model = predictor.model
-    lookup = truth_lookup(labelled_frame, model)
-    columns = [*predictor.columns[:-1], *truth_columns(model), "error"]
-    rows = with_truth(predictor.predict_paths(labelled_frame["path"].tolist(), batch_size, workers, progress),
-                      lookup, truth_columns(model))
+    columns, rows = predict_with_truth(predictor, labelled_frame["path"].tolist(), truth_lookup(labelled_frame, model),
+                                       batch_size, workers, progress)
     predictions = pd.DataFrame(list(rows), columns=columns)
-    if (predictions["error"].fillna("") != "").all():
+    unread = predictions["error"].fillna("") != ""
+    if unread.all():
         raise NothingDone("no image could be read; nothing to evaluate")
     metrics = compute_metrics(model, predictions)
-    readable = predictions[predictions["error"].fillna("") == ""]
-    if len(readable) < len(predictions):
-        failed = predictions[predictions["error"].fillna("") != ""]
+    readable = predictions[~unread]
+    if unread.any():
+        failed = predictions[unread]
         log.warning("%d image(s) could not be read, left out of the metrics: %s", len(failed),
                     "; ".join(f"{p} ({e})" for p, e in zip(failed["path"][:5], failed["error"][:5])))
     make = report.regression_plots if model.hparams.task == "regression" else report.classification_plots

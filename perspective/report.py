@@ -283,7 +283,7 @@ def regression_plots(
     titles = ["\n".join(f"{_short(n)}: true {frame[TRUE_PREFIX + n].iloc[i]:.2f} pred {frame[n].iloc[i]:.2f}"
                         for n in shown) for i in pick]
     plots = {"samples.png": _image_grid(frame["path"].iloc[pick].tolist(), titles, load,
-                                        f"{len(pick)} random samples (true and predicted scores)")}
+                                        f"{len(pick)} random samples (true and predicted scores)")} if len(pick) else {}
 
     def histogram(ax, j):
         bins = np.linspace(min(np.nanmin(truth[:, j]), np.nanmin(pred[:, j])),
@@ -331,7 +331,7 @@ def classification_plots(
     titles = [f"true {labelled[TRUE_PREFIX + 'label'].iloc[i]}\npred {labelled['label'].iloc[i]} "
               f"({labelled['confidence'].iloc[i]:.2f})" for i in pick]
     plots = {"samples.png": _image_grid(labelled["path"].iloc[pick].tolist(), titles, load,
-                                        f"{len(pick)} random samples (true and predicted class)")}
+                                        f"{len(pick)} random samples (true and predicted class)")} if len(pick) else {}
     counts = np.asarray(metrics["confusion_matrix"], dtype=np.float64)
     normalised = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
 
@@ -423,7 +423,10 @@ def write_report(
     out = Path(outdir)
     if out.exists() and not out.is_dir():
         raise UserError(f"-o {out}: a file is in the way; give a folder for the report")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"-o {out}: cannot create the folder ({exc.strerror or exc})") from None
     atomic_write(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     atomic_write(out / "metrics.csv", metrics_table(metrics).to_csv(index_label="name"))
     atomic_write(out / "predictions.csv", predictions.to_csv(index=False))

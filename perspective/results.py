@@ -9,6 +9,7 @@ the old file is kept and the partial one removed.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -32,8 +33,11 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
     try:
         partial.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(partial, path)
+    except OSError as exc:  # a folder that cannot be written, a full disk: the user's to fix, in one line
+        raise UserError(f"{path}: cannot write it ({exc.strerror or exc})") from None
     finally:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # best effort: the error above says what is wrong
+            partial.unlink(missing_ok=True)
 
 
 def _json_value(value: Any) -> Any:
@@ -59,8 +63,11 @@ class ResultWriter:
     def __enter__(self) -> ResultWriter:
         if self.path.is_dir():
             raise UserError(f"{self.path} is a folder; give a file name for the results")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.partial, "w", newline="", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.partial, "w", newline="", encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"{self.path}: cannot write it ({exc.strerror or exc})") from None
         if self.fmt == "csv":
             self._csv = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="ignore")
             self._csv.writeheader()

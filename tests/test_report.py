@@ -212,3 +212,21 @@ def test_evaluate_classification_writes_confusion_matrix(trained_classifier, cla
     assert np.asarray(metrics["confusion_matrix"]).sum() == 36
     assert metrics["accuracy"] >= 0.8 and metrics["baseline"]["majority"] == pytest.approx(1 / 3)
     assert (tmp_path / "ev" / "confusion_matrix.png").is_file()
+
+
+def test_no_sample_grid_is_asked_for_with_samples_0(trained_classifier, class_dir, tmp_path):
+    ev = run_script("evaluate.py", "-c", str(trained_classifier[1]), "-d", str(class_dir), "-o", str(tmp_path / "ev"),
+                    "--samples", "0", "-q")
+    assert ev.returncode == 0, ev.stderr
+    assert (tmp_path / "ev" / "report.html").is_file() and not (tmp_path / "ev" / "samples.png").exists()
+
+
+@pytest.mark.parametrize("script", ["evaluate.py", "infer.py"])
+def test_an_output_path_under_a_file_is_a_one_line_error(script, trained_classifier, class_dir, tmp_path):
+    (tmp_path / "file").write_text("in the way")
+    out = ["-o", str(tmp_path / "file" / "ev")] if script == "evaluate.py" else ["-r", str(tmp_path / "file" / "r.csv")]
+    data = ["-d", str(class_dir)] if script == "evaluate.py" else ["-d", str(class_dir / "red")]
+    result = run_script(script, "-c", str(trained_classifier[1]), *data, *out, "-q")
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert str(tmp_path / "file") in result.stderr
