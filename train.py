@@ -25,7 +25,10 @@ from perspective.cli import (
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    from perspective.backbones import BACKBONES, DEFAULT_BACKBONE
+    from perspective.backbones import BACKBONES, DEFAULT_BACKBONE, RESIZE_MODES
+    from perspective.data import TASKS
+    from perspective.model import LOSSES, OPTIMIZERS, SCHEDULERS
+    from perspective.transforms import AUGMENT_LEVELS
 
     p = ArgumentParser(
         prog="train.py",
@@ -41,7 +44,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "initialisation), or a path to a state_dict file (default imagenet)")
     g.add_argument("--image-size", type=positive_int, default=None,
                    help="input side in pixels (default: the weights' own, 224 for most)")
-    g.add_argument("--resize-mode", choices=("full", "crop"), default="full",
+    g.add_argument("--resize-mode", choices=RESIZE_MODES, default="full",
                    help="full = resize the whole image to a square (nothing cut off); crop = the weights' "
                         "resize then centre crop (default full)")
     g.add_argument("--output-activation", choices=("auto", "sigmoid", "none"), default="auto",
@@ -54,7 +57,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="a folder with labels.csv + images/, a CSV file, or a folder of class subfolders "
                         "(default: the built-in synthetic car dataset in data/synthetic, generated on first use)")
     g.add_argument("--images", default=None, help="images folder for a CSV given with -d (default: images/ beside it)")
-    g.add_argument("--task", choices=("regression", "classification"), default=None,
+    g.add_argument("--task", choices=TASKS, default=None,
                    help="force the task (default: detected from the data layout)")
     g.add_argument("--targets", type=lambda s: [t.strip() for t in s.split(",") if t.strip()], default=None,
                    help="regression target columns, comma-separated (default: the perspective_score_* "
@@ -64,7 +67,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--test-fraction", type=fraction, default=0.15, help="test share (default 0.15)")
     g.add_argument("--val-data", default=None, help="separate validation data (same layout as -d)")
     g.add_argument("--test-data", default=None, help="separate test data (same layout as -d)")
-    g.add_argument("--augment", choices=("none", "light", "strong"), default="light",
+    g.add_argument("--augment", choices=AUGMENT_LEVELS, default="light",
                    help="training augmentation: light = flip, rotation within 10 degrees, colour jitter; "
                         "strong adds a random resized crop (default light)")
     g.add_argument("--strict", action="store_true",
@@ -78,14 +81,14 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("-e", "--max-epochs", type=positive_int, default=20,
                    help="maximum epochs; early stopping may end sooner (default 20)")
     g.add_argument("-l", "--learning-rate", type=positive_float, default=1e-3, help="initial learning rate (default 1e-3)")
-    g.add_argument("--loss", choices=("mse", "mae", "huber", "weighted_mse"), default="mse",
+    g.add_argument("--loss", choices=LOSSES, default="mse",
                    help="regression loss; weighted_mse weighs errors by alpha + target (default mse)")
     g.add_argument("--huber-delta", type=positive_float, default=0.1, help="Huber loss delta (default 0.1)")
-    g.add_argument("--weighted-mse-alpha", type=non_negative_float, default=1 / 30, help="weighted_mse alpha (default 1/30)")
+    g.add_argument("--weighted-mse-alpha", type=positive_float, default=1 / 30, help="weighted_mse alpha (default 1/30)")
     g.add_argument("--label-smoothing", type=fraction, default=0.0, help="classification label smoothing (default 0)")
-    g.add_argument("--optimizer", choices=("adamw", "adam", "sgd"), default="adamw", help="(default adamw)")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="(default adamw)")
     g.add_argument("--weight-decay", type=non_negative_float, default=1e-4, help="(default 1e-4)")
-    g.add_argument("--scheduler", choices=("cosine", "plateau", "none"), default="cosine",
+    g.add_argument("--scheduler", choices=SCHEDULERS, default="cosine",
                    help="cosine = linear warm-up then cosine decay; plateau = halve on a stalled "
                         "validation metric (default cosine)")
     g.add_argument("--warmup-epochs", type=non_negative_float, default=1.0, help="warm-up of the cosine schedule (default 1)")
