@@ -66,10 +66,10 @@ def main() -> int:
         max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_upload_bytes=int(args.max_upload_mb * 2**20),
         max_pixels=args.max_pixels, max_files=args.max_files, api_key=args.api_key or None,
     )
+    setup_log_file(args.log_file, max_bytes=int(args.log_max_mb * 2**20), backups=args.log_backups)  # before the slow load
     checkpoint = args.checkpoint or shipped_checkpoint()
     predictor = Predictor(load_checkpoint(checkpoint), device=args.device, precision=args.precision,
                           compile=args.compile)
-    setup_log_file(args.log_file, max_bytes=int(args.log_max_mb * 2**20), backups=args.log_backups)
     serve(create_app(predictor, checkpoint, config), args.host, args.port)
     return 0
 
