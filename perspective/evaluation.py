@@ -141,7 +141,7 @@ def compute_metrics(model: PerspectiveModel, frame: pd.DataFrame) -> dict[str, A
 
 
 def _thumbnail(path: str):
-    image = load_image(path)
+    image = load_image(path, draft_size=320)  # a JPEG is decoded at the scale the thumbnail needs
     image.thumbnail((320, 320))
     return image
 
