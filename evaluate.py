@@ -60,7 +60,7 @@ def main() -> int:
     frame = select_split(labelled, args.split, model, args.seed)
     accelerator, _ = resolve_devices(args.gpus, args.accelerator, None)
     predictor = Predictor(model, device="cpu" if accelerator == "cpu" else "auto", precision=args.precision,
-                          compile=args.compile)
+                          compile=args.compile, tta=args.tta)
     summary = {"data": labelled.source, "split": args.split, "checkpoint": str(checkpoint)}
     result = evaluate(predictor, frame, args.out, title=f"Evaluation of {checkpoint}", summary=summary,
                       batch_size=args.batch_size, workers=args.workers, samples=args.samples,

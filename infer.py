@@ -132,7 +132,7 @@ def main() -> int:
     accelerator, _ = resolve_devices(args.gpus, args.accelerator, None)
     device = "cpu" if accelerator == "cpu" else "auto"
     predictor = Predictor(load_model(checkpoint), device=device, precision=args.precision,
-                          compile=args.compile)
+                          compile=args.compile, tta=args.tta)
     labels, explicit = find_labels(args.labels, args.directory)
     lookup = load_lookup(predictor.model, labels, explicit, args.directory, args.label_column)
     columns, rows = predict_with_truth(predictor, paths, lookup, args.batch_size, args.workers, not args.quiet)

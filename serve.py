@@ -69,7 +69,7 @@ def main() -> int:
     setup_log_file(args.log_file, max_bytes=int(args.log_max_mb * 2**20), backups=args.log_backups)  # before the slow load
     checkpoint = args.checkpoint or shipped_checkpoint()
     predictor = Predictor(load_checkpoint(checkpoint), device=args.device, precision=args.precision,
-                          compile=args.compile)
+                          compile=args.compile, tta=args.tta)
     serve(create_app(predictor, checkpoint, config), args.host, args.port)
     return 0
 

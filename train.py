@@ -17,6 +17,7 @@ from perspective.cli import (
     fraction,
     lightning_devices,
     non_negative_float,
+    non_negative_int,
     positive_float,
     positive_int,
     run,
@@ -24,10 +25,18 @@ from perspective.cli import (
 )
 
 
+def ema_decay(text: str) -> float:
+    value = fraction(text)
+    if 0 < value < 0.5:
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or a decay from 0.5 to below 1, got {text}")
+    return value
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     from perspective.backbones import BACKBONES, DEFAULT_BACKBONE, RESIZE_MODES
     from perspective.data import TASKS
-    from perspective.model import LOSSES, OPTIMIZERS, SCHEDULERS
+    from perspective.model import BALANCES, LOSSES, OPTIMIZERS, SCHEDULERS
+    from perspective.training import PRETRAINED_BACKBONE_LR_SCALE, PRETRAINED_FREEZE_EPOCHS, TrainConfig
     from perspective.transforms import AUGMENT_LEVELS
 
     p = ArgumentParser(
@@ -51,6 +60,12 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="regression output activation; auto = sigmoid when every training target lies "
                         "in [0, 1] (default auto)")
     g.add_argument("--dropout", type=fraction, default=0.0, help="dropout before the head (default 0)")
+    g.add_argument("--freeze-epochs", type=non_negative_int, default=TrainConfig.freeze_epochs,
+                   help="train the head alone for this many epochs, then the backbone too (default: "
+                        f"{PRETRAINED_FREEZE_EPOCHS} with pretrained --weights, 0 with none)")
+    g.add_argument("--backbone-lr-scale", type=positive_float, default=TrainConfig.backbone_lr_scale,
+                   help="the backbone's learning rate as a multiple of the head's (default: "
+                        f"{PRETRAINED_BACKBONE_LR_SCALE} with pretrained --weights, 1 with none)")
 
     g = p.add_argument_group("data")
     g.add_argument("-d", "--data", default=None,
@@ -73,6 +88,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--strict", action="store_true",
                    help="decode every image before training and stop (exit 2) if any cannot be read "
                         "(default: unreadable images are skipped with a warning)")
+    g.add_argument("--balance", choices=BALANCES, default=TrainConfig.balance,
+                   help="classification with uneven classes: sampler = draw every class equally often; loss = "
+                        f"weigh the cross-entropy by inverse class frequency (default {TrainConfig.balance})")
+    g.add_argument("--allow-missing-targets", action="store_true",
+                   help="regression: a CSV row may leave some targets blank; the loss and the metrics skip "
+                        "the blank cells (a row with no target at all is still refused)")
     g.add_argument("--flip-pairs", default=None,
                    help="targets or classes swapped by a horizontal flip, as a:b,c:d (default: every "
                         "*left* name with its *right* counterpart)")
@@ -92,7 +113,18 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="cosine = linear warm-up then cosine decay; plateau = halve on a stalled "
                         "validation metric (default cosine)")
     g.add_argument("--warmup-epochs", type=non_negative_float, default=1.0, help="warm-up of the cosine schedule (default 1)")
-    g.add_argument("--patience", type=positive_int, default=5, help="early-stopping patience in epochs (default 5)")
+    g.add_argument("--patience", type=positive_int, default=5,
+                   help="early stopping: epochs without improvement, counted from --min-epochs on (default 5)")
+    g.add_argument("--min-epochs", type=non_negative_int, default=TrainConfig.min_epochs,
+                   help="epochs before early stopping may end the run (default: half of --max-epochs under the "
+                        "cosine schedule, whose learning rate is still high before that; 0 with the others)")
+    g.add_argument("--ema-decay", type=ema_decay, default=TrainConfig.ema_decay,
+                   help="exponential moving average of the weights, used for validation, the saved checkpoints "
+                        "and the test; its decay warms up with the step count, so short runs work too. "
+                        f"0 turns it off (default {TrainConfig.ema_decay})")
+    g.add_argument("--lr-find", action="store_true",
+                   help="run Lightning's learning-rate finder first (up to 100 batches), save its plot as "
+                        "lr_find.png in the run folder and train with its suggestion instead of -l")
     g.add_argument("--seed", type=int, default=42, help="seed for the split, initialisation and augmentation (default 42)")
 
     g = p.add_argument_group("hardware and output")
@@ -107,6 +139,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="checkpoint folder; runs go to <it>/<backbone>/<run>/ (default ./checkpoints)")
     g.add_argument("--logs-location", default="lightning_logs", help="TensorBoard folder (default ./lightning_logs)")
     g.add_argument("--run-name", default=None, help="name of this run's folders (default: a timestamp)")
+    g.add_argument("--tta", action="store_true",
+                   help="the final test report averages each image with its mirror (as infer.py --tta)")
     g.add_argument("--resume", default=None,
                    help="continue a run from this checkpoint (e.g. its last.ckpt), or 'last' for the newest "
                         "last.ckpt of this backbone under -c")
@@ -126,6 +160,8 @@ def main() -> int:
         print("\ntest metrics of the best checkpoint:")
         print(format_table(result.test_table))
         print(f"test report: {Path(result.run_dir) / 'test_report' / 'report.html'}")
+    if result.found_learning_rate is not None:
+        print(f"learning rate found by --lr-find: {result.found_learning_rate:.3g}")
     print(f"best checkpoint: {result.best_checkpoint}")
     return 0
 

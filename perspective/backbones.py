@@ -12,7 +12,8 @@ Weights are one of:
 - ``"imagenet"``: torchvision's weights API; the file is cached under ``torch.hub.get_dir()``
   (``$TORCH_HOME/hub/checkpoints``) and downloaded only when it is not there;
 - ``"none"``: random initialisation (tests, offline machines, models trained from scratch);
-- a path to a local ``state_dict`` file (a torchvision checkpoint or a backbone-only one).
+- a path to a local ``state_dict`` file (a torchvision checkpoint or a backbone-only one), or a
+  checkpoint written by train.py, whose backbone starts the new run.
 """
 
 from __future__ import annotations
@@ -242,9 +243,14 @@ def _load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _load_local(spec: BackboneSpec, path: Path, model: nn.Module) -> None:
-    """Load a torchvision-style state_dict; keys of the removed classifier are ignored."""
+    """Load a torchvision-style state_dict, or the backbone of a toolkit checkpoint; classifiers are ignored.
+
+    A checkpoint written by train.py holds ``backbone.*`` and ``head.*`` weights (the averaged ones
+    when the run kept an EMA); only the backbone is taken, and the new run gets a new head.
+    """
     state = _load_state_dict_file(path)
-    state = {k.removeprefix("backbone."): v for k, v in state.items()}
+    if any(k.startswith("backbone.") for k in state):
+        state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
     state = {k: v for k, v in state.items() if not k.startswith(spec.classifier + ".")}
     state = {k: v for k, v in state.items() if not k.startswith("AuxLogits.")}
     try:

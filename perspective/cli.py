@@ -127,11 +127,14 @@ PREDICTION_PRECISIONS = ("auto", "32", "bf16", "16")
 
 
 def add_prediction_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags of every command that predicts (infer.py, evaluate.py): precision and torch.compile."""
+    """Flags of every command that predicts (infer.py, evaluate.py, serve.py): precision, torch.compile, TTA."""
     parser.add_argument("--precision", choices=PREDICTION_PRECISIONS, default="auto",
                         help="auto = bf16 where the hardware computes it natively, else 32; 16 needs CUDA (default auto)")
     parser.add_argument("--compile", action="store_true",
                         help="run the model through torch.compile: a slow first batch, then faster on large runs")
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: average each image's prediction with its mirror's, the "
+                             "mirror's left and right targets or classes swapped back (twice the compute)")
 
 
 def setup_logging(quiet: bool = False) -> None:

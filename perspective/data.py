@@ -31,7 +31,7 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 from PIL import Image, ImageOps
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler, default_collate
 from torchvision.datasets.folder import find_classes, make_dataset
 from torchvision.transforms.v2 import functional as F
 
@@ -207,6 +207,7 @@ def _from_csv(
     label_column: str | None,
     allow_missing: bool = False,
     skip_bad_files: bool = True,
+    partial_targets: bool = False,
 ) -> LabelledData:
     frame = read_csv_checked(csv_path)
     images = images or _images_dir(csv_path.parent)
@@ -248,9 +249,14 @@ def _from_csv(
         names = scores or names  # car-perspective format: its other numeric columns are metadata
         if not names:
             raise UserError(f"{source}: no numeric target columns")
-    bad = frame[names].isna().any(axis=1)
-    if bad.any() and not allow_missing:
-        raise UserError(f"{source}: missing target values on line(s) {_csv_lines(bad)}")
+    if not allow_missing:
+        blank = frame[names].isna()
+        if partial_targets and blank.all(axis=1).any():
+            raise UserError(f"{source}: no target value at all on line(s) {_csv_lines(blank.all(axis=1))} "
+                            "(--allow-missing-targets needs at least one per row)")
+        if not partial_targets and blank.any(axis=1).any():
+            raise UserError(f"{source}: missing target values on line(s) {_csv_lines(blank.any(axis=1))} "
+                            "(--allow-missing-targets trains on the cells that have one)")
     out = pd.concat([paths.rename("path"), frame[names].astype(np.float32)], axis=1)
     out = _keep_existing(out, source) if skip_bad_files else out
     return LabelledData(out, "regression", [str(n) for n in names], source)
@@ -279,6 +285,7 @@ def read_labelled_data(
     label_column: str | None = None,
     allow_missing: bool = False,
     skip_bad_files: bool = True,
+    partial_targets: bool = False,
 ) -> LabelledData:
     """Read a dataset in any supported layout (see the module docstring).
 
@@ -292,18 +299,21 @@ def read_labelled_data(
             the file; evaluation reports such rows and leaves them out of the metrics.
         skip_bad_files: drop rows whose image is missing or empty, with a warning; False keeps them
             (``--strict`` then reports every bad image together).
+        partial_targets: a regression row may leave some targets blank (NaN; ``--allow-missing-targets``),
+            though not all of them.
     """
     if task is not None and task not in TASKS:
         raise UserError(f"--task must be one of {', '.join(TASKS)}, not {task!r}")
     path = Path(data)
     images_path = Path(images) if images else None
     if path.is_file():
-        return _from_csv(path, images_path, task, targets, label_column, allow_missing, skip_bad_files)
+        return _from_csv(path, images_path, task, targets, label_column, allow_missing, skip_bad_files,
+                         partial_targets)
     if not path.is_dir():
         raise UserError(f"data {path}: no such file or folder")
     if (path / LABELS_CSV).is_file():
         return _from_csv(path / LABELS_CSV, images_path or _images_dir(path), task, targets, label_column, allow_missing,
-                         skip_bad_files)
+                         skip_bad_files, partial_targets)
     if task == "regression":
         raise UserError(f"{path}: regression needs {LABELS_CSV} (a filename column and numeric targets)")
     return _from_image_folder(path)
@@ -463,6 +473,18 @@ class InTurnLoader:
                 yield default_collate(list(get(self.dataset.__getitem__, range(start, min(start + self.batch_size, n)))))
 
 
+def balanced_sampler(labels: Sequence[int]) -> WeightedRandomSampler:
+    """Draws each class equally often: every image weighs 1 / (its class's count), drawn with replacement.
+
+    An epoch draws as many images as the split holds, so its length does not change; rare images
+    recur within an epoch and common ones are left out at random. Under DDP Lightning shards the
+    draws across the processes.
+    """
+    labels = torch.as_tensor(labels)
+    counts = torch.bincount(labels)
+    return WeightedRandomSampler((1.0 / counts[labels]).double(), num_samples=len(labels), replacement=True)
+
+
 class PerspectiveDataModule(pl.LightningDataModule):
     """Train, validation and test loaders over already split frames.
 
@@ -474,6 +496,7 @@ class PerspectiveDataModule(pl.LightningDataModule):
         batch_size, workers: DataLoader settings (persistent workers when ``workers > 0``).
         draft_size, train_draft_size: JPEG decoding size hints for evaluation and training
             (``load_image``); training passes None when its augmentation crops.
+        balance_classes: draw training images with ``balanced_sampler`` (classification).
     """
 
     def __init__(
@@ -488,8 +511,10 @@ class PerspectiveDataModule(pl.LightningDataModule):
         workers: int = 0,
         draft_size: int | None = None,
         train_draft_size: int | None = None,
+        balance_classes: bool = False,
     ):
         super().__init__()
+        self.balance_classes = balance_classes
         self.draft_size, self.train_draft_size = draft_size, train_draft_size
         self.splits = splits
         self.task, self.names = task, list(names)
@@ -508,10 +533,13 @@ class PerspectiveDataModule(pl.LightningDataModule):
         )
 
     def _loader(self, frame: pd.DataFrame, train: bool) -> DataLoader:
+        dataset = self._dataset(frame, train)
+        sampler = balanced_sampler(dataset.targets) if train and self.balance_classes else None
         return DataLoader(
-            self._dataset(frame, train),
+            dataset,
             batch_size=self.batch_size,
-            shuffle=train,
+            shuffle=train and sampler is None,
+            sampler=sampler,
             drop_last=train and len(frame) > self.batch_size,
             num_workers=self.workers,
             persistent_workers=self.workers > 0,

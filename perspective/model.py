@@ -47,21 +47,48 @@ def weighted_mse(pred: torch.Tensor, target: torch.Tensor, alpha: float = 1 / 30
 LOSSES = ("mse", "mae", "huber", "weighted_mse")
 
 
+def _labelled(loss, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``loss`` over the labelled cells only: a NaN target is a blank cell (``--allow-missing-targets``).
+
+    Every labelled cell weighs the same, whichever row it is in; a batch without blanks gives
+    exactly the plain loss.
+    """
+    labelled = ~torch.isnan(target)
+    if labelled.all():
+        return loss(pred, target)
+    return loss(pred[labelled], target[labelled])
+
+
 def regression_loss(name: str, huber_delta: float = 0.1, alpha: float = 1 / 30):
     """The loss function ``(pred, target) -> scalar`` called ``name`` (picklable, for ddp_spawn).
 
-    The Huber delta defaults to 0.1, not torch's 1.0: on scores in [0, 1] a delta of 1 would make
-    Huber plain halved MSE.
+    Blank targets (NaN) are left out. The Huber delta defaults to 0.1, not torch's 1.0: on scores
+    in [0, 1] a delta of 1 would make Huber plain halved MSE.
     """
     if name == "mse":
-        return F.mse_loss
-    if name == "mae":
-        return F.l1_loss
-    if name == "huber":
-        return partial(F.huber_loss, delta=huber_delta)
-    if name == "weighted_mse":
-        return partial(weighted_mse, alpha=alpha)
-    raise UserError(f"--loss must be one of {', '.join(LOSSES)} for regression, not {name!r}")
+        loss = F.mse_loss
+    elif name == "mae":
+        loss = F.l1_loss
+    elif name == "huber":
+        loss = partial(F.huber_loss, delta=huber_delta)
+    elif name == "weighted_mse":
+        loss = partial(weighted_mse, alpha=alpha)
+    else:
+        raise UserError(f"--loss must be one of {', '.join(LOSSES)} for regression, not {name!r}")
+    return partial(_labelled, loss)
+
+
+BALANCES = ("none", "sampler", "loss")
+
+
+def balanced_class_weights(counts: Sequence[int]) -> list[float]:
+    """Cross-entropy class weights ``n / (k * count)``: every class weighs as much in all as any other.
+
+    scikit-learn's "balanced" weights; a class absent from the training split weighs as if it had
+    one image.
+    """
+    n, k = sum(counts), len(counts)
+    return [n / (k * max(1, c)) for c in counts]
 
 
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -91,6 +118,15 @@ class PerspectiveModel(pl.LightningModule):
         learning_rate, weight_decay: optimizer settings.
         scheduler: ``"cosine"`` (linear warm-up, cosine decay per step), ``"plateau"`` or ``"none"``.
         warmup_epochs: warm-up length of the cosine schedule.
+        backbone_lr_scale: the backbone's learning rate as a multiple of the head's (below 1 keeps
+            pretrained features from being washed out by the random head's first gradients).
+        freeze_epochs: epochs the backbone was frozen for at the start of training (a record: the
+            freezing is done by ``callbacks.BackboneFreeze``).
+        balance: ``"none"``, ``"sampler"`` (classes drawn evenly; done by the data module) or
+            ``"loss"`` (cross-entropy weighted by ``balanced_class_weights`` of the training counts).
+        flip_permutation: target or class permutation of a horizontal mirror (see
+            ``transforms.flip_permutation``), used by test-time augmentation; None when a side has no
+            counterpart.
         train_stats: statistics of the training targets (for baselines in reports).
         data_config: how the training data was read and split (``label_column``, ``seed``,
             ``val_fraction``, ``test_fraction``, ``source``), so evaluate.py can rebuild the same split.
@@ -115,6 +151,10 @@ class PerspectiveModel(pl.LightningModule):
         weight_decay: float = 1e-4,
         scheduler: str = "cosine",
         warmup_epochs: float = 1.0,
+        backbone_lr_scale: float = 1.0,
+        freeze_epochs: int = 0,
+        balance: str = "none",
+        flip_permutation: Sequence[int] | None = None,
         train_stats: dict[str, Any] | None = None,
         data_config: dict[str, Any] | None = None,
     ):
@@ -127,6 +167,7 @@ class PerspectiveModel(pl.LightningModule):
             (output_activation, OUTPUT_ACTIVATIONS, "--output-activation"),
             (optimizer, OPTIMIZERS, "--optimizer"),
             (scheduler, SCHEDULERS, "--scheduler"),
+            (balance, BALANCES, "--balance"),
         ):
             if value not in allowed:
                 raise UserError(f"{flag} must be one of {', '.join(allowed)}, not {value!r}")
@@ -141,25 +182,27 @@ class PerspectiveModel(pl.LightningModule):
         self.backbone.to(memory_format=torch.channels_last)
 
         if task == "regression":
+            if balance != "none":
+                raise UserError("--balance is for classification; regression targets have no classes")
             self.loss_fn = regression_loss(loss, huber_delta, weighted_mse_alpha)
-            n = len(names)
-            metrics = MetricCollection(
-                {
-                    "mse": MeanSquaredError(num_outputs=n),
-                    "mae": MeanAbsoluteError(num_outputs=n),
-                    "r2": R2Score(multioutput="raw_values"),
-                }
+            # One collection per target, so that a blank cell leaves out that target alone.
+            self.val_metrics = nn.ModuleList(
+                MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()})
+                for _ in names
             )
         else:
+            counts = [int(((train_stats or {}).get("counts") or {}).get(c, 1)) for c in names]
+            weights = balanced_class_weights(counts) if balance == "loss" else None
+            # A buffer, so the weights follow the model to its device; not saved: they are in the hparams' stats.
+            self.register_buffer("class_weights", torch.tensor(weights) if weights else None, persistent=False)
             self.loss_fn = partial(F.cross_entropy, label_smoothing=label_smoothing)
             k = len(names)
-            metrics = MetricCollection(
+            self.val_metrics = MetricCollection(
                 {
                     "acc": MulticlassAccuracy(num_classes=k, average="micro"),
                     "f1": MulticlassF1Score(num_classes=k, average="macro"),
                 }
-            )
-        self.val_metrics = metrics.clone(prefix="val_")  # the test split is scored by perspective.evaluation
+            )  # the test split is scored by perspective.evaluation
 
     @property
     def names(self) -> list[str]:
@@ -188,12 +231,24 @@ class PerspectiveModel(pl.LightningModule):
             return None
         x, y = batch
         out = self(x).float()
-        loss = self.loss_fn(out, y)
+        if self.hparams.task == "regression":
+            loss = self.loss_fn(out, y)
+        else:
+            loss = self.loss_fn(out, y, weight=self.class_weights)
         self.log(f"{stage}_loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
                  batch_size=len(y), sync_dist=stage != "train")
         if stage == "val":
-            self.val_metrics.update(out if self.hparams.task == "regression" else out.argmax(-1), y)
+            self._update_metrics(out, y)
         return loss
+
+    def _update_metrics(self, out: torch.Tensor, y: torch.Tensor) -> None:
+        if self.hparams.task == "classification":
+            self.val_metrics.update(out.argmax(-1), y)
+            return
+        for j, metrics in enumerate(self.val_metrics):
+            labelled = ~torch.isnan(y[:, j])
+            if labelled.any():
+                metrics.update(out[labelled, j], y[labelled, j])
 
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
@@ -201,32 +256,51 @@ class PerspectiveModel(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
 
-    def _log_metrics(self, metrics: MetricCollection, stage: str) -> None:
-        values = {k.removeprefix(f"{stage}_"): v for k, v in metrics.compute().items()}
-        metrics.reset()
-        if self.hparams.task == "regression":
-            values["rmse"] = values["mse"].sqrt()
-            for name, per_target in values.items():
-                per_target = per_target.reshape(-1)
-                self.log(f"{stage}_{name}", per_target.mean(), prog_bar=name == "r2")
-                if len(per_target) > 1:
-                    for target, value in zip(self.names, per_target):
-                        self.log(f"{stage}_{name}/{target}", value)
-        else:
-            for name, value in values.items():
+    def _log_metrics(self, stage: str) -> None:
+        if self.hparams.task == "classification":
+            for name, value in self.val_metrics.compute().items():
                 self.log(f"{stage}_{name}", value, prog_bar=name == "acc")
+            self.val_metrics.reset()
+            return
+        per_target = []
+        nan = torch.tensor(float("nan"), device=self.device)
+        for metrics in self.val_metrics:
+            labelled = int(metrics["r2"].total) if metrics["mse"].update_called else 0
+            mse = metrics["mse"].compute() if labelled else nan
+            per_target.append({"mse": mse, "mae": metrics["mae"].compute() if labelled else nan, "rmse": mse.sqrt(),
+                               "r2": metrics["r2"].compute() if labelled >= 2 else nan})  # R² needs two labels
+            metrics.reset()
+        for name in ("mse", "mae", "rmse", "r2"):
+            values = torch.stack([t[name] for t in per_target])
+            self.log(f"{stage}_{name}", values.nanmean(), prog_bar=name == "r2")  # the targets that had labels
+            if len(values) > 1:
+                for target, value in zip(self.names, values):
+                    self.log(f"{stage}_{name}/{target}", value)
 
     def on_validation_epoch_end(self) -> None:
-        self._log_metrics(self.val_metrics, "val")
+        self._log_metrics("val")
 
     @property
     def monitor(self) -> tuple[str, str]:
         """The metric that picks the best checkpoint and stops early, and its mode."""
         return ("val_loss", "min") if self.hparams.task == "regression" else ("val_acc", "max")
 
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The head at the learning rate, the backbone at ``backbone_lr_scale`` times it.
+
+        Both groups are in the optimizer from the first step, frozen or not, so the schedule, a
+        resumed optimizer state and DDP all see one fixed set of parameters.
+        """
+        hp = self.hparams
+        return [
+            {"params": list(self.head.parameters()), "lr": hp.learning_rate, "name": "head"},
+            {"params": list(self.backbone.parameters()), "lr": hp.learning_rate * hp.backbone_lr_scale,
+             "name": "backbone"},
+        ]
+
     def configure_optimizers(self):
         hp = self.hparams
-        params = self.parameters()
+        params = self.parameter_groups()
         if hp.optimizer == "adamw":
             optimizer = torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay)
         elif hp.optimizer == "adam":

@@ -33,7 +33,7 @@ from .data import ImageFileDataset, InTurnLoader
 from .errors import UserError
 from .hardware import cpu_has_bf16
 from .model import PerspectiveModel
-from .transforms import eval_resize, normalise_batch
+from .transforms import eval_resize, flip_permutation, normalise_batch
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,35 @@ def slim_checkpoint(source: str | os.PathLike, target: str | os.PathLike, half: 
     return target
 
 
+def mirror_permutation(model) -> list[int]:
+    """Where each output of a mirrored image belongs: the training flip's target or class permutation.
+
+    A checkpoint records it (``flip_permutation``); one written before that gets the default pairs
+    (every ``*left*`` name with its ``*right*`` twin), as its training did.
+    """
+    hp = model.hparams
+    if "flip_permutation" in hp:
+        permutation = hp["flip_permutation"]
+    else:
+        permutation = flip_permutation(model.names)
+    if permutation is None:
+        raise UserError("--tta: this model has a left or right target or class without a counterpart, so a "
+                        "mirrored image cannot be mapped back to it")
+    return list(permutation)
+
+
+def mirror_average(forward, batch: torch.Tensor, permutation: Sequence[int]) -> torch.Tensor:
+    """The mean of ``forward`` on ``batch`` and on its mirror, the mirror's outputs put back in place.
+
+    A mirror turns a car's left side into its right, so the mirror's score for ``*_left`` is the
+    image's score for ``*_right`` (and the class ``front_left`` its ``front_right``); indexing by the
+    flip permutation swaps them back. For classes this averages probabilities.
+    """
+    both = forward(torch.cat([batch, batch.flip(-1)])).float()
+    plain, mirrored = both.chunk(2)
+    return (plain + mirrored[:, list(permutation)]) / 2
+
+
 def output_columns(model: PerspectiveModel) -> list[str]:
     """CSV columns for the model's rows: path, predictions, error."""
     if model.hparams.task == "regression":
@@ -125,9 +154,12 @@ class Predictor:
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda[:N]"``.
         precision: ``"auto"`` (bf16 where native), ``"32"``, ``"bf16"`` or ``"16"`` (CUDA only).
         compile: run the model through ``torch.compile`` (slow first batch, faster after).
+        tta: test-time augmentation: each output is the mean of the image's and its mirror's, with
+            the mirror's left and right targets (or classes) swapped back (``mirror_permutation``).
     """
 
-    def __init__(self, model: PerspectiveModel, device: str = "auto", precision: str = "auto", compile: bool = False):
+    def __init__(self, model: PerspectiveModel, device: str = "auto", precision: str = "auto", compile: bool = False,
+                 tta: bool = False):
         in_torch = getattr(model, "runs_in_torch", True)
         if not in_torch:
             device, precision = "cpu", "32"
@@ -156,6 +188,7 @@ class Predictor:
         self._forward = model.predict_outputs
         if compile and in_torch:
             self._forward = torch.compile(model.predict_outputs, dynamic=True)
+        self.mirror = mirror_permutation(model) if tta else None
 
     def _autocast(self):
         if self.precision == "32":
@@ -168,7 +201,9 @@ class Predictor:
         """Normalised image batch -> scores or class probabilities (fp32, on the CPU)."""
         batch = batch.to(self.device, non_blocking=True, memory_format=torch.channels_last)
         with self._autocast():
-            return self._forward(batch).float().cpu()
+            if self.mirror is None:
+                return self._forward(batch).float().cpu()
+            return mirror_average(self._forward, batch, self.mirror).cpu()
 
     @torch.inference_mode()
     def predict_images(self, images: torch.Tensor) -> torch.Tensor:

@@ -25,10 +25,11 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 from PIL import Image
-from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from .backbones import DEFAULT_BACKBONE, Preprocessing, default_preprocessing
+from .callbacks import BackboneFreeze, ScheduleAwareEarlyStopping, WarmupEMA, default_min_epochs
 from .data import (
     LabelledData,
     PerspectiveDataModule,
@@ -78,6 +79,14 @@ class TrainConfig:
     image_size: int | None = None
     resize_mode: str = "full"
     patience: int = 5
+    min_epochs: int | None = None  # None: callbacks.default_min_epochs (half the run under cosine)
+    ema_decay: float = 0.999  # 0 turns the average off
+    freeze_epochs: int | None = None  # None: fine_tuning() decides from --weights
+    backbone_lr_scale: float | None = None  # None: fine_tuning() decides from --weights
+    balance: str = "none"
+    lr_find: bool = False
+    tta: bool = False  # the test report averages each image with its mirror
+    allow_missing_targets: bool = False
     seed: int = 42
     loss: str = "mse"
     output_activation: str = "auto"
@@ -104,6 +113,27 @@ class TrainResult:
     test_metrics: dict[str, float]
     test_table: pd.DataFrame | None
     is_global_zero: bool = True  # False in the other DDP processes, which should print nothing
+    found_learning_rate: float | None = None  # --lr-find's suggestion, which the run trained with
+
+
+PRETRAINED_FREEZE_EPOCHS = 1
+PRETRAINED_BACKBONE_LR_SCALE = 0.1
+
+
+def fine_tuning(cfg: TrainConfig) -> tuple[int, float]:
+    """``(freeze_epochs, backbone_lr_scale)``: the flags, or the defaults that suit the starting weights.
+
+    Pretrained weights (``imagenet``, a state_dict or a toolkit checkpoint): one epoch for the
+    random head alone, then the backbone at a tenth of the head's learning rate, so the head's
+    first, large gradients do not wash out what the backbone knows. Random weights have nothing to
+    protect: no freezing, one learning rate.
+    """
+    pretrained = cfg.weights != "none"
+    freeze = cfg.freeze_epochs if cfg.freeze_epochs is not None else (PRETRAINED_FREEZE_EPOCHS if pretrained else 0)
+    scale = cfg.backbone_lr_scale
+    if scale is None:
+        scale = PRETRAINED_BACKBONE_LR_SCALE if pretrained else 1.0
+    return freeze, scale
 
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "data" / "synthetic"
@@ -129,7 +159,8 @@ def ensure_default_dataset(path: Path = DEFAULT_DATA, count: int = DEFAULT_DATA_
 
 
 def _read_options(cfg: TrainConfig) -> dict[str, Any]:
-    return dict(task=cfg.task, targets=cfg.targets, label_column=cfg.label_column, skip_bad_files=not cfg.strict)
+    return dict(task=cfg.task, targets=cfg.targets, label_column=cfg.label_column, skip_bad_files=not cfg.strict,
+                partial_targets=cfg.allow_missing_targets)
 
 
 def read_training_data(cfg: TrainConfig) -> LabelledData:
@@ -202,13 +233,18 @@ def _train_stats(data: LabelledData, train: pd.DataFrame) -> dict[str, Any]:
     if data.task == "classification":
         counts = train["label"].value_counts()
         return {"n": len(train), "counts": {c: int(counts.get(c, 0)) for c in data.names}}
-    values = train[data.names].to_numpy(dtype=np.float64)
+    values = train[data.names].to_numpy(dtype=np.float64)  # NaN: a blank cell (--allow-missing-targets)
+    labelled = np.isfinite(values).sum(axis=0)
+    if not labelled.all():
+        empty = [n for n, c in zip(data.names, labelled) if c == 0]
+        raise UserError(f"{data.source}: the training split has no value for target(s) {', '.join(empty)}")
     return {
         "n": len(train),
-        "mean": values.mean(axis=0).tolist(),
-        "std": values.std(axis=0).tolist(),
-        "min": values.min(axis=0).tolist(),
-        "max": values.max(axis=0).tolist(),
+        "labelled": labelled.tolist(),
+        "mean": np.nanmean(values, axis=0).tolist(),
+        "std": np.nanstd(values, axis=0).tolist(),
+        "min": np.nanmin(values, axis=0).tolist(),
+        "max": np.nanmax(values, axis=0).tolist(),
     }
 
 
@@ -221,11 +257,14 @@ def _output_activation(cfg: TrainConfig, stats: dict[str, Any]) -> str:
     return cfg.output_activation
 
 
-def build_model(cfg: TrainConfig, data: LabelledData, train: pd.DataFrame, pre: Preprocessing) -> PerspectiveModel:
+def build_model(cfg: TrainConfig, data: LabelledData, train: pd.DataFrame, pre: Preprocessing,
+                flip: list[int] | None = None) -> PerspectiveModel:
+    """The model ``cfg`` asks for; ``flip`` is the mirror's target or class permutation (for test-time augmentation)."""
     stats = _train_stats(data, train)
     regression = data.task == "regression"
     if regression and cfg.loss == "weighted_mse" and min(stats["min"]) < 0:
         raise UserError("--loss weighted_mse needs non-negative targets (its weight is alpha + target)")
+    freeze_epochs, backbone_lr_scale = fine_tuning(cfg)
     return PerspectiveModel(
         backbone=cfg.backbone,
         task=data.task,
@@ -244,6 +283,10 @@ def build_model(cfg: TrainConfig, data: LabelledData, train: pd.DataFrame, pre: 
         weight_decay=cfg.weight_decay,
         scheduler=cfg.scheduler,
         warmup_epochs=cfg.warmup_epochs,
+        backbone_lr_scale=backbone_lr_scale,
+        freeze_epochs=freeze_epochs,
+        balance=cfg.balance,
+        flip_permutation=flip,
         train_stats=stats,
         data_config={"source": data.source, "label_column": cfg.label_column, "seed": cfg.seed,
                      "val_fraction": 0.0 if cfg.val_data else cfg.val_fraction,
@@ -259,17 +302,37 @@ def _run_name(cfg: TrainConfig) -> str:
 
 
 class RunCheckpoint(ModelCheckpoint):
-    """Lightning's ModelCheckpoint, plus ``last.ckpt`` refreshed when training is interrupted (Ctrl-C).
+    """Lightning's ModelCheckpoint, with ``last.ckpt`` refreshed after every epoch and on Ctrl-C.
 
-    Checkpoints are written atomically by Lightning (a filesystem transaction), so a killed run never
-    leaves a half-written file; after Ctrl-C, last.ckpt holds the state at the moment of the stop and
-    ``--resume`` continues from there.
+    Lightning 2.6 refreshes ``last.ckpt`` only in an epoch that also saved a best-k checkpoint, so a
+    run whose validation stopped improving would resume from that older epoch; here it is written
+    after every validation. Checkpoints are written atomically by Lightning (a filesystem
+    transaction), so a killed run never leaves a half-written file; after Ctrl-C, last.ckpt holds
+    the state at the moment of the stop and ``--resume`` continues from there.
     """
+
+    def _refresh_last(self, trainer: pl.Trainer) -> None:
+        if not self._should_skip_saving_checkpoint(trainer):  # skipped when this step was just saved
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)  # best-k, and last.ckpt when one of them was saved
+        if self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         super().on_exception(trainer, pl_module, exception)
         if isinstance(exception, KeyboardInterrupt) and self.dirpath:
-            trainer.save_checkpoint(Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
+            last = Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
+            # Recorded before the save, so the resumed run knows the file as its own last.ckpt and
+            # refreshes it, instead of starting a last-v1.ckpt beside it.
+            self.last_model_path = str(last)
+            trainer.save_checkpoint(last)
 
 
 def build_trainer(
@@ -289,6 +352,10 @@ def build_trainer(
         save_top_k=3,
         save_last=True,
     )
+    min_epochs = cfg.min_epochs if cfg.min_epochs is not None else default_min_epochs(cfg.max_epochs, cfg.scheduler)
+    stopping = ScheduleAwareEarlyStopping(min_epochs, monitor=monitor, mode=mode, patience=cfg.patience)
+    averaging = [WarmupEMA(cfg.ema_decay)] if cfg.ema_decay > 0 else []
+    freeze = [BackboneFreeze(model.hparams.freeze_epochs)] if model.hparams.freeze_epochs else []
     return pl.Trainer(
         max_epochs=cfg.max_epochs,
         accelerator=accelerator,
@@ -298,7 +365,9 @@ def build_trainer(
         precision=cfg.precision or default_precision(accelerator),
         callbacks=[
             checkpoint,
-            EarlyStopping(monitor=monitor, mode=mode, patience=cfg.patience),
+            stopping,
+            *averaging,
+            *freeze,
             LearningRateMonitor(logging_interval="epoch"),
             *callbacks,
         ],
@@ -306,6 +375,7 @@ def build_trainer(
         log_every_n_steps=max(1, min(50, steps_per_epoch)),
         enable_progress_bar=not cfg.quiet,
         enable_model_summary=not cfg.quiet,
+        default_root_dir=checkpoint.dirpath,  # where the learning-rate finder keeps its temporary checkpoint
     )
 
 
@@ -323,7 +393,7 @@ def evaluate_test_split(
     model = load_checkpoint(best)
     device = "cpu" if trainer.strategy.root_device.type == "cpu" else str(trainer.strategy.root_device)
     summary = {"data": data.source, "split": f"test ({len(test)} images, seed {cfg.seed})", "checkpoint": best}
-    result = evaluate(Predictor(model, device=device), test, Path(run_dir) / "test_report",
+    result = evaluate(Predictor(model, device=device, tta=cfg.tta), test, Path(run_dir) / "test_report",
                       title=f"Test split of {best}", summary=summary, batch_size=cfg.batch_size,
                       workers=cfg.workers, seed=cfg.seed, progress=not cfg.quiet)
     if isinstance(trainer.logger, TensorBoardLogger):
@@ -335,23 +405,69 @@ def evaluate_test_split(
     return result
 
 
+LR_FIND_STEPS = 100
+
+
+def find_learning_rate(cfg: TrainConfig, model: PerspectiveModel, datamodule: PerspectiveDataModule,
+                       steps_per_epoch: int, run_dir: Path) -> float | None:
+    """``--lr-find``: Lightning's learning-rate range test; returns its suggestion (None when it has none).
+
+    The test raises the learning rate batch by batch over ``LR_FIND_STEPS`` training batches, as
+    many epochs as that takes on a small set, and puts the model back as it was; the suggestion is
+    the steepest fall of the loss. It runs in a Trainer of its own, on one device, so that the run's
+    checkpoints, logs and weight average never see it. The plot goes to ``lr_find.png`` in the run
+    folder; the backbone keeps its ``--backbone-lr-scale`` share of the rate.
+    """
+    from pytorch_lightning.tuner import Tuner
+
+    accelerator, devices = resolve_devices(cfg.gpus, cfg.accelerator, cfg.devices)
+    if cfg.num_nodes > 1 or (devices not in ("auto", 1, "1") and not str(devices).startswith("[")):
+        raise UserError("--lr-find runs on one device; find the rate there, then train on several with -l")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    finder_trainer = pl.Trainer(
+        accelerator=accelerator, devices=1, precision=cfg.precision or default_precision(accelerator),
+        max_epochs=-(-LR_FIND_STEPS // steps_per_epoch) + 1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=not cfg.quiet, enable_model_summary=False, default_root_dir=run_dir,
+    )
+    finder = Tuner(finder_trainer).lr_find(model, datamodule=datamodule, num_training=LR_FIND_STEPS,
+                                           update_attr=False)
+    suggestion = finder.suggestion() if finder is not None else None
+    if finder is not None:
+        figure = finder.plot(suggest=suggestion is not None, show=False)
+        figure.savefig(run_dir / "lr_find.png", dpi=100)
+    if suggestion is None:
+        log.warning("--lr-find: no suggestion; training with -l %g", model.hparams.learning_rate)
+        return None
+    model.hparams.learning_rate = float(suggestion)
+    log.info("--lr-find: training with a learning rate of %.3g (plot: %s)", suggestion, run_dir / "lr_find.png")
+    return float(suggestion)
+
+
 def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResult:
     """Fit a model as ``cfg`` says, test its best checkpoint, and say where it is.
 
     ``callbacks`` are added to the Trainer's own (a hyperparameter search passes its pruning callback).
     """
     cfg = replace(cfg, resume=resolve_resume(cfg))
+    if cfg.lr_find and cfg.resume:
+        raise UserError("--lr-find starts a run; a resumed run keeps the learning rate it started with")
     pre = default_preprocessing(cfg.backbone, cfg.image_size, cfg.resize_mode)  # checks backbone and size before the data
     flip_pairs = parse_flip_pairs(cfg.flip_pairs)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     data, splits = _load_splits(cfg)
-    model = build_model(cfg, data, splits[0], pre)
-    perm = flip_permutation(data.names, flip_pairs) if cfg.augment != "none" else None
+    if cfg.balance != "none" and data.task != "classification":
+        raise UserError("--balance is for classification; regression targets have no classes")
+    if cfg.allow_missing_targets and data.task != "regression":
+        raise UserError("--allow-missing-targets is for regression targets; every image of a classification "
+                        "set needs its label")
+    perm = flip_permutation(data.names, flip_pairs)
+    model = build_model(cfg, data, splits[0], pre, perm)
     datamodule = PerspectiveDataModule(
         splits, data.task, data.names,
         train_transform=train_transform(pre, cfg.augment),
         eval_transform=eval_transform(pre),
-        flip_permutation=perm,
+        flip_permutation=perm if cfg.augment != "none" else None,
+        balance_classes=cfg.balance == "sampler",
         batch_size=cfg.batch_size,
         workers=cfg.workers,
         draft_size=pre.decode_size,
@@ -359,6 +475,10 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResul
     )
     steps_per_epoch = max(1, len(splits[0]) // cfg.batch_size)
     trainer = build_trainer(cfg, model, steps_per_epoch, callbacks)
+    found_rate = None
+    if cfg.lr_find:
+        found_rate = find_learning_rate(cfg, model, datamodule, steps_per_epoch,
+                                        Path(trainer.checkpoint_callback.dirpath))
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.resume, weights_only=True)
     except SystemExit:
@@ -380,4 +500,4 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResul
         metrics, table = flat_metrics(result.metrics), result.table
     else:
         log.info("no test split (--test-fraction 0 and no --test-data): skipping the test")
-    return TrainResult(best, run_dir, metrics, table, trainer.is_global_zero)
+    return TrainResult(best, run_dir, metrics, table, trainer.is_global_zero, found_rate)

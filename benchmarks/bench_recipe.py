@@ -1,0 +1,281 @@
+"""Training recipe on small data: train.py's default recipe against a plain PyTorch loop (a benchmark).
+
+    python benchmarks/bench_recipe.py                       # 3 seeds x 2 datasets x -e 15/30, both recipes
+    python benchmarks/bench_recipe.py --datasets digits --epochs 15 --seeds 42 --extra="--ema-decay 0"
+
+Two small datasets, each with a fixed split (the seeds vary initialisation, augmentation and order):
+
+- ``digits``: scikit-learn's ``load_digits``, 1,797 *real* scanned handwritten digits (8x8, shipped
+  inside the package, so offline), scaled up to 64 px. 500 train, 150 validation, the other 1,147
+  test: a small training set, a test set large enough to measure it. Metric: test accuracy.
+- ``synthetic``: 300 images of the built-in car generator (250 train, 50 validation) and 500 other
+  images (another seed) as the test set. Metric: mean test R² over the 8 perspective scores.
+
+Both recipes train resnet18 from random weights (``--weights none``) at 64 px, batch 32, on the same
+files. ``toolkit`` is ``train.py`` with its defaults: the reported number is its own test report
+(``test_report/metrics.json``) of the checkpoint it picked. ``plain`` is the loop the toolkit must
+beat: Adam 1e-3, no augmentation, fp32, the final weights. Each run is a separate process, timed
+whole (start-up and test included). Every finished run is appended to ``--results`` (a CSV), so an
+interrupted benchmark goes on where it stopped when started again with the same file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from perspective.cli import ArgumentParser, positive_int  # noqa: E402
+
+IMAGE_SIZE = 64
+BATCH_SIZE = 32
+DIGITS_SPLIT = (500, 150)  # train, validation; the rest is the test set
+SYNTHETIC_SPLIT = (250, 50, 500)  # train, validation, test (the test set from another seed)
+DATASETS = ("digits", "synthetic")
+RECIPES = ("toolkit", "plain")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="bench_recipe.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS), help="(default: both)")
+    p.add_argument("--epochs", nargs="+", type=positive_int, default=[15, 30], help="(default 15 30)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 2], help="(default 42 1 2)")
+    p.add_argument("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES), help="(default: both)")
+    p.add_argument("--extra", default="", help="more train.py flags for the toolkit runs, as one string")
+    p.add_argument("--label", default=None, help="name of the toolkit recipe in the table (default: toolkit, "
+                                                   "or toolkit + --extra)")
+    p.add_argument("--workdir", default=None, help="data and runs go here (default: a temporary folder)")
+    p.add_argument("--results", default=None, help="CSV of finished runs, appended to and resumed from "
+                                                    "(default: <workdir>/results.csv)")
+    p.add_argument("--plain-run", nargs=4, metavar=("TRAIN", "VAL", "TEST", "EPOCHS_SEED"), help=argparse.SUPPRESS)
+    return p
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+
+def _write_split(folder: Path, rows: list[dict], images: dict[str, object]) -> None:
+    """``folder/labels.csv`` and ``folder/images/`` for ``rows``; ``images`` maps filename -> PIL image."""
+    import pandas as pd
+
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        images[row["filename"]].save(folder / "images" / row["filename"])
+    pd.DataFrame(rows).to_csv(folder / "labels.csv", index=False)
+
+
+def make_digits(root: Path) -> Path:
+    """scikit-learn's 1,797 real digits at 64 px, split 500 / 150 / rest with a fixed seed."""
+    if (root / "test" / "labels.csv").is_file():
+        return root
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    order = np.random.default_rng(0).permutation(len(digits.target))
+    images, rows = {}, []
+    for i in order:
+        pixels = (digits.images[i] * (255 / 16)).astype(np.uint8)
+        name = f"digit{i:04d}.png"
+        images[name] = Image.fromarray(pixels, mode="L").resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
+        rows.append({"filename": name, "label": str(digits.target[i])})
+    n_train, n_val = DIGITS_SPLIT
+    _write_split(root / "train", rows[:n_train], images)
+    _write_split(root / "val", rows[n_train:n_train + n_val], images)
+    _write_split(root / "test", rows[n_train + n_val:], images)
+    return root
+
+
+def make_synthetic(root: Path) -> Path:
+    """300 car images (250 train, 50 validation) and 500 more from another seed as the test set."""
+    if (root / "test" / "labels.csv").is_file():
+        return root
+    import pandas as pd
+    from PIL import Image
+
+    from perspective.synth import generate
+
+    n_train, n_val, n_test = SYNTHETIC_SPLIT
+    for name, count, seed, parts in (("pool", n_train + n_val, 101, (("train", 0, n_train), ("val", n_train, None))),
+                                     ("heldout", n_test, 102, (("test", 0, None),))):
+        source = generate(root / name, count, seed, progress=False, workers=os.cpu_count() or 1)
+        frame = pd.read_csv(source / "labels.csv")
+        for split, start, stop in parts:
+            rows = frame.iloc[start:stop].to_dict("records")
+            images = {r["filename"]: Image.open(source / "images" / r["filename"]) for r in rows}
+            _write_split(root / split, rows, images)
+    return root
+
+
+# --- the plain loop --------------------------------------------------------------------------------
+
+
+def plain_loop(train: Path, val: Path, test: Path, epochs: int, seed: int) -> dict:
+    """What a user writes by hand: resnet18, Adam 1e-3, no augmentation, fp32, the final weights."""
+    import numpy as np
+    import pandas as pd
+    import torch
+    from PIL import Image
+    from torch.utils.data import DataLoader, Dataset
+    from torchvision import models
+    from torchvision.transforms import v2
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    frame = pd.read_csv(train / "labels.csv")
+    classification = "label" in frame.columns
+    names = sorted(frame["label"].astype(str).unique()) if classification else \
+        [c for c in frame.columns if c.startswith("perspective_score_")]
+    transform = v2.Compose([v2.ToImage(), v2.Resize((IMAGE_SIZE, IMAGE_SIZE), antialias=True),
+                            v2.ToDtype(torch.float32, scale=True),
+                            v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+
+    class Folder(Dataset):
+        def __init__(self, folder: Path):
+            self.frame = pd.read_csv(folder / "labels.csv")
+            self.folder = folder
+
+        def __len__(self):
+            return len(self.frame)
+
+        def __getitem__(self, i):
+            row = self.frame.iloc[i]
+            image = transform(Image.open(self.folder / "images" / row["filename"]).convert("RGB"))
+            if classification:
+                return image, names.index(str(row["label"]))
+            return image, torch.tensor(row[names].to_numpy(dtype=np.float32))
+
+    model = models.resnet18(weights=None, num_classes=len(names))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss() if classification else torch.nn.MSELoss()
+    workers = min(os.cpu_count() or 1, 8)
+    loader = DataLoader(Folder(train), batch_size=BATCH_SIZE, shuffle=True, num_workers=workers,
+                        persistent_workers=True)
+
+    def predict(folder: Path):
+        model.eval()
+        outs, ys = [], []
+        with torch.no_grad():
+            for x, y in DataLoader(Folder(folder), batch_size=64, num_workers=workers):
+                outs.append(model(x))
+                ys.append(y)
+        model.train()
+        return torch.cat(outs), torch.cat(ys)
+
+    def score(folder: Path) -> float:
+        out, y = predict(folder)
+        if classification:
+            return float((out.argmax(1) == y).float().mean())
+        residual = ((out - y) ** 2).sum(0)
+        total = ((y - y.mean(0)) ** 2).sum(0)
+        return float((1 - residual / total).mean())
+
+    model.train()
+    for _ in range(epochs):
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+    return {"val": score(val), "test": score(test), "epochs_run": epochs}
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+
+def run_plain(data: Path, epochs: int, seed: int) -> dict:
+    command = [sys.executable, __file__, "--plain-run", str(data / "train"), str(data / "val"), str(data / "test"),
+               f"{epochs},{seed}"]
+    result = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_toolkit(data: Path, epochs: int, seed: int, work: Path, extra: list[str]) -> dict:
+    import torch
+
+    name = f"{data.name}-e{epochs}-s{seed}-{time.strftime('%H%M%S')}"
+    command = [sys.executable, str(ROOT / "train.py"), "-d", str(data / "train"), "--val-data", str(data / "val"),
+               "--test-data", str(data / "test"), "--weights", "none", "--image-size", str(IMAGE_SIZE),
+               "-s", str(BATCH_SIZE), "-e", str(epochs), "--seed", str(seed), "-c", str(work / "ckpt"),
+               "--logs-location", str(work / "logs"), "--run-name", name, "-q", *extra]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    run_dir = work / "ckpt" / "resnet18" / name
+    metrics = json.loads((run_dir / "test_report" / "metrics.json").read_text())
+    test = metrics["accuracy"] if metrics["task"] == "classification" else metrics["mean"]["r2"]
+    last = torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=True)
+    best = [p for p in run_dir.glob("epoch=*.ckpt")]
+    monitor = "val_acc" if metrics["task"] == "classification" else "val_loss"
+    values = [float(p.stem.split(f"{monitor}=")[1]) for p in best]
+    val = (max if monitor == "val_acc" else min)(values) if values else float("nan")
+    return {"val": val, "test": test, "epochs_run": int(last["epoch"]) + 1}
+
+
+def summarise(results) -> str:
+    """Mean, standard deviation (over seeds) and range of the test metric and wall time, per configuration."""
+    import pandas as pd
+
+    frame = pd.DataFrame(results)
+    rows = []
+    for (dataset, recipe, epochs), group in frame.groupby(["dataset", "recipe", "epochs"], sort=False):
+        rows.append({
+            "dataset": dataset, "recipe": recipe, "-e": epochs, "seeds": len(group),
+            "test mean": group["test"].mean(), "test std": group["test"].std(ddof=1) if len(group) > 1 else 0.0,
+            "test min": group["test"].min(), "test max": group["test"].max(),
+            "epochs run": group["epochs_run"].mean(), "wall s": group["seconds"].mean(),
+        })
+    return pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}")
+
+
+def main() -> int:
+    args = get_args_parser().parse_args()
+    if args.plain_run:
+        train, val, test, epochs_seed = args.plain_run
+        epochs, seed = (int(v) for v in epochs_seed.split(","))
+        print(json.dumps(plain_loop(Path(train), Path(val), Path(test), epochs, seed)))
+        return 0
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.workdir or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        results_path = Path(args.results or work / "results.csv")
+        done = pd.read_csv(results_path).to_dict("records") if results_path.is_file() else []
+        extra = shlex.split(args.extra)
+        label = args.label or ("toolkit" + (f" {args.extra}" if args.extra else ""))
+        makers = {"digits": make_digits, "synthetic": make_synthetic}
+        for dataset in args.datasets:
+            data = makers[dataset](work / "data" / dataset)
+            for epochs in args.epochs:
+                for recipe in args.recipes:
+                    name = label if recipe == "toolkit" else "plain"
+                    for seed in args.seeds:
+                        key = (dataset, name, epochs, seed)
+                        if any((r["dataset"], r["recipe"], r["epochs"], r["seed"]) == key for r in done):
+                            continue
+                        start = time.perf_counter()
+                        if recipe == "plain":
+                            outcome = run_plain(data, epochs, seed)
+                        else:
+                            outcome = run_toolkit(data, epochs, seed, work, extra)
+                        row = {"dataset": dataset, "recipe": name, "epochs": epochs, "seed": seed, **outcome,
+                               "seconds": round(time.perf_counter() - start, 1)}
+                        print(json.dumps(row), flush=True)
+                        done.append(row)
+                        pd.DataFrame(done).to_csv(results_path, index=False)
+        selected = [r for r in done if r["dataset"] in args.datasets and r["epochs"] in args.epochs
+                    and r["seed"] in args.seeds]
+        print(summarise(selected))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
