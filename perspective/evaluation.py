@@ -76,11 +76,17 @@ def load_truth(
 
 def _report_missing(labelled: LabelledData) -> None:
     columns = labelled.names if labelled.task == "regression" else ["label"]
-    missing = labelled.frame[columns].isna().any(axis=1)
+    blank = labelled.frame[columns].isna()
+    missing = blank.all(axis=1)
     if missing.any():
         names = labelled.frame.loc[missing, "path"].map(os.path.basename).tolist()
         log.warning("%s: %d row(s) without a label, predicted but left out of the metrics: %s%s",
                     labelled.source, len(names), ", ".join(names[:5]), " ..." if len(names) > 5 else "")
+    partly = blank.any(axis=1) & ~missing
+    if partly.any():
+        counts = ", ".join(f"{c} {int(n)}" for c, n in blank[partly].sum().items() if n)
+        log.info("%s: %d row(s) leave some targets blank (%s); each target is scored on the images labelled "
+                 "for it", labelled.source, int(partly.sum()), counts)
 
 
 def select_split(labelled: LabelledData, split: str, model: PerspectiveModel, seed: int | None = None) -> pd.DataFrame:

@@ -356,6 +356,7 @@ def model_summary(predictor: Predictor, checkpoint: Path) -> dict[str, Any]:
         "preprocessing": predictor.preprocessing.to_dict(),
         "device": str(predictor.device),
         "precision": predictor.precision,
+        "tta": predictor.mirror is not None,
         "training_metrics": training_metrics(checkpoint, dict(hp)),
     }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins import TorchCheckpointIO
 from PIL import Image
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
@@ -43,6 +46,7 @@ from .evaluation import Evaluation
 from .hardware import default_precision, resolve_devices
 from .model import PerspectiveModel
 from .report import flat_metrics
+from .results import partial_path
 from .transforms import eval_transform, flip_permutation, parse_flip_pairs, train_transform
 
 log = logging.getLogger(__name__)
@@ -301,6 +305,30 @@ def _run_name(cfg: TrainConfig) -> str:
     return cfg.run_name or time.strftime("%Y%m%d-%H%M%S")
 
 
+class LocalCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, without its detour through memory for local files.
+
+    Lightning serialises a checkpoint into an in-memory buffer and copies it into the file inside
+    an fsspec transaction: 1.1-1.3 s for a 179 MB resnet18 checkpoint on the development machine,
+    against 0.25 s for ``torch.save`` into a temporary file and a rename, which is just as atomic
+    (a reader sees the old file or the new one, never half of one). A run writes one or two such
+    files per epoch, which made checkpoints a tenth of a small-data run. Remote paths (``s3://``
+    and the like) still go through Lightning's writer.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if "://" in str(path) or storage_options is not None:
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = partial_path(path)
+        try:
+            torch.save(checkpoint, partial)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+
+
 class RunCheckpoint(ModelCheckpoint):
     """Lightning's ModelCheckpoint, with ``last.ckpt`` refreshed after every epoch and on Ctrl-C.
 
@@ -375,7 +403,8 @@ def build_trainer(
         log_every_n_steps=max(1, min(50, steps_per_epoch)),
         enable_progress_bar=not cfg.quiet,
         enable_model_summary=not cfg.quiet,
-        default_root_dir=checkpoint.dirpath,  # where the learning-rate finder keeps its temporary checkpoint
+        default_root_dir=checkpoint.dirpath,
+        plugins=[LocalCheckpointIO()],
     )
 
 

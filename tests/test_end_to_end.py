@@ -133,12 +133,20 @@ def test_classification_end_to_end(trained_classifier, class_dir, tmp_path):
     assert (frame["label"] == truth).mean() >= 0.8
 
 
-def test_ddp_on_two_cpu_processes_trains_one_epoch(regression_dir, tmp_path):
+def test_ddp_on_two_cpu_processes_trains_with_the_weight_average_and_a_frozen_epoch(regression_dir, tmp_path):
     result = run_script(
-        "train.py", "-d", str(regression_dir), "--weights", "none", "--image-size", "32", "-e", "1", "-s", "8",
+        "train.py", "-d", str(regression_dir), "--weights", "none", "--image-size", "32", "-e", "2", "-s", "8",
         "-w", "0", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--precision", "32",
-        "-c", str(tmp_path / "ckpt"), "--logs-location", str(tmp_path / "logs"), "-q", cwd=tmp_path,
+        "--freeze-epochs", "1", "-c", str(tmp_path / "ckpt"), "--logs-location", str(tmp_path / "logs"), "-q",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("best checkpoint: ") == 1  # printed by rank 0 only
-    assert len(list((tmp_path / "ckpt" / "resnet18").glob("*/last.ckpt"))) == 1
+    lasts = list((tmp_path / "ckpt" / "resnet18").glob("*/last.ckpt"))
+    assert len(lasts) == 1
+    import torch
+
+    checkpoint = torch.load(lasts[0], weights_only=True)
+    assert checkpoint["epoch"] == 1 and checkpoint["hyper_parameters"]["freeze_epochs"] == 1
+    # one average update per optimizer step; each process steps once per batch of its shard
+    assert int(checkpoint["averaging_state"]["n_averaged"]) == checkpoint["global_step"] > 0
