@@ -50,7 +50,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help=f"backbone: {', '.join(BACKBONES)} (default {DEFAULT_BACKBONE})")
     g.add_argument("--weights", default="imagenet",
                    help="imagenet (torchvision's weights, cached under $TORCH_HOME), none (random "
-                        "initialisation), or a path to a state_dict file (default imagenet)")
+                        "initialisation), a path to a state_dict file, or a train.py checkpoint whose backbone "
+                        "starts this run with a new head (default imagenet)")
     g.add_argument("--image-size", type=positive_int, default=None,
                    help="input side in pixels (default: the weights' own, 224 for most)")
     g.add_argument("--resize-mode", choices=RESIZE_MODES, default="full",
@@ -93,7 +94,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                         f"weigh the cross-entropy by inverse class frequency (default {TrainConfig.balance})")
     g.add_argument("--allow-missing-targets", action="store_true",
                    help="regression: a CSV row may leave some targets blank; the loss and the metrics skip "
-                        "the blank cells (a row with no target at all is still refused)")
+                        "the blank cells; a row with no target at all is still refused (default off: a blank "
+                        "is an error)")
     g.add_argument("--flip-pairs", default=None,
                    help="targets or classes swapped by a horizontal flip, as a:b,c:d (default: every "
                         "*left* name with its *right* counterpart)")
@@ -124,7 +126,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                         f"0 turns it off (default {TrainConfig.ema_decay})")
     g.add_argument("--lr-find", action="store_true",
                    help="run Lightning's learning-rate finder first (up to 100 batches), save its plot as "
-                        "lr_find.png in the run folder and train with its suggestion instead of -l")
+                        "lr_find.png in the run folder and train with its suggestion instead of -l (default off)")
     g.add_argument("--seed", type=int, default=42, help="seed for the split, initialisation and augmentation (default 42)")
 
     g = p.add_argument_group("hardware and output")
@@ -140,7 +142,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--logs-location", default="lightning_logs", help="TensorBoard folder (default ./lightning_logs)")
     g.add_argument("--run-name", default=None, help="name of this run's folders (default: a timestamp)")
     g.add_argument("--tta", action="store_true",
-                   help="the final test report averages each image with its mirror (as infer.py --tta)")
+                   help="the final test report averages each image with its mirror (as infer.py --tta; default off)")
     g.add_argument("--resume", default=None,
                    help="continue a run from this checkpoint (e.g. its last.ckpt), or 'last' for the newest "
                         "last.ckpt of this backbone under -c")

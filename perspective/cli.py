@@ -134,7 +134,7 @@ def add_prediction_flags(parser: argparse.ArgumentParser) -> None:
                         help="run the model through torch.compile: a slow first batch, then faster on large runs")
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: average each image's prediction with its mirror's, the "
-                             "mirror's left and right targets or classes swapped back (twice the compute)")
+                             "mirror's left and right targets or classes swapped back (twice the compute; default off)")
 
 
 def setup_logging(quiet: bool = False) -> None:

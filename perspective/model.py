@@ -264,8 +264,13 @@ class PerspectiveModel(pl.LightningModule):
             return
         per_target = []
         nan = torch.tensor(float("nan"), device=self.device)
-        for metrics in self.val_metrics:
-            labelled = int(metrics["r2"].total) if metrics["mse"].update_called else 0
+        # Labelled cells per target over every process, so that all of them make the same compute
+        # calls (each one synchronises across processes under DDP).
+        counts = torch.tensor([int(m["r2"].total) if m["mse"].update_called else 0 for m in self.val_metrics],
+                              device=self.device)
+        counts = self.all_gather(counts)
+        counts = counts.sum(0) if counts.dim() > 1 else counts
+        for metrics, labelled in zip(self.val_metrics, counts.tolist()):
             mse = metrics["mse"].compute() if labelled else nan
             per_target.append({"mse": mse, "mae": metrics["mae"].compute() if labelled else nan, "rmse": mse.sqrt(),
                                "r2": metrics["r2"].compute() if labelled >= 2 else nan})  # R² needs two labels

@@ -334,9 +334,9 @@ class RunCheckpoint(ModelCheckpoint):
 
     Lightning 2.6 refreshes ``last.ckpt`` only in an epoch that also saved a best-k checkpoint, so a
     run whose validation stopped improving would resume from that older epoch; here it is written
-    after every validation. Checkpoints are written atomically by Lightning (a filesystem
-    transaction), so a killed run never leaves a half-written file; after Ctrl-C, last.ckpt holds
-    the state at the moment of the stop and ``--resume`` continues from there.
+    after every validation. Checkpoints are written atomically (``LocalCheckpointIO``), so a killed
+    run never leaves a half-written file; after Ctrl-C, last.ckpt holds the state at the moment of
+    the stop and ``--resume`` continues from there.
     """
 
     def _refresh_last(self, trainer: pl.Trainer) -> None:

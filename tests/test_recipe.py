@@ -88,21 +88,6 @@ def test_the_averaged_weights_are_saved_validated_and_predicted_with(small_regre
     assert [r["redness"] for r in rows] != [r["redness"] for r in raw_rows]
 
 
-def test_the_weight_average_survives_a_resume(small_regression, tmp_path):
-    cfg = _config(small_regression, tmp_path, max_epochs=3)
-    result = _interrupted_then_resumed(cfg)
-    checkpoint = torch.load(Path(result.run_dir) / "last.ckpt", weights_only=True)
-    # the average went on from where it stopped: one update per optimizer step of the whole run
-    assert checkpoint["epoch"] == 2
-    assert int(checkpoint["averaging_state"]["n_averaged"]) == checkpoint["global_step"]
-
-
-def test_ema_decay_0_turns_the_average_off(small_regression, tmp_path):
-    result = train(_config(small_regression, tmp_path, max_epochs=1, ema_decay=0.0))
-    checkpoint = torch.load(result.best_checkpoint, weights_only=True)
-    assert "current_model_state" not in checkpoint and "averaging_state" not in checkpoint
-
-
 # --- checkpoints and stopping ----------------------------------------------------------------------
 
 
@@ -191,16 +176,23 @@ class _BackboneRecorder(pl.Callback):
 
 def test_freeze_epochs_train_the_head_alone_then_the_backbone(small_regression, tmp_path):
     recorder = _BackboneRecorder()
-    train(_config(small_regression, tmp_path, max_epochs=3, freeze_epochs=2, ema_decay=0.0), callbacks=[recorder])
+    result = train(_config(small_regression, tmp_path, max_epochs=3, freeze_epochs=2, ema_decay=0.0),
+                   callbacks=[recorder])
     assert recorder.changed == {0: (False, True), 1: (False, True), 2: (True, True)}
+    checkpoint = torch.load(result.best_checkpoint, weights_only=True)  # --ema-decay 0: no average kept
+    assert "current_model_state" not in checkpoint and "averaging_state" not in checkpoint
 
 
-def test_a_resume_between_frozen_and_unfrozen_epochs_keeps_the_schedule(small_regression, tmp_path):
+def test_a_resume_between_frozen_and_unfrozen_epochs_keeps_the_schedule_and_the_average(small_regression, tmp_path):
     recorder = _BackboneRecorder()
-    cfg = _config(small_regression, tmp_path, max_epochs=3, freeze_epochs=2, ema_decay=0.0)
-    _interrupted_then_resumed(cfg, recorder)
+    cfg = _config(small_regression, tmp_path, max_epochs=3, freeze_epochs=2)
+    result = _interrupted_then_resumed(cfg, recorder)
     # epoch 1 is still frozen after the resume (not frozen for ever, nor unfrozen early)
     assert recorder.changed == {1: (False, True), 2: (True, True)}
+    # the weight average went on from where it stopped: one update per optimizer step of the whole run
+    checkpoint = torch.load(Path(result.run_dir) / "last.ckpt", weights_only=True)
+    assert checkpoint["epoch"] == 2
+    assert int(checkpoint["averaging_state"]["n_averaged"]) == checkpoint["global_step"]
 
 
 def test_fine_tuning_defaults_follow_the_starting_weights(tmp_path):
