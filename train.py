@@ -97,8 +97,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "the blank cells; a row with no target at all is still refused (default off: a blank "
                         "is an error)")
     g.add_argument("--flip-pairs", default=None,
-                   help="targets or classes swapped by a horizontal flip, as a:b,c:d (default: every "
-                        "*left* name with its *right* counterpart)")
+                   help="targets or classes swapped by a horizontal flip, as a:b,c:d; none = no flips, for "
+                        "images whose mirror is not a valid example (text, digits) (default: every *left* "
+                        "name with its *right* counterpart)")
 
     g = p.add_argument_group("optimisation")
     g.add_argument("-e", "--max-epochs", type=positive_int, default=20,

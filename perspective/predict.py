@@ -122,8 +122,8 @@ def mirror_permutation(model) -> list[int]:
     else:
         permutation = flip_permutation(model.names)
     if permutation is None:
-        raise UserError("--tta: this model has a left or right target or class without a counterpart, so a "
-                        "mirrored image cannot be mapped back to it")
+        raise UserError("--tta: this model was trained without mirror flips (--flip-pairs none, or a left or "
+                        "right target or class without a counterpart), so a mirrored image has no valid reading")
     return list(permutation)
 
 

@@ -92,10 +92,18 @@ def train_transform(pre: Preprocessing, level: str) -> v2.Compose:
     return v2.Compose([*geometry, jitter, *_to_normalised_tensor(pre)])
 
 
+NO_FLIPS = "none"
+
+
 def parse_flip_pairs(text: str | None) -> list[tuple[str, str]] | None:
-    """``"a:b,c:d"`` -> ``[("a", "b"), ("c", "d")]``; ``None`` or empty -> ``None``."""
+    """``"a:b,c:d"`` -> ``[("a", "b"), ("c", "d")]``; ``None`` or empty -> ``None`` (the default pairs).
+
+    ``"none"`` -> ``[]``: no mirror maps the labels to valid ones (text, digits), so no flips.
+    """
     if not text:
         return None
+    if text.strip().lower() == NO_FLIPS:
+        return []
     pairs = []
     for item in text.split(","):
         left, sep, right = item.strip().partition(":")
@@ -112,7 +120,8 @@ def flip_permutation(
 
     ``names`` are target names (regression) or class names (classification). Returns the identity
     when no name mentions a side, ``None`` when a side-specific name has no counterpart (then a
-    flip would corrupt its label, so horizontal flips must be disabled).
+    flip would corrupt its label, so horizontal flips must be disabled) or when ``explicit_pairs``
+    is empty (``--flip-pairs none``).
 
     Args:
         names: the target or class names, in model output order.
@@ -120,6 +129,9 @@ def flip_permutation(
     """
     index = {name: i for i, name in enumerate(names)}
     perm = list(range(len(names)))
+    if explicit_pairs is not None and not explicit_pairs:
+        log.info("horizontal flips off (--flip-pairs none)")
+        return None
     if explicit_pairs is not None:
         for a, b in explicit_pairs:
             for n in (a, b):

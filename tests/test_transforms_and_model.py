@@ -21,6 +21,11 @@ def test_flip_is_disabled_for_an_unpaired_side_target():
     assert flip_permutation(["hood", "door_left"]) is None
 
 
+def test_flip_pairs_none_turns_flips_off():
+    assert parse_flip_pairs("none") == [] and parse_flip_pairs(None) is None
+    assert flip_permutation(["0", "1", "2"], parse_flip_pairs("none")) is None
+
+
 def test_explicit_flip_pairs():
     names = ["a", "b", "c"]
     assert flip_permutation(names, parse_flip_pairs("a:c")) == [2, 1, 0]
