@@ -34,6 +34,7 @@ def ema_decay(text: str) -> float:
 
 def get_args_parser() -> argparse.ArgumentParser:
     from perspective.backbones import BACKBONES, DEFAULT_BACKBONE, RESIZE_MODES
+    from perspective.callbacks import DEFAULT_PATIENCE
     from perspective.data import TASKS
     from perspective.model import BALANCES, LOSSES, OPTIMIZERS, SCHEDULERS
     from perspective.training import PRETRAINED_BACKBONE_LR_SCALE, PRETRAINED_FREEZE_EPOCHS, TrainConfig
@@ -116,11 +117,14 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="cosine = linear warm-up then cosine decay; plateau = halve on a stalled "
                         "validation metric (default cosine)")
     g.add_argument("--warmup-epochs", type=non_negative_float, default=1.0, help="warm-up of the cosine schedule (default 1)")
-    g.add_argument("--patience", type=positive_int, default=5,
-                   help="early stopping: epochs without improvement, counted from --min-epochs on (default 5)")
+    g.add_argument("--patience", type=positive_int, default=TrainConfig.patience,
+                   help="early stopping: end the run after this many epochs without improvement, counted from "
+                        "--min-epochs on (default: off under the cosine schedule, which -e sets the length of; "
+                        f"{DEFAULT_PATIENCE} with the others)")
     g.add_argument("--min-epochs", type=non_negative_int, default=TrainConfig.min_epochs,
-                   help="epochs before early stopping may end the run (default: half of --max-epochs under the "
-                        "cosine schedule, whose learning rate is still high before that; 0 with the others)")
+                   help="epochs before a checkpoint may be called best or early stopping may end the run "
+                        "(default: half of --max-epochs under the cosine schedule, whose learning rate is "
+                        "still high before that; 0 with the others)")
     g.add_argument("--ema-decay", type=ema_decay, default=TrainConfig.ema_decay,
                    help="exponential moving average of the weights, used for validation, the saved checkpoints "
                         "and the test; its decay warms up with the step count, so short runs work too. "

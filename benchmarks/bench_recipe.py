@@ -15,9 +15,11 @@ Both recipes train resnet18 from random weights (``--weights none``) at 64 px, b
 files. ``toolkit`` is ``train.py`` with its defaults: the reported number is its own test report
 (``test_report/metrics.json``) of the checkpoint it picked. ``plain`` is the loop the toolkit must
 beat, as PyTorch's tutorials write it: Adam 1e-3, no augmentation, fp32, validation after every
-epoch and the best epoch's weights tested (regression: best by validation R²). Each run is a separate process, timed
-whole (start-up and test included). Every finished run is appended to ``--results`` (a CSV), so an
-interrupted benchmark goes on where it stopped when started again with the same file.
+epoch and the best epoch's weights tested (regression: best by validation R²). Each run is a separate
+process, timed whole (start-up and test included); the two recipes take turns seed by seed, so a
+slower or faster spell of the machine falls on both. Every finished run is appended to
+``--results`` (a CSV), so an interrupted benchmark goes on where it stopped when started again with
+the same file.
 """
 
 from __future__ import annotations
@@ -267,9 +269,9 @@ def main() -> int:
         for dataset in args.datasets:
             data = makers[dataset](work / "data" / dataset)
             for epochs in args.epochs:
-                for recipe in args.recipes:
-                    name = label if recipe == "toolkit" else "plain"
-                    for seed in args.seeds:
+                for seed in args.seeds:  # the recipes take turns, so both see the machine in the same state
+                    for recipe in args.recipes:
+                        name = label if recipe == "toolkit" else "plain"
                         key = (dataset, name, epochs, seed)
                         if any((r["dataset"], r["recipe"], r["epochs"], r["seed"]) == key for r in done):
                             continue

@@ -95,13 +95,30 @@ class ScheduleAwareEarlyStopping(EarlyStopping):
 
 
 def default_min_epochs(max_epochs: int, scheduler: str, share: float = 0.5) -> int:
-    """Epochs before early stopping may watch: half the run under the cosine schedule, else none.
+    """Epochs before a checkpoint may be called best or early stopping may watch: half the run
+    under the cosine schedule (never the last epoch), else none.
 
     The cosine schedule's learning rate is at half its peak at mid-run; before that a validation
-    metric mostly measures the noise of large steps. The other schedules lower the rate only when
-    validation stalls, so there is no schedule to wait for.
+    metric mostly measures the noise of large steps, and a small validation set can crown an early
+    model that the rest of the run would have beaten (measured: epoch 4 of 30 picked on 150
+    validation digits). The other schedules lower the rate only when validation stalls, so there is
+    no schedule to wait for.
     """
-    return math.ceil(share * max_epochs) if scheduler == "cosine" else 0
+    return min(math.ceil(share * max_epochs), max_epochs - 1) if scheduler == "cosine" else 0
+
+
+DEFAULT_PATIENCE = 5
+
+
+def default_patience(scheduler: str) -> int | None:
+    """Early-stopping patience when ``--patience`` is not given: off under cosine, else 5 epochs.
+
+    Under the cosine schedule ``-e`` is the run's budget and its last, low-rate epochs are where a
+    model settles; a run stopped before them never anneals (measured on small data: stopping at
+    epoch 20-23 of 30 kept checkpoints from the high-rate half). ``plateau`` lowers the rate when
+    validation stalls and ``none`` never does, so there stopping is what ends a stalled run.
+    """
+    return None if scheduler == "cosine" else DEFAULT_PATIENCE
 
 
 class BackboneFreeze(Callback):

@@ -397,14 +397,17 @@ class PruningCallback(pl.Callback):
         self.trial, self.metric = trial, metric
         self.monitor: tuple[str, str] = ("val_loss", "min")
         self.history: list[dict[str, float]] = []
+        self.start_epoch = 0  # the checkpoint callback's: no best checkpoint before it
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.monitor = getattr(pl_module, "monitor", self.monitor)
+        self.start_epoch = getattr(trainer.checkpoint_callback, "start_epoch", 0)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
+        metrics["epoch"] = trainer.current_epoch
         self.history.append(metrics)
         value = metrics.get(self.metric, math.nan)
         epoch = trainer.current_epoch
@@ -414,10 +417,14 @@ class PruningCallback(pl.Callback):
             raise optuna.TrialPruned(f"pruned after epoch {epoch} ({self.metric} {value:.4g})")
 
     def value_of_best_checkpoint(self) -> float:
-        """The metric at the first epoch with the best monitored value, the epoch train() keeps."""
+        """The metric at the epoch train() keeps: the first with the best monitored value from
+        ``--min-epochs`` on (the checkpoint callback's ``start_epoch``), else the last epoch."""
         name, mode = self.monitor
         sign = 1 if mode == "min" else -1
-        scored = [(sign * m[name], i) for i, m in enumerate(self.history) if math.isfinite(m.get(name, math.nan))]
+        candidates = [i for i, m in enumerate(self.history) if m["epoch"] >= self.start_epoch]
+        candidates = candidates or [len(self.history) - 1]
+        scored = [(sign * self.history[i][name], i) for i in candidates
+                  if math.isfinite(self.history[i].get(name, math.nan))]
         if not scored:
             raise RuntimeError(f"no validation epoch produced a finite {name}")
         value = self.history[min(scored)[1]].get(self.metric, math.nan)

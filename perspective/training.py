@@ -32,7 +32,13 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from .backbones import DEFAULT_BACKBONE, Preprocessing, default_preprocessing
-from .callbacks import BackboneFreeze, ScheduleAwareEarlyStopping, WarmupEMA, default_min_epochs
+from .callbacks import (
+    BackboneFreeze,
+    ScheduleAwareEarlyStopping,
+    WarmupEMA,
+    default_min_epochs,
+    default_patience,
+)
 from .data import (
     LabelledData,
     PerspectiveDataModule,
@@ -82,7 +88,7 @@ class TrainConfig:
     weights: str = "imagenet"
     image_size: int | None = None
     resize_mode: str = "full"
-    patience: int = 5
+    patience: int | None = None  # None: callbacks.default_patience (off under cosine)
     min_epochs: int | None = None  # None: callbacks.default_min_epochs (half the run under cosine)
     ema_decay: float = 0.999  # 0 turns the average off
     freeze_epochs: int | None = None  # None: fine_tuning() decides from --weights
@@ -330,7 +336,12 @@ class LocalCheckpointIO(TorchCheckpointIO):
 
 
 class RunCheckpoint(ModelCheckpoint):
-    """Lightning's ModelCheckpoint, with ``last.ckpt`` refreshed after every epoch and on Ctrl-C.
+    """Lightning's ModelCheckpoint, best checkpoints from ``start_epoch`` on, ``last.ckpt`` after every
+    epoch and on Ctrl-C.
+
+    Before ``start_epoch`` (``--min-epochs``) the learning rate is still high and no checkpoint is
+    called best, however lucky its validation score (see ``callbacks.default_min_epochs``); a run
+    that ends before it has only last.ckpt, which then counts as its best.
 
     Lightning 2.6 refreshes ``last.ckpt`` only in an epoch that also saved a best-k checkpoint, so a
     run whose validation stopped improving would resume from that older epoch; here it is written
@@ -338,6 +349,13 @@ class RunCheckpoint(ModelCheckpoint):
     run never leaves a half-written file; after Ctrl-C, last.ckpt holds the state at the moment of
     the stop and ``--resume`` continues from there.
     """
+
+    def __init__(self, start_epoch: int = 0, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.start_epoch = start_epoch
+
+    def check_monitor_top_k(self, trainer: pl.Trainer, current: torch.Tensor | None = None) -> bool:
+        return trainer.current_epoch >= self.start_epoch and super().check_monitor_top_k(trainer, current)
 
     def _refresh_last(self, trainer: pl.Trainer) -> None:
         if not self._should_skip_saving_checkpoint(trainer):  # skipped when this step was just saved
@@ -371,7 +389,9 @@ def build_trainer(
     if cfg.resume:  # the run's own folder holds checkpoints already, as it should
         warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     monitor, mode = model.monitor
+    min_epochs = cfg.min_epochs if cfg.min_epochs is not None else default_min_epochs(cfg.max_epochs, cfg.scheduler)
     checkpoint = RunCheckpoint(
+        start_epoch=min_epochs,
         dirpath=Path(cfg.checkpoints_location) / cfg.backbone / run,
         filename=f"epoch={{epoch:02d}}-{monitor}={{{monitor}:.4f}}",
         auto_insert_metric_name=False,
@@ -380,8 +400,9 @@ def build_trainer(
         save_top_k=3,
         save_last=True,
     )
-    min_epochs = cfg.min_epochs if cfg.min_epochs is not None else default_min_epochs(cfg.max_epochs, cfg.scheduler)
-    stopping = ScheduleAwareEarlyStopping(min_epochs, monitor=monitor, mode=mode, patience=cfg.patience)
+    patience = cfg.patience if cfg.patience is not None else default_patience(cfg.scheduler)
+    stopping = [] if patience is None else [
+        ScheduleAwareEarlyStopping(min_epochs, monitor=monitor, mode=mode, patience=patience)]
     averaging = [WarmupEMA(cfg.ema_decay)] if cfg.ema_decay > 0 else []
     freeze = [BackboneFreeze(model.hparams.freeze_epochs)] if model.hparams.freeze_epochs else []
     return pl.Trainer(
@@ -393,7 +414,7 @@ def build_trainer(
         precision=cfg.precision or default_precision(accelerator),
         callbacks=[
             checkpoint,
-            stopping,
+            *stopping,
             *averaging,
             *freeze,
             LearningRateMonitor(logging_interval="epoch"),

@@ -13,7 +13,7 @@ import torch
 from conftest import run_script
 from synthetic import make_regression_set
 
-from perspective.callbacks import ScheduleAwareEarlyStopping, default_min_epochs, ema_decay_at
+from perspective.callbacks import ScheduleAwareEarlyStopping, default_min_epochs, default_patience, ema_decay_at
 from perspective.data import balanced_sampler
 from perspective.model import PerspectiveModel, balanced_class_weights, regression_loss
 from perspective.predict import Predictor, load_checkpoint, mirror_average, mirror_permutation
@@ -131,10 +131,29 @@ def test_early_stopping_waits_for_its_start_epoch_then_counts_patience(tmp_path)
     assert _epochs_run(losses, waiting, tmp_path) == 7  # epoch 4 sets the score; 5 and 6 fail it
 
 
-def test_early_stopping_starts_halfway_under_the_cosine_schedule():
+def test_early_stopping_starts_halfway_under_the_cosine_schedule_and_is_off_unless_asked():
     assert default_min_epochs(30, "cosine") == 15
     assert default_min_epochs(15, "cosine") == 8
+    assert default_min_epochs(1, "cosine") == 0  # a one-epoch run still has a best checkpoint
     assert default_min_epochs(30, "plateau") == 0
+    assert default_patience("cosine") is None and default_patience("plateau") == 5
+
+
+class _BetterEveryEpochThenWorse(pl.Callback):
+    """A validation loss that improves until epoch 1, then worsens: a lucky early model."""
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        pl_module.log("val_loss", [0.5, 0.1, 0.9, 0.8, 0.7, 0.6][trainer.current_epoch])
+
+
+def test_no_checkpoint_is_called_best_before_min_epochs(small_regression, tmp_path):
+    result = train(_config(small_regression, tmp_path, max_epochs=6, ema_decay=0.0, min_epochs=3),
+                   callbacks=[_BetterEveryEpochThenWorse()])
+    run = Path(result.run_dir)
+    # epoch 1 had the best score of the run, but in the high-rate half; the best of the rest is epoch 5
+    assert sorted(p.name.split("-")[0] for p in run.glob("epoch=*.ckpt")) == ["epoch=03", "epoch=04", "epoch=05"]
+    assert Path(result.best_checkpoint).name.startswith("epoch=05")
+    assert torch.load(run / "last.ckpt", weights_only=True)["epoch"] == 5  # no early stop under cosine
 
 
 class _WorseEveryEpoch(pl.Callback):
@@ -145,7 +164,7 @@ class _WorseEveryEpoch(pl.Callback):
 
 
 def test_last_checkpoint_is_refreshed_every_epoch_even_without_a_new_best(small_regression, tmp_path):
-    result = train(_config(small_regression, tmp_path, max_epochs=5, ema_decay=0.0, min_epochs=5),
+    result = train(_config(small_regression, tmp_path, max_epochs=5, ema_decay=0.0, min_epochs=0),
                    callbacks=[_WorseEveryEpoch()])
     run = Path(result.run_dir)
     assert sorted(p.name.split("-")[0] for p in run.glob("epoch=*.ckpt")) == ["epoch=00", "epoch=01", "epoch=02"]
