@@ -458,8 +458,8 @@ def evaluate_test_split(
 LR_FIND_STEPS = 100
 
 
-def find_learning_rate(cfg: TrainConfig, model: PerspectiveModel, datamodule: PerspectiveDataModule,
-                       steps_per_epoch: int, run_dir: Path) -> float | None:
+def find_learning_rate(cfg: TrainConfig, trainer: pl.Trainer, model: PerspectiveModel,
+                       datamodule: PerspectiveDataModule, steps_per_epoch: int) -> float | None:
     """``--lr-find``: Lightning's learning-rate range test; returns its suggestion (None when it has none).
 
     The test raises the learning rate batch by batch over ``LR_FIND_STEPS`` training batches, as
@@ -470,10 +470,11 @@ def find_learning_rate(cfg: TrainConfig, model: PerspectiveModel, datamodule: Pe
     """
     from pytorch_lightning.tuner import Tuner
 
-    accelerator, devices = resolve_devices(cfg.gpus, cfg.accelerator, cfg.devices)
-    if cfg.num_nodes > 1 or (devices not in ("auto", 1, "1") and not str(devices).startswith("[")):
+    if trainer.world_size > 1:  # every process would find its own rate
         raise UserError("--lr-find runs on one device; find the rate there, then train on several with -l")
+    run_dir = Path(trainer.checkpoint_callback.dirpath)
     run_dir.mkdir(parents=True, exist_ok=True)
+    accelerator, _ = resolve_devices(cfg.gpus, cfg.accelerator, cfg.devices)
     finder_trainer = pl.Trainer(
         accelerator=accelerator, devices=1, precision=cfg.precision or default_precision(accelerator),
         max_epochs=-(-LR_FIND_STEPS // steps_per_epoch) + 1, logger=False, enable_checkpointing=False,
@@ -483,8 +484,11 @@ def find_learning_rate(cfg: TrainConfig, model: PerspectiveModel, datamodule: Pe
                                            update_attr=False)
     suggestion = finder.suggestion() if finder is not None else None
     if finder is not None:
+        import matplotlib.pyplot as plt
+
         figure = finder.plot(suggest=suggestion is not None, show=False)
         figure.savefig(run_dir / "lr_find.png", dpi=100)
+        plt.close(figure)
     if suggestion is None:
         log.warning("--lr-find: no suggestion; training with -l %g", model.hparams.learning_rate)
         return None
@@ -527,8 +531,7 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResul
     trainer = build_trainer(cfg, model, steps_per_epoch, callbacks)
     found_rate = None
     if cfg.lr_find:
-        found_rate = find_learning_rate(cfg, model, datamodule, steps_per_epoch,
-                                        Path(trainer.checkpoint_callback.dirpath))
+        found_rate = find_learning_rate(cfg, trainer, model, datamodule, steps_per_epoch)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.resume, weights_only=True)
     except SystemExit:
