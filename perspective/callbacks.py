@@ -4,7 +4,9 @@
   ``EMAWeightAveraging``) whose decay grows with the number of updates, so a short run is not stuck
   near its random start.
 - ``ScheduleAwareEarlyStopping``: early stopping that watches only once the learning rate is low
-  enough for the validation metric to mean something.
+  enough for the validation metric to mean something; ``default_min_epochs`` and
+  ``default_patience`` say when that is and whether to stop at all (not under cosine unless asked).
+  The same start epoch gates which checkpoint may be called best (``training.RunCheckpoint``).
 - ``BackboneFreeze``: trains the head alone for the first epochs, then the whole network.
 
 Each is a small subclass of the Lightning callback that does the job; why each departs from the

@@ -171,17 +171,19 @@ def test_evaluate_test_split_rebuilds_the_training_split(trained_regression, reg
     assert sorted(ours["path"]) == sorted(trains["path"]) and len(ours) == round(96 * 0.15)
 
 
-def test_evaluate_reports_and_skips_rows_without_labels(trained_regression, regression_dir, tmp_path):
+def test_evaluate_reports_rows_with_blank_targets_and_scores_each_target_on_its_labels(trained_regression, regression_dir, tmp_path):
     _, best = trained_regression
     labels = pd.read_csv(regression_dir / "labels.csv")
     labels.loc[[0, 1], "redness"] = np.nan
+    labels.loc[2, ["redness", "greenness"]] = np.nan
     labels.to_csv(tmp_path / "labels.csv", index=False)
     ev = run_script("evaluate.py", "-c", str(best), "-d", str(tmp_path / "labels.csv"), "--images",
                     str(regression_dir / "images"), "-o", str(tmp_path / "ev"))
     assert ev.returncode == 0, ev.stderr
-    assert "2 row(s) without a label" in ev.stderr
+    assert "2 row(s) leave some targets blank (redness 2)" in ev.stderr
+    assert "1 row(s) without a label" in ev.stderr
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    assert metrics["n"] == 96 and metrics["n_labelled"] == {"redness": 94, "greenness": 96}
+    assert metrics["n"] == 96 and metrics["n_labelled"] == {"redness": 93, "greenness": 95}
 
 
 @pytest.mark.parametrize("bad", ["targets", "classes"])
