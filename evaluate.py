@@ -17,6 +17,7 @@ from perspective.cli import (
     add_checkpoint_flag,
     add_prediction_flags,
     add_runtime_flags,
+    existing_path,
     non_negative_int,
     run,
     setup_logging,
@@ -30,9 +31,10 @@ def get_args_parser() -> argparse.ArgumentParser:
                     "trivial baselines, plots and a self-contained HTML report. Long flags also accept underscores.",
     )
     add_checkpoint_flag(p, onnx=True)
-    p.add_argument("-d", "--data", required=True,
+    p.add_argument("-d", "--data", type=existing_path, required=True,
                    help="labelled data: a folder with labels.csv + images/, a CSV file, or class subfolders")
-    p.add_argument("--images", default=None, help="images folder for a CSV given with -d (default: beside it)")
+    p.add_argument("--images", type=existing_path, default=None,
+                   help="images folder for a CSV given with -d (default: beside it)")
     p.add_argument("--label-column", default=None,
                    help="class column of a CSV (default: the one the checkpoint was trained with, else label)")
     p.add_argument("-o", "--out", default="evaluation", help="output folder (default ./evaluation)")

@@ -119,15 +119,16 @@ def main() -> int:
         parser.error("give images with -i or a folder with -d")
     setup_logging(args.quiet)
     from perspective.errors import NothingDone
+
+    paths = collect_paths(args.image, args.directory, args.recursive)  # before torch loads: a typo answers at once
+    if not paths:
+        raise NothingDone("no images to predict")
     from perspective.evaluation import compute_metrics, predict_with_truth
     from perspective.hardware import resolve_devices
     from perspective.predict import Predictor, load_model, shipped_checkpoint
     from perspective.report import format_table, metrics_table
     from perspective.results import ResultWriter
 
-    paths = collect_paths(args.image, args.directory, args.recursive)
-    if not paths:
-        raise NothingDone("no images to predict")
     checkpoint = args.checkpoint or shipped_checkpoint()
     accelerator, _ = resolve_devices(args.gpus, args.accelerator, None)
     device = "cpu" if accelerator == "cpu" else "auto"

@@ -20,7 +20,7 @@ from train import get_args_parser as train_args_parser
 
 def get_args_parser() -> argparse.ArgumentParser:
     """train.py's parser (its flags are the fixed settings of every trial) plus the search flags."""
-    from perspective.search import DEFAULT_SPACE, METRICS, PARAMS
+    from perspective.search.space import DEFAULT_SPACE, METRICS, PARAMS
 
     p = train_args_parser()
     p.prog = "search.py"
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     import optuna
 
     from perspective.errors import UserError
-    from perspective.search import SearchSettings, run_search
+    from perspective.search.study import SearchSettings, run_search
 
     optuna.logging.disable_default_handler()  # Optuna's messages go through our logging set-up
     optuna.logging.enable_propagation()

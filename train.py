@@ -14,6 +14,7 @@ from pathlib import Path
 from perspective.cli import (
     ArgumentParser,
     add_runtime_flags,
+    existing_path,
     fraction,
     lightning_devices,
     non_negative_float,
@@ -33,12 +34,23 @@ def ema_decay(text: str) -> float:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    from perspective.backbones import BACKBONES, DEFAULT_BACKBONE, RESIZE_MODES
-    from perspective.callbacks import DEFAULT_PATIENCE
-    from perspective.data import TASKS
-    from perspective.model import BALANCES, LOSSES, OPTIMIZERS, SCHEDULERS
-    from perspective.training import PRETRAINED_BACKBONE_LR_SCALE, PRETRAINED_FREEZE_EPOCHS, TrainConfig
-    from perspective.transforms import AUGMENT_LEVELS
+    from perspective.config import (
+        AUGMENT_LEVELS,
+        BACKBONE_NAMES,
+        BALANCES,
+        DEFAULT_PATIENCE,
+        LOSSES,
+        OPTIMIZERS,
+        OUTPUT_ACTIVATIONS,
+        PRETRAINED_BACKBONE_LR_SCALE,
+        PRETRAINED_FREEZE_EPOCHS,
+        RESIZE_MODES,
+        SCHEDULERS,
+        TASKS,
+        TrainConfig,
+    )
+
+    D = TrainConfig  # every default is TrainConfig's
 
     p = ArgumentParser(
         prog="train.py",
@@ -47,52 +59,52 @@ def get_args_parser() -> argparse.ArgumentParser:
                     "underscores (--batch_size).",
     )
     g = p.add_argument_group("model")
-    g.add_argument("-b", "--backbone", default=DEFAULT_BACKBONE,
-                   help=f"backbone: {', '.join(BACKBONES)} (default {DEFAULT_BACKBONE})")
-    g.add_argument("--weights", default="imagenet",
+    g.add_argument("-b", "--backbone", default=D.backbone,
+                   help=f"backbone: {', '.join(BACKBONE_NAMES)} (default {D.backbone})")
+    g.add_argument("--weights", default=D.weights,
                    help="imagenet (torchvision's weights, cached under $TORCH_HOME), none (random "
                         "initialisation), a path to a state_dict file, or a train.py checkpoint whose backbone "
-                        "starts this run with a new head (default imagenet)")
+                        f"starts this run with a new head (default {D.weights})")
     g.add_argument("--image-size", type=positive_int, default=None,
                    help="input side in pixels (default: the weights' own, 224 for most)")
-    g.add_argument("--resize-mode", choices=RESIZE_MODES, default="full",
+    g.add_argument("--resize-mode", choices=RESIZE_MODES, default=D.resize_mode,
                    help="full = resize the whole image to a square (nothing cut off); crop = the weights' "
-                        "resize then centre crop (default full)")
-    g.add_argument("--output-activation", choices=("auto", "sigmoid", "none"), default="auto",
+                        f"resize then centre crop (default {D.resize_mode})")
+    g.add_argument("--output-activation", choices=("auto", *OUTPUT_ACTIVATIONS), default=D.output_activation,
                    help="regression output activation; auto = sigmoid when every training target lies "
-                        "in [0, 1] (default auto)")
-    g.add_argument("--dropout", type=fraction, default=0.0, help="dropout before the head (default 0)")
-    g.add_argument("--freeze-epochs", type=non_negative_int, default=TrainConfig.freeze_epochs,
+                        f"in [0, 1] (default {D.output_activation})")
+    g.add_argument("--dropout", type=fraction, default=D.dropout, help=f"dropout before the head (default {D.dropout:g})")
+    g.add_argument("--freeze-epochs", type=non_negative_int, default=D.freeze_epochs,
                    help="train the head alone for this many epochs, then the backbone too (default: "
                         f"{PRETRAINED_FREEZE_EPOCHS} with pretrained --weights, 0 with none)")
-    g.add_argument("--backbone-lr-scale", type=positive_float, default=TrainConfig.backbone_lr_scale,
+    g.add_argument("--backbone-lr-scale", type=positive_float, default=D.backbone_lr_scale,
                    help="the backbone's learning rate as a multiple of the head's (default: "
                         f"{PRETRAINED_BACKBONE_LR_SCALE} with pretrained --weights, 1 with none)")
 
     g = p.add_argument_group("data")
-    g.add_argument("-d", "--data", default=None,
+    g.add_argument("-d", "--data", type=existing_path, default=None,
                    help="a folder with labels.csv + images/, a CSV file, or a folder of class subfolders "
                         "(default: the built-in synthetic car dataset in data/synthetic, generated on first use)")
-    g.add_argument("--images", default=None, help="images folder for a CSV given with -d (default: images/ beside it)")
+    g.add_argument("--images", type=existing_path, default=None, help="images folder for a CSV given with -d (default: images/ beside it)")
     g.add_argument("--task", choices=TASKS, default=None,
                    help="force the task (default: detected from the data layout)")
     g.add_argument("--targets", type=lambda s: [t.strip() for t in s.split(",") if t.strip()], default=None,
                    help="regression target columns, comma-separated (default: the perspective_score_* "
                         "columns if any, else every numeric column)")
     g.add_argument("--label-column", default=None, help="class column of a CSV (default label); implies classification")
-    g.add_argument("--val-fraction", type=fraction, default=0.15, help="validation share (default 0.15)")
-    g.add_argument("--test-fraction", type=fraction, default=0.15, help="test share (default 0.15)")
-    g.add_argument("--val-data", default=None, help="separate validation data (same layout as -d)")
-    g.add_argument("--test-data", default=None, help="separate test data (same layout as -d)")
-    g.add_argument("--augment", choices=AUGMENT_LEVELS, default="light",
+    g.add_argument("--val-fraction", type=fraction, default=D.val_fraction, help=f"validation share (default {D.val_fraction})")
+    g.add_argument("--test-fraction", type=fraction, default=D.test_fraction, help=f"test share (default {D.test_fraction})")
+    g.add_argument("--val-data", type=existing_path, default=None, help="separate validation data (same layout as -d)")
+    g.add_argument("--test-data", type=existing_path, default=None, help="separate test data (same layout as -d)")
+    g.add_argument("--augment", choices=AUGMENT_LEVELS, default=D.augment,
                    help="training augmentation: light = flip, rotation within 10 degrees, colour jitter; "
-                        "strong adds a random resized crop (default light)")
+                        f"strong adds a random resized crop (default {D.augment})")
     g.add_argument("--strict", action="store_true",
                    help="decode every image before training and stop (exit 2) if any cannot be read "
                         "(default: unreadable images are skipped with a warning)")
-    g.add_argument("--balance", choices=BALANCES, default=TrainConfig.balance,
+    g.add_argument("--balance", choices=BALANCES, default=D.balance,
                    help="classification with uneven classes: sampler = draw every class equally often; loss = "
-                        f"weigh the cross-entropy by inverse class frequency (default {TrainConfig.balance})")
+                        f"weigh the cross-entropy by inverse class frequency (default {D.balance})")
     g.add_argument("--allow-missing-targets", action="store_true",
                    help="regression: a CSV row may leave some targets blank; the loss and the metrics skip "
                         "the blank cells; a row with no target at all is still refused (default off: a blank "
@@ -103,48 +115,55 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "name with its *right* counterpart)")
 
     g = p.add_argument_group("optimisation")
-    g.add_argument("-e", "--max-epochs", type=positive_int, default=20,
-                   help="maximum epochs; early stopping may end sooner (default 20)")
-    g.add_argument("-l", "--learning-rate", type=positive_float, default=1e-3, help="initial learning rate (default 1e-3)")
-    g.add_argument("--loss", choices=LOSSES, default="mse",
-                   help="regression loss; weighted_mse weighs errors by alpha + target (default mse)")
-    g.add_argument("--huber-delta", type=positive_float, default=0.1, help="Huber loss delta (default 0.1)")
-    g.add_argument("--weighted-mse-alpha", type=positive_float, default=1 / 30, help="weighted_mse alpha (default 1/30)")
-    g.add_argument("--label-smoothing", type=fraction, default=0.0, help="classification label smoothing (default 0)")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="(default adamw)")
-    g.add_argument("--weight-decay", type=non_negative_float, default=1e-4, help="(default 1e-4)")
-    g.add_argument("--scheduler", choices=SCHEDULERS, default="cosine",
+    g.add_argument("-e", "--max-epochs", type=positive_int, default=D.max_epochs,
+                   help=f"maximum epochs; early stopping may end sooner (default {D.max_epochs})")
+    g.add_argument("-l", "--learning-rate", type=positive_float, default=D.learning_rate,
+                   help=f"initial learning rate (default {D.learning_rate:g})")
+    g.add_argument("--loss", choices=LOSSES, default=D.loss,
+                   help=f"regression loss; weighted_mse weighs errors by alpha + target (default {D.loss})")
+    g.add_argument("--huber-delta", type=positive_float, default=D.huber_delta,
+                   help=f"Huber loss delta (default {D.huber_delta:g})")
+    g.add_argument("--weighted-mse-alpha", type=positive_float, default=D.weighted_mse_alpha,
+                   help=f"weighted_mse alpha (default {D.weighted_mse_alpha:.4g})")
+    g.add_argument("--label-smoothing", type=fraction, default=D.label_smoothing,
+                   help=f"classification label smoothing (default {D.label_smoothing:g})")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=D.optimizer, help=f"(default {D.optimizer})")
+    g.add_argument("--weight-decay", type=non_negative_float, default=D.weight_decay,
+                   help=f"(default {D.weight_decay:g})")
+    g.add_argument("--scheduler", choices=SCHEDULERS, default=D.scheduler,
                    help="cosine = linear warm-up then cosine decay; plateau = halve on a stalled "
-                        "validation metric (default cosine)")
-    g.add_argument("--warmup-epochs", type=non_negative_float, default=1.0, help="warm-up of the cosine schedule (default 1)")
-    g.add_argument("--patience", type=positive_int, default=TrainConfig.patience,
+                        f"validation metric (default {D.scheduler})")
+    g.add_argument("--warmup-epochs", type=non_negative_float, default=D.warmup_epochs,
+                   help=f"warm-up of the cosine schedule, in epochs (default {D.warmup_epochs:g})")
+    g.add_argument("--patience", type=positive_int, default=D.patience,
                    help="early stopping: end the run after this many epochs without improvement, counted from "
                         "--min-epochs on (default: off under the cosine schedule, which -e sets the length of; "
                         f"{DEFAULT_PATIENCE} with the others)")
-    g.add_argument("--min-epochs", type=non_negative_int, default=TrainConfig.min_epochs,
+    g.add_argument("--min-epochs", type=non_negative_int, default=D.min_epochs,
                    help="epochs before a checkpoint may be called best or early stopping may end the run "
                         "(default: half of --max-epochs under the cosine schedule, whose learning rate is "
                         "still high before that; 0 with the others)")
-    g.add_argument("--ema-decay", type=ema_decay, default=TrainConfig.ema_decay,
+    g.add_argument("--ema-decay", type=ema_decay, default=D.ema_decay,
                    help="exponential moving average of the weights, used for validation, the saved checkpoints "
                         "and the test; its decay warms up with the step count, so short runs work too. "
-                        f"0 turns it off (default {TrainConfig.ema_decay})")
+                        f"0 turns it off (default {D.ema_decay})")
     g.add_argument("--lr-find", action="store_true",
                    help="run Lightning's learning-rate finder first (up to 100 batches), save its plot as "
                         "lr_find.png in the run folder and train with its suggestion instead of -l (default off)")
-    g.add_argument("--seed", type=int, default=42, help="seed for the split, initialisation and augmentation (default 42)")
+    g.add_argument("--seed", type=int, default=D.seed,
+                   help=f"seed for the split, initialisation and augmentation (default {D.seed})")
 
     g = p.add_argument_group("hardware and output")
-    add_runtime_flags(g, default_batch_size=32)
+    add_runtime_flags(g, default_batch_size=D.batch_size)
     g.add_argument("--precision", default=None,
                    help="Lightning precision: 32-true, bf16-mixed, 16-mixed, ... (default: bf16-mixed where "
                         "the hardware computes bf16 natively, else 32-true)")
     g.add_argument("--devices", type=lightning_devices, default=None, help="devices per node, passed to Lightning (default auto)")
-    g.add_argument("--strategy", default="auto", help="Lightning strategy: ddp, ddp_spawn, ... (default auto)")
-    g.add_argument("--num-nodes", type=positive_int, default=1, help="machines for DDP (default 1)")
-    g.add_argument("-c", "--checkpoints-location", default="checkpoints",
-                   help="checkpoint folder; runs go to <it>/<backbone>/<run>/ (default ./checkpoints)")
-    g.add_argument("--logs-location", default="lightning_logs", help="TensorBoard folder (default ./lightning_logs)")
+    g.add_argument("--strategy", default=D.strategy, help=f"Lightning strategy: ddp, ddp_spawn, ... (default {D.strategy})")
+    g.add_argument("--num-nodes", type=positive_int, default=D.num_nodes, help=f"machines for DDP (default {D.num_nodes})")
+    g.add_argument("-c", "--checkpoints-location", default=D.checkpoints_location,
+                   help=f"checkpoint folder; runs go to <it>/<backbone>/<run>/ (default ./{D.checkpoints_location})")
+    g.add_argument("--logs-location", default=D.logs_location, help=f"TensorBoard folder (default ./{D.logs_location})")
     g.add_argument("--run-name", default=None, help="name of this run's folders (default: a timestamp)")
     g.add_argument("--tta", action="store_true",
                    help="the final test report averages each image with its mirror (as infer.py --tta; default off)")

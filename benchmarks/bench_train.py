@@ -58,7 +58,8 @@ def plain_loop_seconds(args, data: Path, epochs: int = 3) -> tuple[float, int, s
     import torch
 
     from perspective.backbones import default_preprocessing
-    from perspective.data import PerspectiveDataModule, default_workers
+    from perspective.data import default_workers
+    from perspective.data.datasets import PerspectiveDataModule
     from perspective.hardware import default_precision
     from perspective.model import warmup_cosine
     from perspective.training import TrainConfig, _load_splits, build_model

@@ -31,6 +31,7 @@ from torch import nn
 from torchvision import models
 from torchvision.models import WeightsEnum
 
+from .config import BACKBONE_NAMES, DEFAULT_BACKBONE, RESIZE_MODES  # noqa: F401 - re-exported
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -103,9 +104,6 @@ BACKBONES: dict[str, BackboneSpec] = {
     ]
 }
 
-DEFAULT_BACKBONE = "resnet18"
-
-
 def get_spec(name: str) -> BackboneSpec:
     """The registry entry for ``name``; an unknown name is a usage error listing the valid ones."""
     try:
@@ -114,9 +112,6 @@ def get_spec(name: str) -> BackboneSpec:
         raise UserError(
             f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}"
         ) from None
-
-
-RESIZE_MODES = ("full", "crop")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, WeightAveraging
 
+from .config import DEFAULT_PATIENCE
+
 log = logging.getLogger(__name__)
 
 EMA_WARMUP_POWER = 0.75
@@ -107,9 +109,6 @@ def default_min_epochs(max_epochs: int, scheduler: str, share: float = 0.5) -> i
     no schedule to wait for.
     """
     return min(math.ceil(share * max_epochs), max_epochs - 1) if scheduler == "cosine" else 0
-
-
-DEFAULT_PATIENCE = 5
 
 
 def default_patience(scheduler: str) -> int | None:

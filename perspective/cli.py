@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -99,7 +100,7 @@ def port(text: str) -> int:
 
 def add_runtime_flags(parser: argparse.ArgumentParser, default_batch_size: int) -> None:
     """Flags shared by train.py and infer.py: batch size, workers, hardware, quiet."""
-    from .data import default_workers
+    from .config import default_workers
 
     parser.add_argument("-s", "--batch-size", type=positive_int, default=default_batch_size,
                         help=f"batch size (default {default_batch_size})")
@@ -119,8 +120,22 @@ def add_checkpoint_flag(parser: argparse.ArgumentParser, onnx: bool = False) -> 
     ``onnx``: the command also runs ONNX models from export.py (infer.py).
     """
     what = "checkpoint from train.py, or an ONNX model from export.py" if onnx else "checkpoint from train.py"
-    parser.add_argument("-c", "--checkpoint", default=None,
+    parser.add_argument("-c", "--checkpoint", type=existing_file, default=None,
                         help=f"{what} (default: the shipped model in trained_models/)")
+
+
+def existing_path(text: str) -> str:
+    """A file or folder that must exist (data, images): checked while parsing."""
+    if not os.path.exists(text):
+        raise argparse.ArgumentTypeError(f"no such file or folder: {text}")
+    return text
+
+
+def existing_file(text: str) -> str:
+    """A path that must name a file: checked while parsing, before any model library loads."""
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"no such file: {text}" if not os.path.exists(text) else f"not a file: {text}")
+    return text
 
 
 PREDICTION_PRECISIONS = ("auto", "32", "bf16", "16")

@@ -27,11 +27,8 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError, R2Score
 
 from .backbones import create_backbone, default_preprocessing, get_spec
+from .config import BALANCES, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS, SCHEDULERS  # noqa: F401 - re-exported
 from .errors import UserError
-
-OUTPUT_ACTIVATIONS = ("sigmoid", "none")
-OPTIMIZERS = ("adamw", "adam", "sgd")
-SCHEDULERS = ("cosine", "plateau", "none")
 
 
 def weighted_mse(pred: torch.Tensor, target: torch.Tensor, alpha: float = 1 / 30) -> torch.Tensor:
@@ -42,9 +39,6 @@ def weighted_mse(pred: torch.Tensor, target: torch.Tensor, alpha: float = 1 / 30
     """
     weight = alpha + target
     return (weight * (pred - target) ** 2).sum() / weight.sum()
-
-
-LOSSES = ("mse", "mae", "huber", "weighted_mse")
 
 
 def _labelled(loss, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -76,9 +70,6 @@ def regression_loss(name: str, huber_delta: float = 0.1, alpha: float = 1 / 30):
     else:
         raise UserError(f"--loss must be one of {', '.join(LOSSES)} for regression, not {name!r}")
     return partial(_labelled, loss)
-
-
-BALANCES = ("none", "sampler", "loss")
 
 
 def balanced_class_weights(counts: Sequence[int]) -> list[float]:

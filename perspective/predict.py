@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from .backbones import Preprocessing
 from .cli import PREDICTION_PRECISIONS as PRECISIONS
-from .data import ImageFileDataset, InTurnLoader
+from .data.datasets import ImageFileDataset, InTurnLoader
 from .errors import UserError
 from .hardware import cpu_has_bf16
 from .model import PerspectiveModel
@@ -231,7 +231,7 @@ class Predictor:
         """Yield one row per path, in order, as batches finish (nothing accumulates).
 
         ``workers``: decoding threads that take turns with the model on a CPU, or DataLoader worker
-        processes that decode while a GPU computes (see ``perspective.data.InTurnLoader``); 0 decodes
+        processes that decode while a GPU computes (see ``perspective.data.datasets.InTurnLoader``); 0 decodes
         in this thread.
         """
         pre = self.preprocessing

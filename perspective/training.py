@@ -18,7 +18,7 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from PIL import Image
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from .backbones import DEFAULT_BACKBONE, Preprocessing, default_preprocessing
+from .backbones import Preprocessing, default_preprocessing
 from .callbacks import (
     BackboneFreeze,
     ScheduleAwareEarlyStopping,
@@ -39,14 +39,9 @@ from .callbacks import (
     default_min_epochs,
     default_patience,
 )
-from .data import (
-    LabelledData,
-    PerspectiveDataModule,
-    default_workers,
-    find_unreadable,
-    read_labelled_data,
-    split_data,
-)
+from .config import PRETRAINED_BACKBONE_LR_SCALE, PRETRAINED_FREEZE_EPOCHS, TrainConfig
+from .data import LabelledData, find_unreadable, read_labelled_data, split_data
+from .data.datasets import PerspectiveDataModule
 from .errors import UserError
 from .evaluation import Evaluation
 from .hardware import default_precision, resolve_devices
@@ -59,64 +54,6 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class TrainConfig:
-    """Every setting of a training run; field names are train.py's long flags."""
-
-    backbone: str = DEFAULT_BACKBONE
-    data: str | None = None
-    images: str | None = None
-    val_data: str | None = None
-    test_data: str | None = None
-    task: str | None = None
-    targets: list[str] | None = None
-    label_column: str | None = None
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    max_epochs: int = 20
-    learning_rate: float = 1e-3
-    batch_size: int = 32
-    workers: int = field(default_factory=default_workers)
-    gpus: int | None = None
-    accelerator: str = "auto"
-    devices: str | int | None = None
-    strategy: str = "auto"
-    num_nodes: int = 1
-    precision: str | None = None
-    checkpoints_location: str = "checkpoints"
-    logs_location: str = "lightning_logs"
-    run_name: str | None = None
-    weights: str = "imagenet"
-    image_size: int | None = None
-    resize_mode: str = "full"
-    patience: int | None = None  # None: callbacks.default_patience (off under cosine)
-    min_epochs: int | None = None  # None: callbacks.default_min_epochs (half the run under cosine)
-    ema_decay: float = 0.999  # 0 turns the average off
-    freeze_epochs: int | None = None  # None: fine_tuning() decides from --weights
-    backbone_lr_scale: float | None = None  # None: fine_tuning() decides from --weights
-    balance: str = "none"
-    lr_find: bool = False
-    tta: bool = False  # the test report averages each image with its mirror
-    allow_missing_targets: bool = False
-    seed: int = 42
-    loss: str = "mse"
-    output_activation: str = "auto"
-    huber_delta: float = 0.1
-    weighted_mse_alpha: float = 1 / 30
-    label_smoothing: float = 0.0
-    dropout: float = 0.0
-    optimizer: str = "adamw"
-    weight_decay: float = 1e-4
-    scheduler: str = "cosine"
-    warmup_epochs: float = 1.0
-    augment: str = "light"
-    flip_pairs: str | None = None
-    resume: str | None = None
-    strict: bool = False
-    test: bool = True  # False skips the test report (search trials are judged on validation alone)
-    quiet: bool = False
-
-
-@dataclass
 class TrainResult:
     best_checkpoint: str
     run_dir: str
@@ -124,10 +61,6 @@ class TrainResult:
     test_table: pd.DataFrame | None
     is_global_zero: bool = True  # False in the other DDP processes, which should print nothing
     found_learning_rate: float | None = None  # --lr-find's suggestion, which the run trained with
-
-
-PRETRAINED_FREEZE_EPOCHS = 1
-PRETRAINED_BACKBONE_LR_SCALE = 0.1
 
 
 def fine_tuning(cfg: TrainConfig) -> tuple[int, float]:

@@ -25,11 +25,11 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import InterpolationMode
 
 from .backbones import Preprocessing
+from .config import AUGMENT_LEVELS, NO_FLIPS
 from .errors import UserError
 
 log = logging.getLogger(__name__)
 
-AUGMENT_LEVELS = ("none", "light", "strong")
 
 
 def _to_normalised_tensor(pre: Preprocessing) -> list[v2.Transform]:
@@ -90,9 +90,6 @@ def train_transform(pre: Preprocessing, level: str) -> v2.Compose:
         geometry = [*_resize(pre), v2.RandomRotation(10, interpolation=InterpolationMode.BILINEAR)]
         jitter = v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2)
     return v2.Compose([*geometry, jitter, *_to_normalised_tensor(pre)])
-
-
-NO_FLIPS = "none"
 
 
 def parse_flip_pairs(text: str | None) -> list[tuple[str, str]] | None:

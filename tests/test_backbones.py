@@ -1,7 +1,10 @@
+import subprocess
+import sys
 import urllib.error
 
 import pytest
 import torch
+from conftest import ROOT
 from torchvision import models
 
 from perspective import backbones
@@ -91,3 +94,19 @@ def test_local_state_dict_of_another_architecture_is_refused(tmp_path):
 def test_vit_with_imagenet_weights_refuses_another_size():
     with pytest.raises(UserError, match="224"):
         backbones._build_imagenet(get_spec("vit_b_16"), 256)
+
+
+def test_the_light_name_list_matches_the_registry():
+    from perspective.config import BACKBONE_NAMES
+
+    assert tuple(BACKBONES) == BACKBONE_NAMES
+
+
+@pytest.mark.parametrize("script", ["train", "infer", "evaluate", "serve", "export", "search"])
+def test_parsers_import_neither_torch_nor_lightning(script):
+    """-h and a mistyped flag answer without loading torch (seconds on a small machine)."""
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import {script}; {script}.get_args_parser(); "
+            "heavy = sorted(m for m in ('torch', 'pytorch_lightning', 'torchvision') if m in sys.modules); "
+            "print(heavy); sys.exit(1 if heavy else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr

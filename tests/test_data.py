@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from perspective.data import LabelledImageDataset, load_image, read_labelled_data, split_data
+from perspective.data import load_image, read_labelled_data, split_data
+from perspective.data.datasets import LabelledImageDataset
 from perspective.errors import UserError
 
 

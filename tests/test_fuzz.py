@@ -32,7 +32,8 @@ from PIL import Image
 from server_process import start_server
 
 from perspective.backbones import default_preprocessing
-from perspective.data import ImageFileDataset, load_image, read_labelled_data
+from perspective.data import load_image, read_labelled_data
+from perspective.data.datasets import ImageFileDataset
 from perspective.download import read_url_list, safe_name
 from perspective.errors import UserError
 from perspective.transforms import eval_resize
@@ -229,7 +230,7 @@ def test_random_csv_never_crashes_the_data_reader(dataset_folder, content, task,
     assert len(data.targets()) == len(data.frame)
 
 
-# Found by the property above in perspective/data.py, and fixed there.
+# Found by the property above in perspective/data/tables.py, and fixed there.
 
 
 def test_blank_filename_is_a_user_error(dataset_folder):

@@ -98,7 +98,7 @@ def test_the_in_turn_loader_yields_what_a_dataloader_yields(regression_dir, tmp_
     from torch.utils.data import DataLoader
 
     from perspective.backbones import default_preprocessing
-    from perspective.data import ImageFileDataset, InTurnLoader
+    from perspective.data.datasets import ImageFileDataset, InTurnLoader
     from perspective.transforms import eval_resize
 
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")

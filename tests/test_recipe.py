@@ -14,7 +14,7 @@ from conftest import run_script
 from synthetic import make_regression_set
 
 from perspective.callbacks import ScheduleAwareEarlyStopping, default_min_epochs, default_patience, ema_decay_at
-from perspective.data import balanced_sampler
+from perspective.data.datasets import balanced_sampler
 from perspective.model import PerspectiveModel, balanced_class_weights, regression_loss
 from perspective.predict import Predictor, load_checkpoint, mirror_average, mirror_permutation
 from perspective.training import TrainConfig, fine_tuning, train

@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 from synthetic import make_regression_set
 
-from perspective import search as search_lib
 from perspective.errors import UserError
+from perspective.search import space as search_space
+from perspective.search import study as search_lib
 from perspective.training import TrainConfig
 
 # a deprecation inside Lightning, filtered by setup_logging in the scripts
@@ -181,7 +182,7 @@ def test_bad_input_exits_2_with_one_line_before_any_trial(extra, message, data, 
 
 
 def test_space_file_forms_and_errors(tmp_path):
-    dists, _ = search_lib.read_space({
+    dists, _ = search_space.read_space({
         "learning_rate": {"low": "1e-5", "high": 1e-2, "log": True},
         "batch_size": {"low": 8, "high": 64, "step": 8},
         "loss": "huber",
@@ -200,12 +201,12 @@ def test_space_file_forms_and_errors(tmp_path):
         ({"learning_rate": {"low": 0.0, "high": 1e-2, "log": True}}, "learning_rate must be > 0"),
     ]:
         with pytest.raises(UserError, match=re.escape(message)):
-            search_lib.read_space(bad)
+            search_space.read_space(bad)
     (tmp_path / "broken.yaml").write_text("learning_rate: [1e-3\n")
     with pytest.raises(UserError, match="not valid YAML"):
-        search_lib.read_space(tmp_path / "broken.yaml")
-    assert search_lib.check_metric("val_r2") == "maximize" and search_lib.check_metric("val_mae") == "minimize"
-    assert search_lib.check_metric("val_f1", "classification") == "maximize"
+        search_space.read_space(tmp_path / "broken.yaml")
+    assert search_space.check_metric("val_r2") == "maximize" and search_space.check_metric("val_mae") == "minimize"
+    assert search_space.check_metric("val_f1", "classification") == "maximize"
 
 
 def test_typed_flags_are_kept_even_when_they_equal_the_default():

@@ -1,5 +1,4 @@
-"""Datasets: reading labelled data in its supported layouts, splitting it, loading images.
-
+"""
 Layouts (``read_labelled_data``):
 
 - a folder with ``labels.csv`` and ``images/`` (or ``imgs/``; else the folder itself);
@@ -19,82 +18,21 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
-import pytorch_lightning as pl
-import torch
-from PIL import Image, ImageOps
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler, default_collate
-from torchvision.datasets.folder import find_classes, make_dataset
-from torchvision.transforms.v2 import functional as F
 
-from .errors import UserError
-from .formats import IMAGE_EXTENSIONS
+from ..config import TASKS
+from ..errors import UserError
+from ..formats import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
-TASKS = ("regression", "classification")
 LABELS_CSV = "labels.csv"
 SCORE_PREFIX = "perspective_score_"
-MAX_PIXELS = 120_000_000  # larger images are refused before decoding (a 100 MP camera still passes)
-
-
-def default_workers() -> int:
-    return min(os.cpu_count() or 1, 8)
-
-
-class TooManyPixels(ValueError):
-    """An image over the pixel limit, found from its header before any decoding."""
-
-
-def load_image(path: str | os.PathLike, draft_size: int | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open an image as 8-bit RGB with its EXIF orientation applied.
-
-    ``draft_size``: a JPEG is decoded at the coarsest DCT scale (1/2, 1/4, 1/8) that still leaves
-    at least this many pixels on both sides. The model sees the picture only after a resize to its
-    input size, so decoding a 640x480 photo at 320x240 for a 224 px model loses nothing that the resize
-    would keep, and costs about a third less (measured in benchmarks/bench_infer.py).
-    """
-    with Image.open(path) as img:
-        if img.width * img.height > max_pixels:  # read from the header: a decompression bomb costs nothing
-            raise TooManyPixels(f"{img.width}x{img.height} pixels is over the limit of {max_pixels} pixels")
-        if draft_size and img.format == "JPEG":
-            img.draft(None, (draft_size, draft_size))
-        img = ImageOps.exif_transpose(img)
-        if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-            # 16-bit or float grayscale: scale to 8 bits instead of clipping everything to white.
-            arr = np.asarray(img, dtype=np.float32)
-            scale = 257.0 if arr.max(initial=0) > 255 else 1.0
-            img = Image.fromarray(np.clip(arr / scale, 0, 255).astype(np.uint8), mode="L")
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-            img = img.convert("RGBA")
-            background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-            img = Image.alpha_composite(background, img)
-        return img.convert("RGB")
-
-
-def load_resized(source: str | os.PathLike | BinaryIO, resize: Callable, draft_size: int | None = None,
-                 max_pixels: int = MAX_PIXELS) -> torch.Tensor:
-    """A file (path or file object) -> the uint8 ``(H, W, 3)`` tensor prediction batches are stacked from.
-
-    ``resize`` maps the PIL image to the model's input size (``transforms.eval_resize``);
-    normalisation happens per batch, where the model runs (``transforms.normalise_batch``).
-    """
-    return torch.from_numpy(np.array(resize(load_image(source, draft_size, max_pixels)), dtype=np.uint8))
-
-
-def list_images(directory: str | os.PathLike, recursive: bool = False) -> list[Path]:
-    """Image files in ``directory`` (and its subfolders when ``recursive``), sorted."""
-    root = Path(directory)
-    pattern = "**/*" if recursive else "*"
-    return sorted(p for p in root.glob(pattern) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
 @dataclass
@@ -263,6 +201,8 @@ def _from_csv(
 
 
 def _from_image_folder(root: Path) -> LabelledData:
+    from torchvision.datasets.folder import find_classes, make_dataset  # torchvision's ImageFolder rules
+
     try:
         classes, class_to_idx = find_classes(str(root))
         samples = make_dataset(str(root), class_to_idx, extensions=IMAGE_EXTENSIONS)
@@ -343,212 +283,3 @@ def split_data(
     n_val = round(len(frame) * val_fraction)
     test, val, train = frame[:n_test], frame[n_test : n_test + n_val], frame[n_test + n_val :]
     return train.reset_index(drop=True), val.reset_index(drop=True), test.reset_index(drop=True)
-
-
-_WARNED: set[str] = set()  # unreadable files already named in this process
-
-
-def failure_reason(exc: BaseException) -> str:
-    """Why an image could not be read, on one line (it goes into a CSV cell, a log line or an error)."""
-    return f"{type(exc).__name__}: {exc}".replace("\n", " ")
-
-
-def skip_unreadable(batch: list) -> Any:
-    """DataLoader collate that drops the samples a dataset gave up on (None); None if none is left."""
-    batch = [sample for sample in batch if sample is not None]
-    return default_collate(batch) if batch else None
-
-
-def find_unreadable(paths: Sequence[str], draft_size: int | None = None, workers: int = 0) -> list[tuple[str, str]]:
-    """Decode every image (``--strict``); returns ``(path, reason)`` for each one that fails."""
-
-    def check(path: str) -> tuple[str, str] | None:
-        try:
-            load_image(path, draft_size).load()
-        except Exception as exc:  # noqa: BLE001 - every failure is a finding
-            return path, failure_reason(exc)
-        return None
-
-    with ThreadPoolExecutor(max(1, workers)) as pool:  # Pillow decodes without the GIL
-        return [bad for bad in pool.map(check, paths) if bad is not None]
-
-
-class LabelledImageDataset(Dataset):
-    """Images with targets for training; mirrors images and swaps side labels together.
-
-    Args:
-        paths: image files.
-        targets: ``(n, k)`` float targets or ``(n,)`` class ids.
-        transform: PIL image -> tensor.
-        flip_permutation: target (or class id) permutation applied on a horizontal flip; None
-            disables flipping.
-        draft_size: JPEG decoding size hint (``load_image``); None decodes at full size.
-    """
-
-    def __init__(
-        self,
-        paths: Sequence[str],
-        targets: np.ndarray,
-        transform: Callable,
-        flip_permutation: Sequence[int] | None = None,
-        draft_size: int | None = None,
-    ):
-        self.paths = list(paths)
-        self.targets = torch.from_numpy(np.array(targets))  # a writable copy
-        self.transform = transform
-        self.flip = torch.tensor(flip_permutation) if flip_permutation is not None else None
-        self.draft_size = draft_size
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The sample, or None for an image that cannot be read (``skip_unreadable`` drops it)."""
-        try:
-            image, target = load_image(self.paths[i], self.draft_size), self.targets[i]
-        except Exception as exc:  # noqa: BLE001 - one bad file must not end an epoch
-            if self.paths[i] not in _WARNED:
-                _WARNED.add(self.paths[i])
-                log.warning("unreadable image skipped: %s (%s)", self.paths[i], failure_reason(exc))
-            return None
-        if self.flip is not None and torch.rand(()) < 0.5:
-            image = F.horizontal_flip(image)
-            target = target[self.flip] if target.ndim else self.flip[target]
-        return self.transform(image), target
-
-
-class ImageFileDataset(Dataset):
-    """Images for prediction: yields ``(uint8 HWC tensor, index, error)``; an unreadable file never raises.
-
-    Each image is decoded and resized (``resize``: PIL image -> PIL image of ``image_size`` px
-    square) but not normalised: the batch is normalised at once where the model runs
-    (``perspective.transforms.normalise_batch``), and a uint8 image is a quarter of the bytes to pass
-    between processes or to a GPU. A file that cannot be read gives a zero image and its error
-    message, so one bad image in a folder of thousands costs one row, not the run.
-    """
-
-    def __init__(self, paths: Sequence[str | os.PathLike], resize: Callable, image_size: int,
-                 draft_size: int | None = None):
-        self.paths = [str(p) for p in paths]
-        self.resize = resize
-        self.image_size = image_size
-        self.draft_size = draft_size
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str]:
-        try:
-            return load_resized(self.paths[i], self.resize, self.draft_size), i, ""
-        except Exception as exc:  # noqa: BLE001 - any failure to read becomes this row's error
-            return torch.zeros(self.image_size, self.image_size, 3, dtype=torch.uint8), i, failure_reason(exc)
-
-
-class InTurnLoader:
-    """Batches of a dataset decoded by a pool of threads that takes turns with the model.
-
-    On a CPU, decoding and the model need the same cores. DataLoader worker processes decode while
-    the model runs, so the model's threads keep losing their core to a decoder, and each of its
-    parallel steps waits for the slowest thread: on 2 cores resnet18 predicted 114-120 images/s
-    that way, against about 175 for the model alone. Here the threads decode one batch with every
-    core (Pillow releases the GIL while it decodes and resizes), then the caller runs the model with
-    every core, and so on: 116-141 images/s, mostly 130-140, on the same machine (measured in one
-    process; the README has the end-to-end figures). A GPU runs the model beside the CPU, so there
-    the DataLoader's processes are the right tool.
-
-    Iterating yields what ``DataLoader`` would yield for the same dataset and batch size.
-    """
-
-    def __init__(self, dataset: Dataset, batch_size: int, threads: int):
-        self.dataset, self.batch_size, self.threads = dataset, batch_size, threads
-
-    def __len__(self) -> int:
-        return -(-len(self.dataset) // self.batch_size)
-
-    def __iter__(self):
-        n = len(self.dataset)
-        with ThreadPoolExecutor(self.threads) if self.threads else nullcontext() as pool:
-            get = pool.map if pool else map
-            for start in range(0, n, self.batch_size):
-                yield default_collate(list(get(self.dataset.__getitem__, range(start, min(start + self.batch_size, n)))))
-
-
-def balanced_sampler(labels: Sequence[int]) -> WeightedRandomSampler:
-    """Draws each class equally often: every image weighs 1 / (its class's count), drawn with replacement.
-
-    An epoch draws as many images as the split holds, so its length does not change; rare images
-    recur within an epoch and common ones are left out at random. Under DDP Lightning shards the
-    draws across the processes.
-    """
-    labels = torch.as_tensor(labels)
-    counts = torch.bincount(labels)
-    return WeightedRandomSampler((1.0 / counts[labels]).double(), num_samples=len(labels), replacement=True)
-
-
-class PerspectiveDataModule(pl.LightningDataModule):
-    """Train, validation and test loaders over already split frames.
-
-    Args:
-        splits: ``(train, val, test)`` frames in the layout of ``LabelledData.frame``.
-        task, names: as in ``LabelledData``.
-        train_transform, eval_transform: PIL image -> tensor.
-        flip_permutation: see ``LabelledImageDataset``; only the training set is flipped.
-        batch_size, workers: DataLoader settings (persistent workers when ``workers > 0``).
-        draft_size, train_draft_size: JPEG decoding size hints for evaluation and training
-            (``load_image``); training passes None when its augmentation crops.
-        balance_classes: draw training images with ``balanced_sampler`` (classification).
-    """
-
-    def __init__(
-        self,
-        splits: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
-        task: str,
-        names: Sequence[str],
-        train_transform: Callable,
-        eval_transform: Callable,
-        flip_permutation: Sequence[int] | None,
-        batch_size: int = 32,
-        workers: int = 0,
-        draft_size: int | None = None,
-        train_draft_size: int | None = None,
-        balance_classes: bool = False,
-    ):
-        super().__init__()
-        self.balance_classes = balance_classes
-        self.draft_size, self.train_draft_size = draft_size, train_draft_size
-        self.splits = splits
-        self.task, self.names = task, list(names)
-        self.train_transform, self.eval_transform = train_transform, eval_transform
-        self.flip_permutation = flip_permutation
-        self.batch_size, self.workers = batch_size, workers
-
-    def _dataset(self, frame: pd.DataFrame, train: bool) -> LabelledImageDataset:
-        data = LabelledData(frame, self.task, self.names, "")
-        return LabelledImageDataset(
-            frame["path"].tolist(),
-            data.targets(),
-            self.train_transform if train else self.eval_transform,
-            self.flip_permutation if train else None,
-            self.train_draft_size if train else self.draft_size,
-        )
-
-    def _loader(self, frame: pd.DataFrame, train: bool) -> DataLoader:
-        dataset = self._dataset(frame, train)
-        sampler = balanced_sampler(dataset.targets) if train and self.balance_classes else None
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=train and sampler is None,
-            sampler=sampler,
-            drop_last=train and len(frame) > self.batch_size,
-            num_workers=self.workers,
-            persistent_workers=self.workers > 0,
-            collate_fn=skip_unreadable,
-            pin_memory=torch.cuda.is_available(),
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.splits[0], train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.splits[1], train=False)

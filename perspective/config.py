@@ -1,0 +1,93 @@
+"""Every training default, written once, and the names each choice flag accepts.
+
+This module imports neither torch nor Lightning, so a command can build its parser, answer ``-h``
+and refuse a mistyped flag in a fraction of a second. The modules that implement a choice (the
+losses in ``model``, the backbones in ``backbones``, ...) import its names from here; the parsers
+read their defaults from ``TrainConfig``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+TASKS = ("regression", "classification")
+BACKBONE_NAMES = (
+    "resnet18", "resnet34", "resnet50", "resnet101", "inception_v3", "efficientnet_b0", "efficientnet_b3",
+    "efficientnet_b5", "mobilenet_v3_small", "mobilenet_v3_large", "convnext_tiny", "vit_b_16",
+)  # backbones.BACKBONES holds how to build each
+DEFAULT_BACKBONE = "resnet18"
+RESIZE_MODES = ("full", "crop")
+OUTPUT_ACTIVATIONS = ("sigmoid", "none")
+LOSSES = ("mse", "mae", "huber", "weighted_mse")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULERS = ("cosine", "plateau", "none")
+BALANCES = ("none", "sampler", "loss")
+AUGMENT_LEVELS = ("none", "light", "strong")
+NO_FLIPS = "none"  # --flip-pairs none
+
+DEFAULT_PATIENCE = 5  # early stopping under the plateau and constant schedules (see callbacks.default_patience)
+PRETRAINED_FREEZE_EPOCHS = 1  # see training.fine_tuning
+PRETRAINED_BACKBONE_LR_SCALE = 0.1
+
+
+def default_workers() -> int:
+    return min(os.cpu_count() or 1, 8)
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run; field names are train.py's long flags."""
+
+    backbone: str = DEFAULT_BACKBONE
+    data: str | None = None
+    images: str | None = None
+    val_data: str | None = None
+    test_data: str | None = None
+    task: str | None = None
+    targets: list[str] | None = None
+    label_column: str | None = None
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    max_epochs: int = 20
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    workers: int = field(default_factory=default_workers)
+    gpus: int | None = None
+    accelerator: str = "auto"
+    devices: str | int | None = None
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str | None = None
+    checkpoints_location: str = "checkpoints"
+    logs_location: str = "lightning_logs"
+    run_name: str | None = None
+    weights: str = "imagenet"
+    image_size: int | None = None
+    resize_mode: str = "full"
+    patience: int | None = None  # None: callbacks.default_patience (off under cosine)
+    min_epochs: int | None = None  # None: callbacks.default_min_epochs (half the run under cosine)
+    ema_decay: float = 0.999  # 0 turns the average off
+    freeze_epochs: int | None = None  # None: training.fine_tuning decides from --weights
+    backbone_lr_scale: float | None = None  # None: training.fine_tuning decides from --weights
+    balance: str = "none"
+    lr_find: bool = False
+    tta: bool = False  # the test report averages each image with its mirror
+    allow_missing_targets: bool = False
+    seed: int = 42
+    loss: str = "mse"
+    output_activation: str = "auto"
+    huber_delta: float = 0.1
+    weighted_mse_alpha: float = 1 / 30
+    label_smoothing: float = 0.0
+    dropout: float = 0.0
+    optimizer: str = "adamw"
+    weight_decay: float = 1e-4
+    scheduler: str = "cosine"
+    warmup_epochs: float = 1.0
+    augment: str = "light"
+    flip_pairs: str | None = None
+    resume: str | None = None
+    strict: bool = False
+    test: bool = True  # False skips the test report (search trials are judged on validation alone)
+    quiet: bool = False
