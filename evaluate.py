@@ -1,76 +1,11 @@
 """Evaluate a checkpoint on labelled images: metrics beside baselines, plots and an HTML report.
 
-    python evaluate.py -c best.ckpt -d ./my_data -o report/
-    python evaluate.py -c best.ckpt -d ./my_data --split test -o report/    # the training run's test split
-
-Writes metrics.json, metrics.csv, predictions.csv, PNG plots and a self-contained report.html into
-the output folder and prints the metrics table. Exit codes: 0 done, 1 no image could be read,
-2 usage or data error (for instance data whose targets or classes do not match the checkpoint).
+A checkout's shim for ``perspective evaluate`` (perspective/cli/evaluate.py): the same flags, run as
+``python evaluate.py ...``.
 """
 
-from __future__ import annotations
-
-import argparse
-
-from perspective.cli import (
-    ArgumentParser,
-    add_checkpoint_flag,
-    add_prediction_flags,
-    add_runtime_flags,
-    existing_path,
-    non_negative_int,
-    run,
-    setup_logging,
-)
-
-
-def get_args_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(
-        prog="evaluate.py",
-        description="Evaluate a checkpoint on labelled data (any layout train.py reads): metrics with "
-                    "trivial baselines, plots and a self-contained HTML report. Long flags also accept underscores.",
-    )
-    add_checkpoint_flag(p, onnx=True)
-    p.add_argument("-d", "--data", type=existing_path, required=True,
-                   help="labelled data: a folder with labels.csv + images/, a CSV file, or class subfolders")
-    p.add_argument("--images", type=existing_path, default=None,
-                   help="images folder for a CSV given with -d (default: beside it)")
-    p.add_argument("--label-column", default=None,
-                   help="class column of a CSV (default: the one the checkpoint was trained with, else label)")
-    p.add_argument("-o", "--out", default="evaluation", help="output folder (default ./evaluation)")
-    p.add_argument("--split", choices=("all", "train", "val", "test"), default="all",
-                   help="evaluate the whole data (all) or one part of the training run's split, rebuilt from "
-                        "the fractions and seed stored in the checkpoint (default all)")
-    p.add_argument("--seed", type=int, default=None, help="split seed (default: the training run's)")
-    p.add_argument("--samples", type=non_negative_int, default=16, help="images in the sample grid (default 16)")
-    add_runtime_flags(p, default_batch_size=32)
-    add_prediction_flags(p)
-    return p
-
-
-def main() -> int:
-    args = get_args_parser().parse_args()
-    setup_logging(args.quiet)
-    from perspective.evaluation import evaluate, load_truth, select_split
-    from perspective.hardware import resolve_devices
-    from perspective.predict import Predictor, load_model, shipped_checkpoint
-    from perspective.report import format_table
-
-    checkpoint = args.checkpoint or shipped_checkpoint()
-    model = load_model(checkpoint)
-    labelled = load_truth(model, args.data, args.images, args.label_column)
-    frame = select_split(labelled, args.split, model, args.seed)
-    accelerator, _ = resolve_devices(args.gpus, args.accelerator, None)
-    predictor = Predictor(model, device="cpu" if accelerator == "cpu" else "auto", precision=args.precision,
-                          compile=args.compile, tta=args.tta)
-    summary = {"data": labelled.source, "split": args.split, "checkpoint": str(checkpoint)}
-    result = evaluate(predictor, frame, args.out, title=f"Evaluation of {checkpoint}", summary=summary,
-                      batch_size=args.batch_size, workers=args.workers, samples=args.samples,
-                      progress=not args.quiet)
-    print(format_table(result.table))
-    print(f"{len(frame)} images evaluated ({args.split}); report: {result.outdir / 'report.html'}")
-    return 0
-
+from perspective.cli.common import run
+from perspective.cli.evaluate import main
 
 if __name__ == "__main__":
-    run(main, "evaluate.py")
+    run(lambda: main(prog="evaluate.py"), "evaluate.py")

@@ -108,7 +108,7 @@ def main() -> int:
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench_train_"))
     data = work / "data"
     if not (data / "labels.csv").is_file():
-        subprocess.run([sys.executable, "-m", "perspective.synth", "-o", str(data), "-n", str(args.images),
+        subprocess.run([sys.executable, "-m", "perspective", "synth", "-o", str(data), "-n", str(args.images),
                         "--seed", "5", "-q"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     plain_s, per_epoch, precision = plain_loop_seconds(args, data)
     plain = 2 * per_epoch / plain_s

@@ -25,6 +25,7 @@ SCHEDULERS = ("cosine", "plateau", "none")
 BALANCES = ("none", "sampler", "loss")
 AUGMENT_LEVELS = ("none", "light", "strong")
 NO_FLIPS = "none"  # --flip-pairs none
+PREDICTION_PRECISIONS = ("auto", "32", "bf16", "16")  # infer, evaluate, serve (see predict.Predictor)
 
 DEFAULT_PATIENCE = 5  # early stopping under the plateau and constant schedules (see callbacks.default_patience)
 PRETRAINED_FREEZE_EPOCHS = 1  # see training.fine_tuning

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .backbones import Preprocessing
-from .cli import PREDICTION_PRECISIONS as PRECISIONS
+from .config import PREDICTION_PRECISIONS as PRECISIONS
 from .data.datasets import ImageFileDataset, InTurnLoader
 from .errors import UserError
 from .hardware import cpu_has_bf16
@@ -37,12 +37,12 @@ from .transforms import eval_resize, flip_permutation, normalise_batch
 
 log = logging.getLogger(__name__)
 
-TRAINED_MODELS = Path(__file__).resolve().parent.parent / "trained_models"
+TRAINED_MODELS = Path(__file__).resolve().parent / "trained_models"  # package data: installed with the code
 
 
 def shipped_checkpoint() -> Path:
-    """The model shipped in ``trained_models/`` (the newest ``.ckpt`` there)."""
-    found = sorted(TRAINED_MODELS.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    """The model shipped in ``perspective/trained_models/`` (the last ``.ckpt`` there by name)."""
+    found = sorted(TRAINED_MODELS.glob("*.ckpt"))
     if not found:
         raise UserError(f"no checkpoint given (-c) and no shipped model in {TRAINED_MODELS}")
     return found[-1]

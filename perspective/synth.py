@@ -86,14 +86,12 @@ labels.csv columns: ``filename`` (relative to images/), the ``SCORE_COLUMNS`` (4
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import multiprocessing
 import os
 import re
 import sys
-import time
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -102,7 +100,6 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
-from .cli import ArgumentParser, non_negative_int, positive_int, run, setup_logging
 from .errors import UserError
 
 PARTS = (
@@ -1013,41 +1010,3 @@ def parse_size(text: str) -> tuple[int, int]:
     if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
         raise ValueError(f"each side must be {MIN_SIDE} to {MAX_SIDE} pixels, got {text!r}")
     return width, height
-
-
-def _size_argument(text: str) -> tuple[int, int]:
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def get_args_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(
-        prog="synth",
-        description="Render synthetic car photos labelled with perspective scores: DIR/images/*.jpg and "
-                    "DIR/labels.csv. The same seed always gives the same files.",
-    )
-    p.add_argument("-o", "--out", required=True, help="output folder (created if missing)")
-    p.add_argument("-n", "--count", type=positive_int, required=True, help="number of images")
-    p.add_argument("--seed", type=non_negative_int, required=True, help="data set seed (0 or more)")
-    p.add_argument("--size", type=_size_argument, default=DEFAULT_SIZE, metavar="WIDTHxHEIGHT",
-                   help=f"image size WIDTHxHEIGHT (default {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]})")
-    p.add_argument("-w", "--workers", type=positive_int, default=default_synth_workers(),
-                   help="rendering processes; the files do not depend on it (default: CPU count, at most 16)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    return p
-
-
-def main() -> int:
-    args = get_args_parser().parse_args()
-    setup_logging(args.quiet)
-    start = time.perf_counter()
-    out = generate(args.out, args.count, args.seed, args.size, progress=not args.quiet, workers=args.workers)
-    rate = args.count / max(time.perf_counter() - start, 1e-9)
-    print(f"wrote {args.count} images and {LABELS_CSV} to {out} ({rate:.1f} images/s)")
-    return 0
-
-
-if __name__ == "__main__":
-    run(main, "synth")

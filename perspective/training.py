@@ -45,6 +45,7 @@ from .data.datasets import PerspectiveDataModule
 from .errors import UserError
 from .evaluation import Evaluation
 from .hardware import default_precision, resolve_devices
+from .home import default_data_dir
 from .model import PerspectiveModel
 from .report import flat_metrics
 from .results import partial_path
@@ -79,23 +80,24 @@ def fine_tuning(cfg: TrainConfig) -> tuple[int, float]:
     return freeze, scale
 
 
-DEFAULT_DATA = Path(__file__).resolve().parent.parent / "data" / "synthetic"
 DEFAULT_DATA_COUNT = 2000
 DEFAULT_DATA_SEED = 0  # sample_set/ and the model card's held-out set use other seeds
 
 
-def ensure_default_dataset(path: Path = DEFAULT_DATA, count: int = DEFAULT_DATA_COUNT) -> Path:
+def ensure_default_dataset(path: Path | None = None, count: int = DEFAULT_DATA_COUNT) -> Path:
     """The built-in synthetic car-perspective dataset, generated on first use.
 
     It is generated into a sibling folder and renamed into place, so an interrupted generation
-    never leaves a half dataset that looks complete.
+    never leaves a half dataset that looks complete. Its folder: ``home.default_data_dir()``.
     """
+    path = path or default_data_dir()
     if (path / "labels.csv").is_file():
         return path
     from .synth import default_synth_workers, generate
 
     log.info("generating the built-in synthetic dataset: %d images in %s (once)", count, path)
     staging = path.with_name(path.name + ".partial")
+    path.parent.mkdir(parents=True, exist_ok=True)
     generate(staging, count, DEFAULT_DATA_SEED, workers=default_synth_workers())
     staging.replace(path)
     return path

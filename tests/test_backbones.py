@@ -102,10 +102,10 @@ def test_the_light_name_list_matches_the_registry():
     assert tuple(BACKBONES) == BACKBONE_NAMES
 
 
-@pytest.mark.parametrize("script", ["train", "infer", "evaluate", "serve", "export", "search"])
-def test_parsers_import_neither_torch_nor_lightning(script):
+@pytest.mark.parametrize("command", ["train", "infer", "evaluate", "serve", "export", "search", "download", "synth"])
+def test_parsers_import_neither_torch_nor_lightning(command):
     """-h and a mistyped flag answer without loading torch (seconds on a small machine)."""
-    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import {script}; {script}.get_args_parser(); "
+    code = (f"import sys; from perspective.cli import {command}; {command}.get_args_parser(); "
             "heavy = sorted(m for m in ('torch', 'pytorch_lightning', 'torchvision') if m in sys.modules); "
             "print(heavy); sys.exit(1 if heavy else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

@@ -153,7 +153,7 @@ def closed_port() -> int:
 
 
 def run_download(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "perspective.download", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "perspective", "download", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -355,7 +355,7 @@ def test_nothing_downloaded_is_exit_1_with_a_manifest(site, tmp_path):
     listing = write_list(tmp_path / "urls.txt", [f"{site.url}/missing.jpg", f"{site.url}/page.jpg"])
     result = run_download(str(listing), "--out", str(tmp_path / "out"), *FAST_FLAGS)
     assert result.returncode == 1, result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "perspective.download: error: no file could be downloaded"
+    assert result.stderr.strip().splitlines()[-1] == "perspective download: error: no file could be downloaded"
     assert "2 URLs: 0 ok, 0 exists, 0 duplicate, 2 error" in result.stdout
     assert [r["status"] for r in read_manifest(tmp_path / "out")[1]] == ["error", "error"]
     assert folder(tmp_path / "out") == ["manifest.csv"]
@@ -364,7 +364,7 @@ def test_nothing_downloaded_is_exit_1_with_a_manifest(site, tmp_path):
 def test_ctrl_c_stops_at_once_and_still_writes_the_manifest(site, tmp_path):
     listing = write_list(tmp_path / "urls.txt", [f"{site.url}/stall.jpg", f"{site.url}/slow.jpg"])
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "perspective.download", str(listing), "--out", str(out), "-q"],
+    proc = subprocess.Popen([sys.executable, "-m", "perspective", "download", str(listing), "--out", str(out), "-q"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 30
@@ -375,7 +375,7 @@ def test_ctrl_c_stops_at_once_and_still_writes_the_manifest(site, tmp_path):
     start = time.monotonic()
     stdout, stderr = proc.communicate(timeout=30)
     assert time.monotonic() - start < 3  # not the 20 s read timeout of the stalled downloads
-    assert proc.returncode == 130 and stderr.strip().splitlines()[-1] == "perspective.download: interrupted", stderr
+    assert proc.returncode == 130 and stderr.strip().splitlines()[-1] == "perspective download: interrupted", stderr
     assert folder(out) == ["manifest.csv"]  # the .partial is gone
     assert [(r["status"], r["error"]) for r in read_manifest(out)[1]] == [("error", "interrupted")] * 2
 
@@ -406,7 +406,7 @@ def test_a_file_that_cannot_be_written_ends_the_run_in_one_line_and_keeps_the_ma
     result = run_download(str(listing), "--out", str(out), *FAST_FLAGS)
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.strip().splitlines() == [
-        f"perspective.download: error: --out {out}: cannot write blocked.jpg.partial (Is a directory)"]
+        f"perspective download: error: --out {out}: cannot write blocked.jpg.partial (Is a directory)"]
     assert read_manifest(out)[1][0]["status"] == "error"
 
 

@@ -18,6 +18,8 @@ import pandas as pd
 import pytest
 from synthetic import make_regression_set
 
+from perspective.cli import search as search_cli
+from perspective.cli import train as train_cli
 from perspective.errors import UserError
 from perspective.search import space as search_space
 from perspective.search import study as search_lib
@@ -28,8 +30,6 @@ pytestmark = pytest.mark.filterwarnings(r"ignore:.*isinstance\(treespec, LeafSpe
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-import search as search_cli  # noqa: E402
-import train as train_cli  # noqa: E402
 
 SPACE = """\
 learning_rate: {low: 1e-4, high: 1e-2, log: true}   # PyYAML reads 1e-4 as a string; accepted
@@ -174,10 +174,10 @@ def test_bad_input_exits_2_with_one_line_before_any_trial(extra, message, data, 
             *[a.format(bad_space=bad_space, latin1_space=latin1_space) for a in extra]]
     monkeypatch.setattr(sys, "argv", ["search.py", *argv])
     with pytest.raises(SystemExit) as exit_info:
-        search_cli.run(search_cli.main, "search.py")
+        search_cli.run(search_cli.main, "perspective search")
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("search.py: error: ") and message in err[0], err
+    assert len(err) == 1 and err[0].startswith("perspective search: error: ") and message in err[0], err
     assert not (out / "results.csv").exists() and not (out / "checkpoints").exists()
 
 

@@ -239,7 +239,7 @@ def test_generate_rejects_bad_arguments(tmp_path, size, count):
 
 def run_synth(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "perspective.synth", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "perspective", "synth", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
 

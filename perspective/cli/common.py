@@ -14,7 +14,8 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
-from .errors import NothingDone, UserError
+from ..config import PREDICTION_PRECISIONS, default_workers
+from ..errors import NothingDone, UserError
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -100,7 +101,6 @@ def port(text: str) -> int:
 
 def add_runtime_flags(parser: argparse.ArgumentParser, default_batch_size: int) -> None:
     """Flags shared by train.py and infer.py: batch size, workers, hardware, quiet."""
-    from .config import default_workers
 
     parser.add_argument("-s", "--batch-size", type=positive_int, default=default_batch_size,
                         help=f"batch size (default {default_batch_size})")
@@ -121,7 +121,7 @@ def add_checkpoint_flag(parser: argparse.ArgumentParser, onnx: bool = False) -> 
     """
     what = "checkpoint from train.py, or an ONNX model from export.py" if onnx else "checkpoint from train.py"
     parser.add_argument("-c", "--checkpoint", type=existing_file, default=None,
-                        help=f"{what} (default: the shipped model in trained_models/)")
+                        help=f"{what} (default: the shipped model, perspective/trained_models/)")
 
 
 def existing_path(text: str) -> str:
@@ -136,9 +136,6 @@ def existing_file(text: str) -> str:
     if not os.path.isfile(text):
         raise argparse.ArgumentTypeError(f"no such file: {text}" if not os.path.exists(text) else f"not a file: {text}")
     return text
-
-
-PREDICTION_PRECISIONS = ("auto", "32", "bf16", "16")
 
 
 def add_prediction_flags(parser: argparse.ArgumentParser) -> None:

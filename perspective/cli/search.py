@@ -1,0 +1,112 @@
+"""Search hyperparameters (and backbones) with Optuna; every trial is a real training run.
+
+    python search.py --trials 30 -d ./my_data -e 15 --weights none --image-size 128
+    python search.py --trials 20 -d ./my_data -b resnet18,efficientnet_b0 --space space.yaml
+
+Flags of train.py stay fixed across trials; the space (default: learning rate, batch size, weight
+decay, dropout, augmentation, loss) is searched. The study lives in --storage (SQLite in OUTDIR by
+default): run the same command again to add trials. Writes OUTDIR/results.csv (best first) and
+plots; the last line of stdout is a ready ``python train.py ...`` command with the best parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import fields
+
+from .common import positive_float, positive_int, run, setup_logging
+from .train import get_args_parser as train_args_parser
+
+
+def get_args_parser(prog: str = "perspective search") -> argparse.ArgumentParser:
+    """train.py's parser (its flags are the fixed settings of every trial) plus the search flags."""
+    from perspective.search.space import DEFAULT_SPACE, METRICS, PARAMS
+
+    p = train_args_parser(prog)
+    p.prog = prog
+    p.description = (
+        "Search hyperparameters with Optuna: every trial trains with train.py's settings below, except "
+        f"the searched ones ({', '.join(DEFAULT_SPACE)}, or those of --space). Every flag has a default."
+    )
+    folders = {"checkpoints_location": "checkpoint folder of the trials (default OUTDIR/checkpoints)",
+               "logs_location": "TensorBoard folder of the trials (default OUTDIR/lightning_logs)"}
+    for action in p._actions:  # -b, -c and --logs-location mean something slightly different here
+        if action.dest == "backbone":
+            action.help = "backbone, or several comma-separated to search over them (default resnet18)"
+        elif action.dest in folders:
+            action.default, action.help = None, folders[action.dest]  # None: under OUTDIR
+        elif action.dest in ("run_name", "resume"):
+            action.help = argparse.SUPPRESS  # refused: trials are named by the search, a study resumes itself
+
+    metrics = sorted({m for ms in METRICS.values() for m in ms})
+    g = p.add_argument_group("search")
+    g.add_argument("--trials", type=positive_int, default=20,
+                   help="trials to add to the study in this call (default 20)")
+    g.add_argument("--timeout", type=positive_float, default=None,
+                   help="start no new trial after this many seconds (default: no limit)")
+    g.add_argument("-o", "--outdir", default="search",
+                   help="results.csv, plots, the SQLite study and the trials' runs (default ./search)")
+    g.add_argument("--storage", default=None,
+                   help="Optuna storage URL, e.g. sqlite:///search.db or postgresql://... "
+                        "(default sqlite:///OUTDIR/search.db)")
+    g.add_argument("--study", default="search",
+                   help="study name; the same name and storage continue a study (default search)")
+    g.add_argument("--sampler", choices=("tpe", "random"), default="tpe",
+                   help="tpe (random for its first 10 trials, then model-based) or random (default tpe)")
+    g.add_argument("--metric", default=None,
+                   help=f"validation metric to optimise: {', '.join(metrics)}; r2, acc and f1 are "
+                        "maximised, the others minimised (default: val_mse for regression, which compares "
+                        "trials of different losses fairly; val_loss for classification)")
+    g.add_argument("--space", default=None,
+                   help=f"YAML search space replacing the default; parameters: {', '.join(PARAMS)}")
+    return p
+
+
+def typed_flags(argv: Sequence[str] | None, prog: str = "perspective search") -> set[str]:
+    """The settings (dests) the user typed, whatever their value: a parse with every default suppressed."""
+    p = get_args_parser(prog)
+    for action in p._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(p.parse_args(argv)))
+
+
+def split_args(args: argparse.Namespace, typed: set[str]):
+    """(TrainConfig, the train settings the user typed) from parsed flags."""
+    from perspective.training import TrainConfig
+
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    return TrainConfig(**values), {n: v for n, v in values.items() if n in typed}
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "perspective search") -> int:
+    p = get_args_parser(prog)
+    args = p.parse_args(argv)
+    setup_logging(args.quiet)
+    import optuna
+
+    from perspective.errors import UserError
+    from perspective.search.study import SearchSettings, run_search
+
+    optuna.logging.disable_default_handler()  # Optuna's messages go through our logging set-up
+    optuna.logging.enable_propagation()
+    optuna.logging.set_verbosity(optuna.logging.WARNING if args.quiet else optuna.logging.INFO)
+    if args.run_name:
+        raise UserError("--run-name is set by search.py (<study>-trial<number>)")
+    cfg, given = split_args(args, typed_flags(argv))
+    settings = SearchSettings(trials=args.trials, timeout=args.timeout, outdir=args.outdir, storage=args.storage,
+                              study=args.study, sampler=args.sampler, metric=args.metric, space=args.space)
+    result = run_search(settings, cfg, given)
+    counts = ", ".join(f"{n} {s}" for s, n in result.counts.items())
+    best = result.best
+    print(f"study {result.study!r} in {result.storage}: {sum(result.counts.values())} trials ({counts})")
+    print(f"best trial: #{best.number}, {result.metric} {best.value:.6g}; "
+          + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()))
+    print(f"best checkpoint: {result.best_checkpoint}")
+    print(f"results: {result.results_csv}" + "".join(f", {path}" for path in result.plots))
+    print(result.command)
+    return 0
+
+
+if __name__ == "__main__":
+    run(main, "perspective search")
