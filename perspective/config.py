@@ -25,7 +25,21 @@ SCHEDULERS = ("cosine", "plateau", "none")
 BALANCES = ("none", "sampler", "loss")
 AUGMENT_LEVELS = ("none", "light", "strong")
 NO_FLIPS = "none"  # --flip-pairs none
-PREDICTION_PRECISIONS = ("auto", "32", "bf16", "16")  # infer, evaluate, serve (see predict.Predictor)
+PREDICTION_PRECISIONS = ("auto", "32", "bf16", "16")  # every command's --precision (see predict.Predictor)
+# What training hands Lightning for each: weights stay fp32, bf16 and 16 are autocast ("mixed").
+# Training also takes Lightning's own names (bf16-true, 64-true, ...) as they are.
+LIGHTNING_PRECISION = {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}
+
+
+def lightning_precision(value: str | None) -> str | None:
+    """--precision as Lightning spells it; None (auto) stays None for ``hardware.default_precision``."""
+    if value in (None, "auto"):
+        return None
+    return LIGHTNING_PRECISION.get(value, value)
+SPLITS = ("all", "train", "val", "test")  # evaluate --split
+EXPORT_FORMATS = ("onnx", "torchscript")  # export --format
+RESULT_FORMATS = ("csv", "json")  # infer --format
+SAMPLERS = ("tpe", "random")  # search --sampler
 
 DEFAULT_PATIENCE = 5  # early stopping under the plateau and constant schedules (see callbacks.default_patience)
 PRETRAINED_FREEZE_EPOCHS = 1  # see training.fine_tuning

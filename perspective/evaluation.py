@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import report
+from .config import SPLITS
 from .data import LABELS_CSV, LabelledData, load_image, read_csv_checked, read_labelled_data, split_data
 from .errors import NothingDone, UserError
 from .model import PerspectiveModel
@@ -26,7 +27,6 @@ from .predict import Predictor
 log = logging.getLogger(__name__)
 
 TRUE = report.TRUE_PREFIX
-SPLITS = ("all", "train", "val", "test")
 
 
 def truth_columns(model: PerspectiveModel) -> list[str]:

@@ -23,13 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from .config import EXPORT_FORMATS as FORMATS
 from .errors import UserError
 from .model import PerspectiveModel
 from .results import partial_path
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("onnx", "torchscript")
 METADATA_KEY = "perspective_hparams"
 
 

@@ -18,8 +18,6 @@ from typing import Any
 
 from .errors import UserError
 
-FORMATS = ("csv", "json")
-
 
 def partial_path(path: Path) -> Path:
     """This process's temporary name for ``path``."""

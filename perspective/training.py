@@ -39,7 +39,7 @@ from .callbacks import (
     default_min_epochs,
     default_patience,
 )
-from .config import PRETRAINED_BACKBONE_LR_SCALE, PRETRAINED_FREEZE_EPOCHS, TrainConfig
+from .config import PRETRAINED_BACKBONE_LR_SCALE, PRETRAINED_FREEZE_EPOCHS, TrainConfig, lightning_precision
 from .data import LabelledData, find_unreadable, read_labelled_data, split_data
 from .data.datasets import PerspectiveDataModule
 from .errors import UserError
@@ -346,7 +346,7 @@ def build_trainer(
         devices=devices,
         strategy=cfg.strategy,
         num_nodes=cfg.num_nodes,
-        precision=cfg.precision or default_precision(accelerator),
+        precision=lightning_precision(cfg.precision) or default_precision(accelerator),
         callbacks=[
             checkpoint,
             *stopping,
@@ -411,7 +411,7 @@ def find_learning_rate(cfg: TrainConfig, trainer: pl.Trainer, model: Perspective
     run_dir.mkdir(parents=True, exist_ok=True)
     accelerator, _ = resolve_devices(cfg.gpus, cfg.accelerator, cfg.devices)
     finder_trainer = pl.Trainer(
-        accelerator=accelerator, devices=1, precision=cfg.precision or default_precision(accelerator),
+        accelerator=accelerator, devices=1, precision=lightning_precision(cfg.precision) or default_precision(accelerator),
         max_epochs=-(-LR_FIND_STEPS // steps_per_epoch) + 1, logger=False, enable_checkpointing=False,
         enable_progress_bar=not cfg.quiet, enable_model_summary=False, default_root_dir=run_dir,
     )

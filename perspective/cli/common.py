@@ -99,19 +99,46 @@ def port(text: str) -> int:
     return value
 
 
-def add_runtime_flags(parser: argparse.ArgumentParser, default_batch_size: int) -> None:
-    """Flags shared by train.py and infer.py: batch size, workers, hardware, quiet."""
+def add_runtime_flags(parser: argparse.ArgumentParser, default_batch_size: int, training: bool = False) -> None:
+    """Flags shared by the commands that run a model: batch size, workers, the device, quiet.
 
+    Training takes Lightning's ``-g/--gpus`` and ``--accelerator`` (with ``--devices`` and the
+    rest in train's own parser); prediction runs on one device, chosen with ``--device``
+    (``add_device_flag``), ``-g`` staying as the original scripts' spelling.
+    """
     parser.add_argument("-s", "--batch-size", type=positive_int, default=default_batch_size,
                         help=f"batch size (default {default_batch_size})")
     parser.add_argument("-w", "--workers", type=non_negative_int, default=default_workers(),
                         help="image decoding workers: DataLoader processes when training or feeding a GPU, "
                              "threads that take turns with the model when predicting on the CPU "
                              "(default: min(CPU count, 8))")
-    parser.add_argument("-g", "--gpus", type=non_negative_int, default=None,
-                        help="number of GPUs; 0 forces the CPU (default: what torch finds)")
-    parser.add_argument("--accelerator", default="auto", help="cpu, gpu, cuda, mps or auto (default auto)")
+    if training:
+        parser.add_argument("-g", "--gpus", type=non_negative_int, default=None,
+                            help="number of GPUs; 0 forces the CPU (default: what torch finds)")
+        parser.add_argument("--accelerator", default="auto", help="cpu, gpu, cuda, mps or auto (default auto)")
+    else:
+        add_device_flag(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
+
+
+PREDICTION_DEVICE_HELP = "auto (CUDA when present), cpu, or cuda[:N] (default auto)"
+
+
+def add_device_flag(parser: argparse.ArgumentParser) -> None:
+    """``--device`` of the commands that predict on one device; ``-g 0`` / ``-g N`` mean cpu / cuda."""
+    parser.add_argument("--device", default="auto", help=PREDICTION_DEVICE_HELP)
+    parser.add_argument("-g", "--gpus", type=non_negative_int, default=None,
+                        help="the original scripts' spelling: -g 0 = --device cpu, -g N = --device cuda (one GPU)")
+    parser.add_argument("--accelerator", default=None, help=argparse.SUPPRESS)  # older spelling: cpu, gpu, cuda, auto
+
+
+def prediction_device(args: argparse.Namespace) -> str:
+    """The one device of ``--device``, ``-g`` or the older ``--accelerator``, as ``Predictor`` takes it."""
+    if args.gpus is not None:
+        return "cpu" if args.gpus == 0 else "cuda"
+    if args.accelerator not in (None, "auto"):
+        return {"gpu": "cuda"}.get(args.accelerator, args.accelerator)
+    return args.device
 
 
 def add_checkpoint_flag(parser: argparse.ArgumentParser, onnx: bool = False) -> None:

@@ -29,7 +29,7 @@ def get_args_parser(prog: str = "perspective download") -> argparse.ArgumentPars
                     "URL's file, status and error with the CSV's other columns. A rerun skips what is done.",
     )
     p.add_argument("list", metavar="LIST", help="text file of URLs, or CSV with a url column")
-    p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for the images and manifest.csv")
+    p.add_argument("-o", "--output", "--out", dest="out", required=True, metavar="DIR", help="folder for the images and manifest.csv")
     p.add_argument("-w", "--workers", type=positive_int, default=8, help="downloads at the same time (default 8)")
     p.add_argument("--timeout", type=positive_float, default=20.0,
                    help="seconds to connect, and without data while reading, before an attempt fails (default 20)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from ..config import SPLITS
 from .common import (
     ArgumentParser,
     add_checkpoint_flag,
@@ -20,6 +21,7 @@ from .common import (
     add_runtime_flags,
     existing_path,
     non_negative_int,
+    prediction_device,
     run,
     setup_logging,
 )
@@ -38,8 +40,8 @@ def get_args_parser(prog: str = "perspective evaluate") -> argparse.ArgumentPars
                    help="images folder for a CSV given with -d (default: beside it)")
     p.add_argument("--label-column", default=None,
                    help="class column of a CSV (default: the one the checkpoint was trained with, else label)")
-    p.add_argument("-o", "--out", default="evaluation", help="output folder (default ./evaluation)")
-    p.add_argument("--split", choices=("all", "train", "val", "test"), default="all",
+    p.add_argument("-o", "--output", "--out", dest="output", default="evaluation", help="output folder (default ./evaluation)")
+    p.add_argument("--split", choices=SPLITS, default="all",
                    help="evaluate the whole data (all) or one part of the training run's split, rebuilt from "
                         "the fractions and seed stored in the checkpoint (default all)")
     p.add_argument("--seed", type=int, default=None, help="split seed (default: the training run's)")
@@ -53,7 +55,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective evaluate") 
     args = get_args_parser(prog).parse_args(argv)
     setup_logging(args.quiet)
     from perspective.evaluation import evaluate, load_truth, select_split
-    from perspective.hardware import resolve_devices
     from perspective.predict import Predictor, load_model, shipped_checkpoint
     from perspective.report import format_table
 
@@ -61,11 +62,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective evaluate") 
     model = load_model(checkpoint)
     labelled = load_truth(model, args.data, args.images, args.label_column)
     frame = select_split(labelled, args.split, model, args.seed)
-    accelerator, _ = resolve_devices(args.gpus, args.accelerator, None)
-    predictor = Predictor(model, device="cpu" if accelerator == "cpu" else "auto", precision=args.precision,
+    predictor = Predictor(model, device=prediction_device(args), precision=args.precision,
                           compile=args.compile, tta=args.tta)
     summary = {"data": labelled.source, "split": args.split, "checkpoint": str(checkpoint)}
-    result = evaluate(predictor, frame, args.out, title=f"Evaluation of {checkpoint}", summary=summary,
+    result = evaluate(predictor, frame, args.output, title=f"Evaluation of {checkpoint}", summary=summary,
                       batch_size=args.batch_size, workers=args.workers, samples=args.samples,
                       progress=not args.quiet)
     print(format_table(result.table))

@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from ..config import EXPORT_FORMATS
 from .common import ArgumentParser, add_checkpoint_flag, run, setup_logging
 
 
 def get_args_parser(prog: str = "perspective export") -> argparse.ArgumentParser:
     p = ArgumentParser(prog=prog, description="Export a checkpoint to ONNX or TorchScript with a parity check.")
     add_checkpoint_flag(p)
-    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="(default onnx)")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="(default onnx)")
     p.add_argument("-o", "--output", required=True, help="file to write (.onnx, or .pt for TorchScript)")
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="largest accepted abs difference from the PyTorch model in fp32 (default 1e-4)")

@@ -14,11 +14,13 @@ import os
 import sys
 from collections.abc import Sequence
 
+from ..config import RESULT_FORMATS
 from .common import (
     ArgumentParser,
     add_checkpoint_flag,
     add_prediction_flags,
     add_runtime_flags,
+    prediction_device,
     run,
     setup_logging,
 )
@@ -36,9 +38,10 @@ def get_args_parser(prog: str = "perspective infer") -> argparse.ArgumentParser:
     p.add_argument("-d", "--directory", default=None, help="predict every image in this folder")
     p.add_argument("-R", "--recursive", action="store_true", help="with -d, include subfolders")
     add_checkpoint_flag(p, onnx=True)
-    p.add_argument("-r", "--result-csv", default="last_results.csv",
-                   help="where the results go (default ./last_results.csv)")
-    p.add_argument("--format", choices=("csv", "json"), default="csv", help="result format (default csv)")
+    p.add_argument("-o", "--output", "-r", "--result-csv", dest="result_csv", default="last_results.csv",
+                   help="where the results go; -r/--result-csv is the original scripts' spelling (default "
+                        "./last_results.csv)")
+    p.add_argument("--format", choices=RESULT_FORMATS, default="csv", help="result format (default csv)")
     p.add_argument("--labels", default=None,
                    help="labels CSV (filename plus the model's targets or label column): adds true_* columns "
                         "and prints the metrics (default: a labels.csv found beside the images of -d)")
@@ -125,14 +128,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective infer") -> 
     if not paths:
         raise NothingDone("no images to predict")
     from perspective.evaluation import compute_metrics, predict_with_truth
-    from perspective.hardware import resolve_devices
     from perspective.predict import Predictor, load_model, shipped_checkpoint
     from perspective.report import format_table, metrics_table
     from perspective.results import ResultWriter
 
     checkpoint = args.checkpoint or shipped_checkpoint()
-    accelerator, _ = resolve_devices(args.gpus, args.accelerator, None)
-    device = "cpu" if accelerator == "cpu" else "auto"
+    device = prediction_device(args)
     predictor = Predictor(load_model(checkpoint), device=device, precision=args.precision,
                           compile=args.compile, tta=args.tta)
     labels, explicit = find_labels(args.labels, args.directory)

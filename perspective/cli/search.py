@@ -15,6 +15,7 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import fields
 
+from ..config import SAMPLERS
 from .common import positive_float, positive_int, run, setup_logging
 from .train import get_args_parser as train_args_parser
 
@@ -45,14 +46,14 @@ def get_args_parser(prog: str = "perspective search") -> argparse.ArgumentParser
                    help="trials to add to the study in this call (default 20)")
     g.add_argument("--timeout", type=positive_float, default=None,
                    help="start no new trial after this many seconds (default: no limit)")
-    g.add_argument("-o", "--outdir", default="search",
+    g.add_argument("-o", "--output", "--outdir", dest="outdir", default="search",
                    help="results.csv, plots, the SQLite study and the trials' runs (default ./search)")
     g.add_argument("--storage", default=None,
                    help="Optuna storage URL, e.g. sqlite:///search.db or postgresql://... "
                         "(default sqlite:///OUTDIR/search.db)")
     g.add_argument("--study", default="search",
                    help="study name; the same name and storage continue a study (default search)")
-    g.add_argument("--sampler", choices=("tpe", "random"), default="tpe",
+    g.add_argument("--sampler", choices=SAMPLERS, default="tpe",
                    help="tpe (random for its first 10 trials, then model-based) or random (default tpe)")
     g.add_argument("--metric", default=None,
                    help=f"validation metric to optimise: {', '.join(metrics)}; r2, acc and f1 are "

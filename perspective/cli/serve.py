@@ -16,12 +16,14 @@ from collections.abc import Sequence
 from .common import (
     ArgumentParser,
     add_checkpoint_flag,
+    add_device_flag,
     add_prediction_flags,
     non_negative_float,
     non_negative_int,
     port,
     positive_float,
     positive_int,
+    prediction_device,
     run,
     setup_logging,
 )
@@ -52,7 +54,7 @@ def get_args_parser(prog: str = "perspective serve") -> argparse.ArgumentParser:
     p.add_argument("--max-files", type=positive_int, default=64, help="most files in one request (default 64)")
     p.add_argument("--api-key", default=None,
                    help="require this key in the X-API-Key header for /predict and /model (/health stays open)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, or cuda[:N] (default auto)")
+    add_device_flag(p)
     add_prediction_flags(p)
     return p
 
@@ -69,7 +71,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective serve") -> 
     )
     setup_log_file(args.log_file, max_bytes=int(args.log_max_mb * 2**20), backups=args.log_backups)  # before the slow load
     checkpoint = args.checkpoint or shipped_checkpoint()
-    predictor = Predictor(load_checkpoint(checkpoint), device=args.device, precision=args.precision,
+    predictor = Predictor(load_checkpoint(checkpoint), device=prediction_device(args), precision=args.precision,
                           compile=args.compile, tta=args.tta)
     serve(create_app(predictor, checkpoint, config), args.host, args.port)
     return 0

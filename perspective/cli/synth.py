@@ -23,7 +23,7 @@ def get_args_parser(prog: str = "perspective synth") -> argparse.ArgumentParser:
         description="Render synthetic car photos labelled with perspective scores: DIR/images/*.jpg and "
                     "DIR/labels.csv. The same seed always gives the same files.",
     )
-    p.add_argument("-o", "--out", required=True, help="output folder (created if missing)")
+    p.add_argument("-o", "--output", "--out", dest="out", required=True, help="output folder (created if missing)")
     p.add_argument("-n", "--count", type=positive_int, required=True, help="number of images")
     p.add_argument("--seed", type=non_negative_int, required=True, help="data set seed (0 or more)")
     p.add_argument("--size", type=_size_argument, default=DEFAULT_SIZE, metavar="WIDTHxHEIGHT",

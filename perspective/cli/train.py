@@ -43,6 +43,7 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
         LOSSES,
         OPTIMIZERS,
         OUTPUT_ACTIVATIONS,
+        PREDICTION_PRECISIONS,
         PRETRAINED_BACKBONE_LR_SCALE,
         PRETRAINED_FREEZE_EPOCHS,
         RESIZE_MODES,
@@ -156,14 +157,16 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
                    help=f"seed for the split, initialisation and augmentation (default {D.seed})")
 
     g = p.add_argument_group("hardware and output")
-    add_runtime_flags(g, default_batch_size=D.batch_size)
-    g.add_argument("--precision", default=None,
-                   help="Lightning precision: 32-true, bf16-mixed, 16-mixed, ... (default: bf16-mixed where "
-                        "the hardware computes bf16 natively, else 32-true)")
+    add_runtime_flags(g, default_batch_size=D.batch_size, training=True)
+    g.add_argument("--precision", default=D.precision,
+                   help=f"{', '.join(PREDICTION_PRECISIONS)}, as in the other commands: bf16 and 16 train in mixed "
+                        "precision (fp32 weights); Lightning's own names (bf16-true, 64-true, ...) pass through "
+                        "(default auto: bf16 where the hardware computes it natively, else 32)")
     g.add_argument("--devices", type=lightning_devices, default=None, help="devices per node, passed to Lightning (default auto)")
     g.add_argument("--strategy", default=D.strategy, help=f"Lightning strategy: ddp, ddp_spawn, ... (default {D.strategy})")
     g.add_argument("--num-nodes", type=positive_int, default=D.num_nodes, help=f"machines for DDP (default {D.num_nodes})")
-    g.add_argument("-c", "--checkpoints-location", default=D.checkpoints_location,
+    g.add_argument("-c", "--checkpoint-dir", "--checkpoints-location", dest="checkpoints_location",
+                   default=D.checkpoints_location,
                    help=f"checkpoint folder; runs go to <it>/<backbone>/<run>/ (default ./{D.checkpoints_location})")
     g.add_argument("--logs-location", default=D.logs_location, help=f"TensorBoard folder (default ./{D.logs_location})")
     g.add_argument("--run-name", default=None, help="name of this run's folders (default: a timestamp)")
