@@ -71,7 +71,8 @@ def test_infer_exits_1_when_no_image_can_be_read(trained_regression, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["-d", "/no/such/folder", "-c", "x.ckpt"], "not a folder"),
+        (["-d", "/no/such/folder"], "not a folder"),
+            (["-d", ".", "-c", "x.ckpt"], "no such file: x.ckpt"),
         (["-i", "a.png", "-c", "/no/such.ckpt"], "no such file"),
         ([], "give images with -i or a folder with -d"),
         (["-i", "a.png", "--batch_size", "0"], "must be at least 1"),
