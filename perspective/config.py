@@ -9,7 +9,8 @@ read their defaults from ``TrainConfig``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 TASKS = ("regression", "classification")
 BACKBONE_NAMES = (
@@ -106,3 +107,19 @@ class TrainConfig:
     strict: bool = False
     test: bool = True  # False skips the test report (search trials are judged on validation alone)
     quiet: bool = False
+
+
+RUN_CONFIG = "config.yaml"  # every run folder's resolved settings
+NOT_REPEATED = ("run_name", "resume", "test")  # a repeat gets its own folder; `test` is not a flag
+
+
+def run_config(cfg: TrainConfig) -> dict[str, Any]:
+    """The settings that repeat a run: every TrainConfig field (the long flags, underscored) but NOT_REPEATED."""
+    return {k: v for k, v in asdict(cfg).items() if k not in NOT_REPEATED}
+
+
+def config_yaml(values: dict[str, Any], header: str) -> str:
+    import yaml
+
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    return comment + yaml.safe_dump(values, sort_keys=False, allow_unicode=True)

@@ -39,7 +39,15 @@ from .callbacks import (
     default_min_epochs,
     default_patience,
 )
-from .config import PRETRAINED_BACKBONE_LR_SCALE, PRETRAINED_FREEZE_EPOCHS, TrainConfig, lightning_precision
+from .config import (
+    PRETRAINED_BACKBONE_LR_SCALE,
+    PRETRAINED_FREEZE_EPOCHS,
+    RUN_CONFIG,
+    TrainConfig,
+    config_yaml,
+    lightning_precision,
+    run_config,
+)
 from .data import LabelledData, find_unreadable, read_labelled_data, split_data
 from .data.datasets import PerspectiveDataModule
 from .errors import UserError
@@ -48,7 +56,7 @@ from .hardware import default_precision, resolve_devices
 from .home import default_data_dir
 from .model import PerspectiveModel
 from .report import flat_metrics
-from .results import partial_path
+from .results import atomic_write, partial_path
 from .transforms import eval_transform, flip_permutation, parse_flip_pairs, train_transform
 
 log = logging.getLogger(__name__)
@@ -432,6 +440,16 @@ def find_learning_rate(cfg: TrainConfig, trainer: pl.Trainer, model: Perspective
     return float(suggestion)
 
 
+def write_run_config(cfg: TrainConfig, run_dir: Path) -> Path:
+    """``<run>/config.yaml``: the resolved settings; ``perspective train --config`` it to repeat the run."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / RUN_CONFIG
+    atomic_write(path, config_yaml(run_config(cfg), f"Settings of the run in {run_dir.name}.\n"
+                                   f"perspective train --config {RUN_CONFIG} repeats it (into a new folder); "
+                                   "flags on the command line win over these."))
+    return path
+
+
 def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResult:
     """Fit a model as ``cfg`` says, test its best checkpoint, and say where it is.
 
@@ -464,6 +482,8 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResul
     )
     steps_per_epoch = max(1, len(splits[0]) // cfg.batch_size)
     trainer = build_trainer(cfg, model, steps_per_epoch, callbacks)
+    if trainer.is_global_zero and not cfg.resume:  # a resumed run keeps the config it started with
+        write_run_config(cfg, Path(trainer.checkpoint_callback.dirpath))
     found_rate = None
     if cfg.lr_find:
         found_rate = find_learning_rate(cfg, trainer, model, datamodule, steps_per_epoch)

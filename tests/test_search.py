@@ -95,13 +95,17 @@ def test_tiny_search_writes_results_plots_and_a_valid_train_command(first_search
     assert all(list(p.glob("events.out.tfevents.*")) for p in logs)
 
     best = results.iloc[0]
-    assert lines[-3] == f"best checkpoint: {best['checkpoint']}"
+    assert lines[-4] == f"best checkpoint: {best['checkpoint']}"
     words = shlex.split(lines[-1])
     assert words[:2] == ["python", "train.py"]
     args = train_cli.get_args_parser().parse_args(words[2:])
     assert args.data == str(data) and args.weights == "none" and args.image_size == 32 and args.max_epochs == 1
     assert args.learning_rate == best["learning_rate"] and args.batch_size == best["batch_size"]
     assert args.loss == best["loss"] and args.augment == "none" and args.backbone == "resnet18"
+    # the best trial's config.yaml says the same as its command
+    assert lines[-2].startswith(f"its settings: {out / 'config.yaml'}")
+    from_config = train_cli.get_args_parser().parse_args(["--config", str(out / "config.yaml")])
+    assert {**vars(from_config), "config": None} == vars(args)
 
 
 def test_second_call_adds_trials_to_the_same_study_and_its_command_trains(first_search, data, space, capsys,

@@ -27,11 +27,83 @@ class ArgumentParser(argparse.ArgumentParser):
     """
 
     def parse_args(self, args: Sequence[str] | None = None, namespace=None):  # type: ignore[override]
-        args = sys.argv[1:] if args is None else list(args)
-        return super().parse_args([_hyphenate(a) for a in args], namespace)
+        args = [_hyphenate(a) for a in (sys.argv[1:] if args is None else args)]
+        if CONFIG_FLAG in self._option_string_actions:
+            args = self._config_arguments(_flag_value(args, CONFIG_FLAG)) + args
+        return super().parse_args(args, namespace)
+
+    def _config_arguments(self, path: str | None) -> list[str]:
+        """The flags a ``--config`` YAML file stands for, to be read before the command line's own.
+
+        Keys are the long flag names with underscores (``max_epochs: 30``). The values go through
+        the same parsing and checks as typed flags, and a flag also typed on the command line comes
+        later and wins.
+        """
+        if path is None:
+            return []
+        import yaml
+
+        try:
+            with open(path, encoding="utf-8") as file:
+                values = yaml.safe_load(file)
+        except OSError as exc:
+            self.error(f"--config {path}: {exc.strerror or exc}")
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            self.error(f"--config {path}: not valid YAML ({' '.join(str(exc).split())})")
+        if values is None:
+            return []
+        if not isinstance(values, dict):
+            self.error(f"--config {path}: expected a mapping of flag names to values (max_epochs: 30)")
+        actions: dict[str, argparse.Action] = {}
+        for action in self._actions:
+            if action.dest in ("help", "config") or not action.option_strings:
+                continue
+            actions.setdefault(action.dest, action)
+            for option in action.option_strings:
+                if option.startswith("--"):
+                    actions.setdefault(option[2:].replace("-", "_"), action)
+        words: list[str] = []
+        for key, value in values.items():
+            action = actions.get(str(key))
+            if action is None:
+                self.error(f"--config {path}: unknown key {key!r}; keys are the long flag names with underscores")
+            flag = next(o for o in action.option_strings if o.startswith("--"))
+            if action.nargs == 0:  # a switch: true turns it on
+                if not isinstance(value, bool) and value is not None:
+                    self.error(f"--config {path}: {key} must be true or false, not {value!r}")
+                words += [flag] if value else []
+            elif value is None:
+                continue
+            elif isinstance(value, list):
+                many = action.nargs in ("+", "*")
+                words += [flag, *map(str, value)] if many else [f"{flag}={','.join(map(str, value))}"]
+            else:
+                words.append(f"{flag}={value}")  # one word, so a value starting with "-" stays a value
+        return words
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+CONFIG_FLAG = "--config"
+
+
+def _flag_value(args: Sequence[str], flag: str) -> str | None:
+    """The value of the last ``flag VALUE`` or ``flag=VALUE`` in ``args``."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def add_config_flag(parser: argparse.ArgumentParser, command: str) -> None:
+    repeat = " A training run writes its own config.yaml, which repeats it." if command == "train" else ""
+    parser.add_argument(CONFIG_FLAG, metavar="FILE.yaml", default=None,
+                        help="read flags from a YAML file: keys are the long flag names with underscores "
+                             f"(max_epochs: 30); flags on the command line win.{repeat}")
 
 
 def _hyphenate(arg: str) -> str:

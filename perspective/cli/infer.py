@@ -18,6 +18,7 @@ from ..config import RESULT_FORMATS
 from .common import (
     ArgumentParser,
     add_checkpoint_flag,
+    add_config_flag,
     add_prediction_flags,
     add_runtime_flags,
     prediction_device,
@@ -38,6 +39,7 @@ def get_args_parser(prog: str = "perspective infer") -> argparse.ArgumentParser:
     p.add_argument("-d", "--directory", default=None, help="predict every image in this folder")
     p.add_argument("-R", "--recursive", action="store_true", help="with -d, include subfolders")
     add_checkpoint_flag(p, onnx=True)
+    add_config_flag(p, "infer")
     p.add_argument("-o", "--output", "-r", "--result-csv", dest="result_csv", default="last_results.csv",
                    help="where the results go; -r/--result-csv is the original scripts' spelling (default "
                         "./last_results.csv)")

@@ -105,6 +105,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective search") ->
           + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()))
     print(f"best checkpoint: {result.best_checkpoint}")
     print(f"results: {result.results_csv}" + "".join(f", {path}" for path in result.plots))
+    print(f"its settings: {result.config} (perspective train --config {result.config} trains it again)")
     print(result.command)
     return 0
 

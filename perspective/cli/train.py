@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .common import (
     ArgumentParser,
+    add_config_flag,
     add_runtime_flags,
     existing_path,
     fraction,
@@ -60,6 +61,7 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
                     "(classification) from images. Every flag has a default; long flags also accept "
                     "underscores (--batch_size).",
     )
+    add_config_flag(p, "train")
     g = p.add_argument_group("model")
     g.add_argument("-b", "--backbone", default=D.backbone,
                    help=f"backbone: {', '.join(BACKBONE_NAMES)} (default {D.backbone})")
@@ -184,7 +186,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective train") -> 
     from perspective.report import format_table
     from perspective.training import TrainConfig, train
 
-    result = train(TrainConfig(**vars(args)))
+    settings = vars(args)
+    settings.pop("config")  # its values are in the other flags now
+    result = train(TrainConfig(**settings))
     if not result.is_global_zero:
         return 0
     if result.test_table is not None:

@@ -45,6 +45,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from ..backbones import default_preprocessing
+from ..config import RUN_CONFIG, config_yaml
 from ..data import LabelledData
 from ..errors import NothingDone, UserError
 from ..results import ResultWriter, atomic_write
@@ -103,6 +104,7 @@ class SearchResult:
     best: FrozenTrial | None = None
     best_checkpoint: str | None = None
     command: str | None = None
+    config: Path | None = None  # the best trial's settings as a YAML file for --config
 
 
 # ----------------------------------------------------------------------------- checks before any trial
@@ -510,4 +512,9 @@ def _summarise(study: optuna.Study, settings: SearchSettings, url: str, results_
     result.best = study.best_trial
     result.best_checkpoint = result.best.user_attrs.get("checkpoint")
     result.command = best_command(result.best)
+    result.config = Path(settings.outdir) / RUN_CONFIG
+    atomic_write(result.config, config_yaml(
+        {**result.best.user_attrs.get("train_flags", {}), **result.best.params},
+        f"The best trial of study {settings.study!r} (trial {result.best.number}): the flags of its search call\n"
+        f"and its parameters. perspective train --config {RUN_CONFIG} trains it again."))
     return result

@@ -1,0 +1,63 @@
+"""--config YAML files: keys are the long flag names with underscores, the command line wins, every
+training run writes its resolved config.yaml, and that file repeats the run."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import ROOT, run_script
+
+from perspective.cli import infer as infer_cli
+from perspective.cli import train as train_cli
+from perspective.config import TrainConfig
+
+
+def test_a_config_file_sets_flags_and_the_command_line_wins(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("max_epochs: 30\nweights: none\ntargets: [redness, greenness]\nstrict: true\n"
+                      "learning_rate: 2e-3\ncheckpoint_dir: runs\n")
+    args = train_cli.get_args_parser().parse_args(["--config", str(config), "-e", "5"])
+    assert args.max_epochs == 5  # typed after the file: wins
+    assert args.weights == "none" and args.targets == ["redness", "greenness"] and args.strict
+    assert args.learning_rate == 2e-3 and args.checkpoints_location == "runs"  # an alias of the long name works too
+    (tmp_path / "infer.yaml").write_text("image: [a.png, b.png]\nbatch_size: 4\ndevice: cpu\n")
+    args = infer_cli.get_args_parser().parse_args(["--config", str(tmp_path / "infer.yaml")])
+    assert args.image == ["a.png", "b.png"] and args.batch_size == 4 and args.device == "cpu"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("max_epoch: 3\n", "unknown key 'max_epoch'"),
+    ("max_epochs: 0\n", "must be at least 1"),  # the file's values pass the flags' own checks
+    ("strict: maybe\n", "strict must be true or false"),
+    ("- a\n- b\n", "expected a mapping"),
+    ("a: [\n", "not valid YAML"),
+])
+def test_a_bad_config_file_is_one_line_and_exit_2(text, message, tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    result = run_script("train.py", "--config", str(config))
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_run_writes_its_config_and_the_config_repeats_it(trained_regression, tmp_path):
+    _, best = trained_regression
+    written = best.parent / "config.yaml"
+    values = yaml.safe_load(written.read_text())
+    assert values["max_epochs"] == 10 and values["learning_rate"] == 2e-3 and values["batch_size"] == 8
+    assert "run_name" not in values and "resume" not in values  # a repeat gets its own folder
+    args = train_cli.get_args_parser().parse_args(["--config", str(written)])
+    repeated = TrainConfig(**{k: v for k, v in vars(args).items() if k != "config"})
+    assert {k: getattr(repeated, k) for k in values} == values
+
+    # `perspective train --config` it, one epoch shorter in another folder: it trains, and its own
+    # config.yaml differs from the first only by what the command line changed
+    out = tmp_path / "again"
+    result = subprocess.run([sys.executable, "-m", "perspective", "train", "--config", str(written), "-e", "1",
+                             "-c", str(out / "ckpt"), "--logs-location", str(out / "logs"), "-q"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    second = yaml.safe_load(next((out / "ckpt").glob("*/*/config.yaml")).read_text())
+    changed = {k for k in values if second[k] != values[k]}
+    assert changed == {"max_epochs", "checkpoints_location", "logs_location"}
