@@ -8,9 +8,12 @@ read their defaults from ``TrainConfig``.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from .errors import UserError
 
 TASKS = ("regression", "classification")
 BACKBONE_NAMES = (
@@ -41,6 +44,8 @@ SPLITS = ("all", "train", "val", "test")  # evaluate --split
 EXPORT_FORMATS = ("onnx", "torchscript")  # export --format
 RESULT_FORMATS = ("csv", "json")  # infer --format
 SAMPLERS = ("tpe", "random")  # search --sampler
+LOGGERS = ("tensorboard", "csv", "mlflow", "wandb")  # train --logger (see loggers.py)
+LOGGER_PACKAGES = {"mlflow": "mlflow", "wandb": "wandb"}  # the optional package each needs
 
 DEFAULT_PATIENCE = 5  # early stopping under the plateau and constant schedules (see callbacks.default_patience)
 PRETRAINED_FREEZE_EPOCHS = 1  # see training.fine_tuning
@@ -49,6 +54,22 @@ PRETRAINED_BACKBONE_LR_SCALE = 0.1
 
 def default_workers() -> int:
     return min(os.cpu_count() or 1, 8)
+
+
+def parse_loggers(text: str | None) -> list[str]:
+    """``tensorboard,csv`` -> the names, checked; ``none`` (or empty) -> no logger."""
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    if names == ["none"]:
+        return []
+    unknown = [n for n in names if n not in LOGGERS]
+    if unknown:
+        raise UserError(f"--logger {text}: unknown logger {', '.join(unknown)}; choose from {', '.join(LOGGERS)} "
+                        "or none")
+    for name in names:
+        if name in LOGGER_PACKAGES and importlib.util.find_spec(LOGGER_PACKAGES[name]) is None:
+            package = LOGGER_PACKAGES[name]
+            raise UserError(f"--logger {text}: {name} needs the {package} package (pip install {package})")
+    return list(dict.fromkeys(names))
 
 
 @dataclass
@@ -77,6 +98,7 @@ class TrainConfig:
     precision: str | None = None
     checkpoints_location: str = "checkpoints"
     logs_location: str = "lightning_logs"
+    logger: str = "tensorboard"  # comma-separated names of LOGGERS, or none
     run_name: str | None = None
     weights: str = "imagenet"
     image_size: int | None = None

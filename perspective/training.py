@@ -46,6 +46,7 @@ from .config import (
     TrainConfig,
     config_yaml,
     lightning_precision,
+    parse_loggers,
     run_config,
 )
 from .data import LabelledData, find_unreadable, read_labelled_data, split_data
@@ -54,6 +55,7 @@ from .errors import UserError
 from .evaluation import Evaluation
 from .hardware import default_precision, resolve_devices
 from .home import default_data_dir
+from .loggers import EpochCSVLogger, create_loggers
 from .model import PerspectiveModel
 from .report import flat_metrics
 from .results import atomic_write, partial_path
@@ -363,7 +365,7 @@ def build_trainer(
             LearningRateMonitor(logging_interval="epoch"),
             *callbacks,
         ],
-        logger=TensorBoardLogger(save_dir=cfg.logs_location, name=cfg.backbone, version=run),
+        logger=create_loggers(parse_loggers(cfg.logger), cfg.logs_location, cfg.backbone, run) or False,
         log_every_n_steps=max(1, min(50, steps_per_epoch)),
         enable_progress_bar=not cfg.quiet,
         enable_model_summary=not cfg.quiet,
@@ -389,12 +391,16 @@ def evaluate_test_split(
     result = evaluate(Predictor(model, device=device, tta=cfg.tta), test, Path(run_dir) / "test_report",
                       title=f"Test split of {best}", summary=summary, batch_size=cfg.batch_size,
                       workers=cfg.workers, seed=cfg.seed, progress=not cfg.quiet)
-    if isinstance(trainer.logger, TensorBoardLogger):
-        trainer.logger.log_metrics(flat_metrics(result.metrics), step=trainer.global_step)
-        for name, png in result.plots.items():
-            image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
-            trainer.logger.experiment.add_image(f"test/{Path(name).stem}", image, trainer.global_step, dataformats="HWC")
-        trainer.logger.experiment.flush()
+    for logger in trainer.loggers:
+        if isinstance(logger, EpochCSVLogger):
+            continue  # its table is one row per epoch; the test metrics are in test_report/metrics.json
+        logger.log_metrics(flat_metrics(result.metrics), step=trainer.global_step)
+        if isinstance(logger, TensorBoardLogger):
+            for name, png in result.plots.items():
+                image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+                logger.experiment.add_image(f"test/{Path(name).stem}", image, trainer.global_step, dataformats="HWC")
+            logger.experiment.flush()
+        logger.save()
     return result
 
 

@@ -51,7 +51,7 @@ def trained_regression(tmp_path_factory, regression_dir):
     """(CompletedProcess, best checkpoint) of train.py on the regression set."""
     # 96 images at 32 px, 10 epochs: mean test R² 0.92-0.97 over seeds 1-4 when this was written
     return _train(tmp_path_factory.mktemp("train_reg"), regression_dir, "-s", "8", "-e", "10", "-l", "2e-3",
-                  "--patience", "10")
+                  "--patience", "10", "--logger", "tensorboard,csv")
 
 
 @pytest.fixture(scope="session")

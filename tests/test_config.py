@@ -4,6 +4,7 @@ training run writes its resolved config.yaml, and that file repeats the run."""
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import yaml
 from conftest import ROOT, run_script
@@ -46,6 +47,7 @@ def test_a_run_writes_its_config_and_the_config_repeats_it(trained_regression, t
     written = best.parent / "config.yaml"
     values = yaml.safe_load(written.read_text())
     assert values["max_epochs"] == 10 and values["learning_rate"] == 2e-3 and values["batch_size"] == 8
+    assert values["logger"] == "tensorboard,csv"
     assert "run_name" not in values and "resume" not in values  # a repeat gets its own folder
     args = train_cli.get_args_parser().parse_args(["--config", str(written)])
     repeated = TrainConfig(**{k: v for k, v in vars(args).items() if k != "config"})
@@ -61,3 +63,29 @@ def test_a_run_writes_its_config_and_the_config_repeats_it(trained_regression, t
     second = yaml.safe_load(next((out / "ckpt").glob("*/*/config.yaml")).read_text())
     changed = {k for k in values if second[k] != values[k]}
     assert changed == {"max_epochs", "checkpoints_location", "logs_location"}
+
+
+def test_the_csv_logger_writes_a_row_per_epoch_with_every_epoch_metric(trained_regression):
+    _, best = trained_regression
+    logs = best.parent.parent.parent.parent / "logs" / "resnet18" / best.parent.name
+    table = pd.read_csv(logs / "metrics.csv")
+    assert list(table["epoch"]) == list(range(10))
+    for column in ("train_loss_epoch", "val_loss", "val_mse", "val_r2", "lr-AdamW/head"):
+        assert column in table.columns and table[column].notna().all(), (column, list(table.columns))
+    assert not [c for c in table.columns if c.endswith("_step")]
+    assert list(logs.glob("events.out.tfevents.*"))  # TensorBoard beside it
+
+
+def test_a_logger_whose_package_is_missing_is_named_in_one_line(monkeypatch):
+    import importlib.util
+
+    from perspective.config import parse_loggers
+    from perspective.errors import UserError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    with pytest.raises(UserError, match=r"wandb needs the wandb package \(pip install wandb\)"):
+        parse_loggers("tensorboard,wandb")
+    with pytest.raises(UserError, match="unknown logger tb"):
+        parse_loggers("tb")
+    assert parse_loggers("none") == [] and parse_loggers("csv,csv") == ["csv"]

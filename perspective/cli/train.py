@@ -35,12 +35,24 @@ def ema_decay(text: str) -> float:
     return value
 
 
+def logger_names(text: str) -> str:
+    from perspective.config import parse_loggers
+    from perspective.errors import UserError
+
+    try:
+        parse_loggers(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--logger {text}: ")) from None
+    return text
+
+
 def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
     from perspective.config import (
         AUGMENT_LEVELS,
         BACKBONE_NAMES,
         BALANCES,
         DEFAULT_PATIENCE,
+        LOGGERS,
         LOSSES,
         OPTIMIZERS,
         OUTPUT_ACTIVATIONS,
@@ -170,7 +182,12 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
     g.add_argument("-c", "--checkpoint-dir", "--checkpoints-location", dest="checkpoints_location",
                    default=D.checkpoints_location,
                    help=f"checkpoint folder; runs go to <it>/<backbone>/<run>/ (default ./{D.checkpoints_location})")
-    g.add_argument("--logs-location", default=D.logs_location, help=f"TensorBoard folder (default ./{D.logs_location})")
+    g.add_argument("--logs-location", default=D.logs_location,
+                   help=f"folder of the loggers' files: <it>/<backbone>/<run>/ (default ./{D.logs_location})")
+    g.add_argument("--logger", type=logger_names, default=D.logger,
+                   help=f"experiment loggers, comma-separated: {', '.join(LOGGERS)}, or none; csv writes "
+                        "metrics.csv with a row per epoch, mlflow and wandb (offline) need their package "
+                        f"(default {D.logger})")
     g.add_argument("--run-name", default=None, help="name of this run's folders (default: a timestamp)")
     g.add_argument("--tta", action="store_true",
                    help="the final test report averages each image with its mirror (as infer.py --tta; default off)")
