@@ -6,7 +6,8 @@
   (training and validation of one epoch on separate rows, per-step losses between them) and deletes
   the file when a resumed run starts; here a resumed run goes on with its table.
 - ``mlflow``: an MLflow run named after the run folder in the experiment named after the backbone;
-  its store is ``$MLFLOW_TRACKING_URI``, else ``<logs>/mlruns`` (``mlflow ui --backend-store-uri`` it).
+  its store is ``$MLFLOW_TRACKING_URI``, else the SQLite file ``<logs>/mlflow.db`` (``mlflow ui
+  --backend-store-uri sqlite:///<logs>/mlflow.db``; MLflow 3 retired the plain-folder store).
 - ``wandb``: a Weights & Biases run in project ``perspective``, offline (synchronise it later with
   ``wandb sync``) unless ``WANDB_MODE=online``.
 
@@ -95,8 +96,11 @@ def create_loggers(names: list[str], save_dir: str, name: str, version: str) -> 
         elif logger == "mlflow":
             from pytorch_lightning.loggers import MLFlowLogger
 
-            uri = os.environ.get("MLFLOW_TRACKING_URI") or (Path(save_dir).resolve() / "mlruns").as_uri()
-            loggers.append(MLFlowLogger(experiment_name=name, run_name=version, tracking_uri=uri))
+            root = Path(save_dir).resolve()
+            root.mkdir(parents=True, exist_ok=True)
+            uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
+            loggers.append(MLFlowLogger(experiment_name=name, run_name=version, tracking_uri=uri,
+                                        artifact_location=(root / "mlartifacts").as_uri()))
         elif logger == "wandb":
             from pytorch_lightning.loggers import WandbLogger
 
