@@ -37,6 +37,8 @@ from .transforms import eval_resize, flip_permutation, normalise_batch
 
 log = logging.getLogger(__name__)
 
+DECIMALS = 6  # of every predicted number in result rows (CSV, JSON, HTTP)
+
 TRAINED_MODELS = Path(__file__).resolve().parent / "trained_models"  # package data: installed with the code
 
 
@@ -48,6 +50,17 @@ def shipped_checkpoint() -> Path:
     return found[-1]
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+PICKLE_MAGIC = b"\x80"  # ... or, in its legacy format, a pickle (protocol 2 or later)
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        return head.decode("utf-8").isprintable()
+    except UnicodeDecodeError:
+        return False
+
+
 def load_checkpoint(path: str | os.PathLike) -> PerspectiveModel:
     """Rebuild the model stored in a Lightning checkpoint, in eval mode on the CPU.
 
@@ -57,6 +70,11 @@ def load_checkpoint(path: str | os.PathLike) -> PerspectiveModel:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path}: no such file")
+    with open(path, "rb") as file:
+        head = file.read(4)
+    if head != ZIP_MAGIC and head[:1] != PICKLE_MAGIC:  # neither torch.save's zip nor its older pickle
+        raise UserError(f"{path}: not a checkpoint (a .ckpt file that train.py writes; this one starts like "
+                        f"{'a text file' if _is_text(head) else 'another kind of file'})")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -212,16 +230,18 @@ class Predictor:
         return self.predict_tensor(normalise_batch(images, self.preprocessing))
 
     def row(self, path: str, output: torch.Tensor | None, error: str) -> dict[str, Any]:
+        """One result row; numbers rounded to ``DECIMALS`` (a float32 output's further digits are noise)."""
         row: dict[str, Any] = {"path": path}
         names = self.model.names
+        values = [round(v, DECIMALS) for v in output.tolist()] if output is not None else None
         if self.model.hparams.task == "regression":
-            row.update(zip(names, output.tolist() if output is not None else [None] * len(names)))
-        elif output is None:
+            row.update(zip(names, values or [None] * len(names)))
+        elif values is None:
             row.update({"label": None, "confidence": None, **{f"prob_{c}": None for c in names}})
         else:
             best = int(output.argmax())
-            row.update({"label": names[best], "confidence": float(output[best])})
-            row.update({f"prob_{c}": float(p) for c, p in zip(names, output)})
+            row.update({"label": names[best], "confidence": values[best]})
+            row.update({f"prob_{c}": p for c, p in zip(names, values)})
         row["error"] = error
         return row
 

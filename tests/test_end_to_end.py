@@ -85,6 +85,14 @@ def test_infer_usage_errors_are_one_line_and_exit_2(args, message, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_a_csv_given_as_checkpoint_is_called_not_a_checkpoint(tmp_path):
+    (tmp_path / "labels.csv").write_text("filename,redness\na.png,0.5\n")
+    (tmp_path / "a.png").write_bytes(b"")
+    result = run_script("infer.py", "-i", "a.png", "-c", "labels.csv", cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "labels.csv: not a checkpoint" in result.stderr and "text file" in result.stderr
+
+
 def test_hostile_pickle_checkpoint_is_refused_without_running_it(evil_checkpoint, tmp_path):
     evil, marker = evil_checkpoint
     (tmp_path / "a.png").write_bytes(b"")

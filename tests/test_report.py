@@ -159,6 +159,14 @@ def test_evaluate_and_infer_give_the_same_predictions(trained_regression, regres
     assert "metrics against" in inf.stdout and "baseline_r2" in inf.stdout
     for name in ("metrics.json", "metrics.csv", "report.html", "samples.png", "histograms.png", "residuals.png"):
         assert (tmp_path / "ev" / name).is_file(), name
+    # the truth as labels.csv wrote it, predictions to 6 decimals (a float32's further digits are noise)
+    labels = pd.read_csv(regression_dir / "labels.csv", dtype=str).set_index("filename")
+    for written in (tmp_path / "ev" / "predictions.csv", tmp_path / "i.csv"):
+        text = pd.read_csv(written, dtype=str)
+        names = text["path"].map(lambda p: p.rsplit("/", 1)[-1])
+        for target in ("redness", "greenness"):
+            assert list(text["true_" + target]) == list(labels.loc[names, target]), written
+            assert text[target].map(lambda v: len(v.partition(".")[2]) <= 6 and "e" not in v).all(), written
 
 
 def test_evaluate_test_split_rebuilds_the_training_split(trained_regression, regression_dir, tmp_path):

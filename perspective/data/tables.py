@@ -195,7 +195,7 @@ def _from_csv(
         if not partial_targets and blank.any(axis=1).any():
             raise UserError(f"{source}: missing target values on line(s) {_csv_lines(blank.any(axis=1))} "
                             "(--allow-missing-targets trains on the cells that have one)")
-    out = pd.concat([paths.rename("path"), frame[names].astype(np.float32)], axis=1)
+    out = pd.concat([paths.rename("path"), frame[names].astype(np.float64)], axis=1)
     out = _keep_existing(out, source) if skip_bad_files else out
     return LabelledData(out, "regression", [str(n) for n in names], source)
 
