@@ -50,6 +50,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from . import __version__
 from .data import TooManyPixels, failure_reason, load_resized
 from .errors import UserError
 from .predict import Predictor
@@ -438,20 +439,39 @@ class AccessLog:
                      (time.perf_counter() - start) * 1000)
 
 
-PREDICT_BODY = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "properties": {FILE_FIELD: {"type": "array", "items": {"type": "string", "format": "binary"}}},
-                "required": [FILE_FIELD],
-            }
+def predict_body(max_files: int) -> dict[str, Any]:
+    """The request body of POST /predict as the OpenAPI schema states it (``--max-files`` included)."""
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {FILE_FIELD: {"type": "array", "items": {"type": "string", "format": "binary"},
+                                                "minItems": 1, "maxItems": max_files}},
+                    "required": [FILE_FIELD],
+                }
+            },
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
         },
-        "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-        "image/png": {"schema": {"type": "string", "format": "binary"}},
-    },
+    }
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {
+        "type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}}}}
+
+
+# What each endpoint answers besides 200, as the server does it (the OpenAPI schema is the contract).
+PREDICT_ERRORS = {
+    400: _error("an upload that is not a readable image, over --max-pixels, or a malformed multipart body"),
+    413: _error("a body over --max-upload-mb, or more files than --max-files"),
+    422: _error("no image in the request"),
+    503: _error("the server is busy (too many images waiting) or not ready yet; retry later"),
 }
+KEY_ERROR = {401: _error("missing or wrong X-API-Key (only when the server runs with --api-key)")}
+HEALTH_ERRORS = {503: _error("the model is not ready yet")}
 
 
 def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: ServeConfig | None = None) -> FastAPI:
@@ -477,7 +497,7 @@ def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: Serv
         await batcher.stop()
         decoder.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="perspective", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="perspective", version=__version__, lifespan=lifespan,
                   description="Perspective scores (or class labels) for uploaded car images.")
     app.add_middleware(AccessLog)
     key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="needed when the server has --api-key")
@@ -485,6 +505,11 @@ def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: Serv
     def check_key(key: str | None = Depends(key_header)) -> None:
         if config.api_key is not None and not hmac.compare_digest((key or "").encode(), config.api_key.encode()):
             raise reject(401, "missing or wrong X-API-Key")
+
+    # Without --api-key nothing asks for the key, and the schema declares none: a client generated
+    # from it sends no header, and every documented request is answered.
+    guarded = [Depends(check_key)] if config.api_key is not None else []
+    key_errors = KEY_ERROR if config.api_key is not None else {}
 
     @app.exception_handler(StarletteHTTPException)
     async def logged_http_exception(request: Request, exc: StarletteHTTPException):
@@ -514,7 +539,8 @@ def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: Serv
                               "or the image itself as the body with an image/* Content-Type")
         return uploads
 
-    @app.post("/predict", dependencies=[Depends(check_key)], openapi_extra={"requestBody": PREDICT_BODY},
+    @app.post("/predict", dependencies=guarded, openapi_extra={"requestBody": predict_body(config.max_files)},
+              responses={**PREDICT_ERRORS, **key_errors},
               summary="Scores (or label) for one or more uploaded images")
     async def predict(request: Request):
         start = time.perf_counter()
@@ -538,13 +564,14 @@ def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: Serv
         latency = round((time.perf_counter() - start) * 1000, 2)
         return JSONResponse({"model": model_name, "predictions": items, "latency_ms": latency})
 
-    @app.get("/health", summary="200 with the model's name when the server is ready")
+    @app.get("/health", responses=HEALTH_ERRORS, summary="200 with the model's name when the server is ready")
     async def health():
         if not batcher.running:
             raise reject(503, "model not ready")
         return {"status": "ok", "model": model_name, "forward_passes": batcher.batches, "images": batcher.images}
 
-    @app.get("/model", dependencies=[Depends(check_key)], summary="The model and what its checkpoint holds")
+    @app.get("/model", dependencies=guarded, responses=key_errors,
+             summary="The model and what its checkpoint holds")
     async def model():
         return summary
 

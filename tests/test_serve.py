@@ -12,6 +12,8 @@ import json
 import re
 import signal
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -250,6 +252,31 @@ def test_api_key_when_set(keyed_server, server):
     assert keyed_server.log_lines("status=401", count=3)
     # without --api-key nothing is asked, whatever the client sends
     assert httpx.get(f"{server.url}/model", headers={"X-API-Key": "anything"}).status_code == 200
+
+
+@pytest.mark.parametrize("which", ["open", "keyed"])
+def test_schemathesis_finds_nothing_against_the_live_server(which, server, keyed_server, tmp_path):
+    """The OpenAPI schema is the contract: schemathesis's every check, a bounded number of examples."""
+    live = server if which == "open" else keyed_server
+    header = [] if which == "open" else ["-H", f"X-API-Key: {API_KEY}"]
+    result = subprocess.run(
+        [sys.executable, "-c", "from schemathesis.cli import schemathesis; schemathesis()", "run",
+         f"{live.url}/openapi.json", "--checks", "all", "--max-examples", "25",
+         "--seed", "1", "--request-timeout", "30", *header],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)  # ROOT: its schemathesis.toml
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "No issues found" in result.stdout
+
+
+def test_without_a_key_the_schema_asks_for_none_and_with_one_it_documents_401(server, keyed_server):
+    open_schema = httpx.get(f"{server.url}/openapi.json").json()
+    keyed_schema = httpx.get(f"{keyed_server.url}/openapi.json").json()
+    assert "securitySchemes" not in open_schema.get("components", {})
+    assert "401" not in open_schema["paths"]["/predict"]["post"]["responses"]
+    assert keyed_schema["paths"]["/model"]["get"]["security"] == [{"APIKeyHeader": []}]
+    for code in ("400", "401", "413", "422", "503"):
+        assert code in keyed_schema["paths"]["/predict"]["post"]["responses"], code
+    assert httpx.get(f"{server.url}/model").status_code == 200  # as the schema says: no key needed
 
 
 def test_usage_errors_are_one_line_and_exit_2(tmp_path):
