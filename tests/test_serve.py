@@ -26,7 +26,7 @@ from server_process import Server, start_server
 
 from perspective.data import list_images
 from perspective.predict import Predictor, load_checkpoint, shipped_checkpoint
-from perspective.serve import MicroBatcher
+from perspective.serving import MicroBatcher
 
 SAMPLES = [str(p) for p in list_images(ROOT / "sample_set")]
 API_KEY = "s3cret-key"
@@ -323,7 +323,7 @@ def test_classification_model_answers_label_confidence_and_probabilities(tmp_pat
     """In-process (the app's lifespan run by hand): the classification response, null training metrics."""
     from perspective.backbones import default_preprocessing
     from perspective.model import PerspectiveModel
-    from perspective.serve import ServeConfig, create_app
+    from perspective.serving import ServeConfig, create_app
 
     classes = ["front", "rear", "side"]
     model = PerspectiveModel(backbone="resnet18", task="classification", class_names=classes, weights="none",

@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective serve") -> 
     args = get_args_parser(prog).parse_args(argv)
     setup_logging()
     from perspective.predict import Predictor, load_checkpoint, shipped_checkpoint
-    from perspective.serve import ServeConfig, create_app, serve, setup_log_file
+    from perspective.serving import ServeConfig, create_app, serve, setup_log_file
 
     config = ServeConfig(
         max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_upload_bytes=int(args.max_upload_mb * 2**20),

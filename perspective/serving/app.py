@@ -1,8 +1,6 @@
-"""The HTTP prediction server: a FastAPI application around one loaded ``Predictor``.
-
-``serve.py`` at the repository root is the command-line front end; this module holds everything a
-test would want to reach: the application factory, the micro-batcher, the upload limits and the
-log file.
+"""
+``perspective serve`` (``cli/serve.py``) is the command-line front end; this module holds the
+application factory, the access log and the log file; ``uploads`` and ``batcher`` the rest.
 
 Why it is shaped this way:
 
@@ -21,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import io
 import json
 import logging
 import os
@@ -29,37 +26,31 @@ import signal
 import socket
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
 import torch
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from PIL import Image, UnidentifiedImageError
-from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
 
-from . import __version__
-from .data import TooManyPixels, failure_reason, load_resized
-from .errors import UserError
-from .predict import Predictor
+from .. import __version__
+from ..errors import UserError
+from ..predict import Predictor
+from .batcher import MicroBatcher
+from .uploads import FILE_FIELD, RAW_TYPES, Upload, decode_image, parse_multipart, read_body, reject
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("perspective.serve")  # one name for the server's log lines, whichever module writes them
+
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-FILE_FIELD = "file"
-RAW_TYPES = ("image/", "application/octet-stream")
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
@@ -118,227 +109,6 @@ def setup_log_file(path: str | os.PathLike, max_bytes: int = 10 * 2**20, backups
 def _quote(text: str) -> str:
     """A log value on one line whatever the client sent (no injected newlines)."""
     return json.dumps(text, ensure_ascii=False)
-
-
-# --- uploads ----------------------------------------------------------------------------------
-
-@dataclass
-class Upload:
-    filename: str
-    data: bytes
-
-
-def reject(status: int, reason: str) -> HTTPException:
-    return HTTPException(status_code=status, detail=reason)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes.
-
-    A declared Content-Length over the limit is refused before reading anything; a chunked body is
-    counted as it streams in. What is left unread is discarded by uvicorn, never stored.
-    """
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise reject(413, f"upload of {int(declared)} bytes is over the limit of {limit} bytes")
-    body = bytearray()
-    try:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise reject(413, f"upload is over the limit of {limit} bytes")
-    except ClientDisconnect:
-        raise reject(400, f"client disconnected after {len(body)} bytes of its upload") from None
-    return bytes(body)
-
-
-def parse_multipart(body: bytes, content_type: str, max_files: int) -> list[Upload]:
-    """The ``file`` parts of a multipart/form-data body, in order (other fields are ignored)."""
-    _, params = parse_options_header(content_type)
-    boundary = params.get(b"boundary")
-    if not boundary:
-        raise reject(400, "multipart body without a boundary in its Content-Type")
-    parts: list[dict[str, Any]] = []
-    header: dict[str, bytearray] = {"field": bytearray(), "value": bytearray()}
-
-    def on_part_begin() -> None:
-        parts.append({"disposition": b"", "data": bytearray()})
-
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        header["field"] += data[start:end]
-
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        header["value"] += data[start:end]
-
-    def on_header_end() -> None:
-        if bytes(header["field"]).lower() == b"content-disposition":
-            parts[-1]["disposition"] = bytes(header["value"])
-        header["field"], header["value"] = bytearray(), bytearray()
-
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        parts[-1]["data"] += data[start:end]
-
-    callbacks = {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
-                 "on_header_value": on_header_value, "on_header_end": on_header_end, "on_part_data": on_part_data}
-    try:
-        parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
-        parser.write(body)
-        parser.finalize()
-    except FormParserError as exc:
-        raise reject(400, f"malformed multipart body ({exc})") from None
-    uploads = []
-    for part in parts:
-        _, options = parse_options_header(part["disposition"])
-        if options.get(b"name", b"").decode("utf-8", "replace") != FILE_FIELD:
-            continue
-        name = options.get(b"filename", b"").decode("utf-8", "replace")[:200]
-        uploads.append(Upload(name or f"file{len(uploads)}", bytes(part["data"])))
-    if len(uploads) > max_files:
-        raise reject(413, f"{len(uploads)} files in one request; the limit is {max_files}")
-    return uploads
-
-
-def decode_image(upload: Upload, resize: Callable, max_pixels: int, draft_size: int | None = None) -> torch.Tensor:
-    """Bytes -> resized uint8 image, as infer.py reads a file (``load_resized``); 400 when it cannot be.
-
-    ``load_image`` checks the pixel count from the header before anything is decoded, so a small
-    file that would expand to gigabytes (a decompression bomb) costs nothing.
-    """
-    name = upload.filename
-    if not upload.data:
-        raise reject(400, f"{name}: empty file, not an image")
-    try:
-        return load_resized(io.BytesIO(upload.data), resize, draft_size, max_pixels)
-    except TooManyPixels as exc:
-        raise reject(400, f"{name}: {exc}") from None
-    except Image.DecompressionBombError as exc:
-        raise reject(400, f"{name}: too many pixels ({exc})") from None
-    except UnidentifiedImageError:
-        raise reject(400, f"{name}: not an image (no format Pillow reads)") from None
-    except Exception as exc:  # noqa: BLE001 - truncated or corrupt data, any codec error
-        raise reject(400, f"{name}: corrupt image ({failure_reason(exc)})") from None
-
-
-# --- batching ---------------------------------------------------------------------------------
-
-@dataclass
-class _Job:
-    image: torch.Tensor
-    future: asyncio.Future
-
-
-class MicroBatcher:
-    """Gathers images from concurrent requests into one forward pass, run in its own thread.
-
-    A batch starts with the oldest waiting image and takes every image already queued, up to
-    ``max_batch``. It waits up to ``max_wait_s`` for more only while some request is still being
-    decoded (``expect``), since only then can more images come soon; a lone request runs at once.
-
-    Args:
-        run_batch: list of image tensors -> one output row per image (called in the model thread).
-        max_batch, max_wait_s, max_queue: see ``ServeConfig``.
-    """
-
-    def __init__(self, run_batch: Callable[[list[torch.Tensor]], torch.Tensor], max_batch: int,
-                 max_wait_s: float, max_queue: int):
-        self.run_batch = run_batch
-        self.max_batch = max_batch
-        self.max_wait_s = max_wait_s
-        self.max_queue = max_queue
-        self.batches = 0  # forward passes run and images predicted, reported by /health
-        self.images = 0
-        self._jobs: deque[_Job] = deque()
-        self._incoming = 0
-        self._wakeup: asyncio.Event | None = None
-        self._task: asyncio.Task | None = None
-        self._executor: ThreadPoolExecutor | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    def start(self) -> None:
-        self._wakeup = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
-        self._task = asyncio.get_running_loop().create_task(self._loop())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        for job in self._jobs:
-            if not job.future.done():
-                job.future.set_exception(RuntimeError("server shutting down"))
-        self._jobs.clear()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-
-    @contextmanager
-    def expect(self, n: int) -> Iterator[None]:
-        """Announce ``n`` images being decoded (so a batch may wait for them); 503 when full."""
-        if len(self._jobs) + self._incoming + n > self.max_queue:
-            raise HTTPException(503, detail="server busy: too many images waiting, retry later",
-                                headers={"Retry-After": "1"})
-        self._incoming += n
-        try:
-            yield
-        finally:
-            self._incoming -= n
-            self._wake()
-
-    async def predict(self, images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """One output row per image, from whichever batches they land in."""
-        loop = asyncio.get_running_loop()
-        jobs = [_Job(image, loop.create_future()) for image in images]
-        self._jobs.extend(jobs)
-        self._wake()
-        return list(await asyncio.gather(*(job.future for job in jobs)))
-
-    def _wake(self) -> None:
-        if self._wakeup is not None:
-            self._wakeup.set()
-
-    async def _gather(self) -> list[_Job]:
-        """Wait for the next batch: at least one job, more while they are worth waiting for."""
-        loop = asyncio.get_running_loop()
-        while not self._jobs:
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        deadline = loop.time() + self.max_wait_s
-        while len(self._jobs) < self.max_batch and self._incoming > 0:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            self._wakeup.clear()
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
-            except asyncio.TimeoutError:
-                break
-        count = min(len(self._jobs), self.max_batch)
-        return [self._jobs.popleft() for _ in range(count)]
-
-    async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            jobs = [job for job in await self._gather() if not job.future.done()]
-            if not jobs:
-                continue
-            try:
-                outputs = await loop.run_in_executor(self._executor, self.run_batch, [j.image for j in jobs])
-            except Exception as exc:  # noqa: BLE001 - one failed pass must not stop the server
-                log.exception("forward pass of %d image(s) failed", len(jobs))
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
-                continue
-            self.batches += 1
-            self.images += len(jobs)
-            for job, output in zip(jobs, outputs):
-                if not job.future.done():
-                    job.future.set_result(output)
 
 
 # --- the application --------------------------------------------------------------------------
