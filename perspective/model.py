@@ -28,10 +28,11 @@ from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError, R2Score
 
 from .backbones import create_backbone, default_preprocessing, get_spec
 from .config import BALANCES, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS, SCHEDULERS  # noqa: F401 - re-exported
+from .config import TrainConfig as _D  # every default is TrainConfig's
 from .errors import UserError
 
 
-def weighted_mse(pred: torch.Tensor, target: torch.Tensor, alpha: float = 1 / 30) -> torch.Tensor:
+def weighted_mse(pred: torch.Tensor, target: torch.Tensor, alpha: float = _D.weighted_mse_alpha) -> torch.Tensor:
     """Weighted mean of squared errors, weight ``alpha + target``: errors on high scores cost more.
 
     ``sum(w * (pred - target)**2) / sum(w)``, the score of the original regression challenge. Needs
@@ -53,7 +54,7 @@ def _labelled(loss, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return loss(pred[labelled], target[labelled])
 
 
-def regression_loss(name: str, huber_delta: float = 0.1, alpha: float = 1 / 30):
+def regression_loss(name: str, huber_delta: float = _D.huber_delta, alpha: float = _D.weighted_mse_alpha):
     """The loss function ``(pred, target) -> scalar`` called ``name`` (picklable, for ddp_spawn).
 
     Blank targets (NaN) are left out. The Huber delta defaults to 0.1, not torch's 1.0: on scores
@@ -125,26 +126,26 @@ class PerspectiveModel(pl.LightningModule):
 
     def __init__(
         self,
-        backbone: str = "resnet18",
+        backbone: str = _D.backbone,
         task: str = "regression",
         target_names: Sequence[str] | None = None,
         class_names: Sequence[str] | None = None,
-        weights: str = "imagenet",
+        weights: str = _D.weights,
         preprocessing: dict[str, Any] | None = None,
         output_activation: str = "sigmoid",
-        loss: str = "mse",
-        huber_delta: float = 0.1,
-        weighted_mse_alpha: float = 1 / 30,
-        label_smoothing: float = 0.0,
-        dropout: float = 0.0,
-        optimizer: str = "adamw",
-        learning_rate: float = 1e-3,
-        weight_decay: float = 1e-4,
-        scheduler: str = "cosine",
-        warmup_epochs: float = 1.0,
+        loss: str = _D.loss,
+        huber_delta: float = _D.huber_delta,
+        weighted_mse_alpha: float = _D.weighted_mse_alpha,
+        label_smoothing: float = _D.label_smoothing,
+        dropout: float = _D.dropout,
+        optimizer: str = _D.optimizer,
+        learning_rate: float = _D.learning_rate,
+        weight_decay: float = _D.weight_decay,
+        scheduler: str = _D.scheduler,
+        warmup_epochs: float = _D.warmup_epochs,
         backbone_lr_scale: float = 1.0,
         freeze_epochs: int = 0,
-        balance: str = "none",
+        balance: str = _D.balance,
         flip_permutation: Sequence[int] | None = None,
         train_stats: dict[str, Any] | None = None,
         data_config: dict[str, Any] | None = None,
