@@ -55,6 +55,18 @@ def test_the_wheel_installs_the_command_and_the_shipped_model(installed, tmp_pat
     assert len(rows) == 24 and rows["error"].isna().all()
 
 
+def test_the_installed_command_trains_from_a_config_file_in_another_folder(installed, regression_dir, tmp_path):
+    (tmp_path / "run.yaml").write_text(f"data: {regression_dir}\nweights: none\nimage_size: 32\nbatch_size: 16\n"
+                                       "workers: 0\naugment: none\nlogger: csv\n")
+    result = subprocess.run([installed / "perspective", "train", "--config", "run.yaml", "-e", "1", "-q"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = Path(result.stdout.strip().splitlines()[-1].removeprefix("best checkpoint: "))
+    assert best.is_file() and best.is_relative_to(tmp_path / "checkpoints")
+    assert (best.parent / "config.yaml").is_file() and (best.parent / "test_report" / "metrics.json").is_file()
+    assert list((tmp_path / "lightning_logs" / "resnet18").glob("*/metrics.csv"))
+
+
 def test_a_mistyped_command_is_one_line_and_exit_2(installed):
     result = subprocess.run([installed / "perspective", "trian"], capture_output=True, text=True)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
