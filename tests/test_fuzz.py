@@ -288,7 +288,7 @@ def test_random_url_list_is_read_or_refused_with_a_user_error(folder, content, s
 
 # --- infer.py ---------------------------------------------------------------------------------
 
-@settings(max_examples=5, **FUZZ)
+@settings(max_examples=3, **FUZZ)
 @given(files=st.lists(image_like, min_size=1, max_size=4))
 def test_random_files_through_infer_never_give_a_traceback(folder, files):
     work = Path(tempfile.mkdtemp(dir=folder))
