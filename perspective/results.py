@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .errors import UserError
 
 
@@ -36,6 +38,15 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
     finally:
         with contextlib.suppress(OSError):  # best effort: the error above says what is wrong
             partial.unlink(missing_ok=True)
+
+
+def _csv_value(value: Any) -> Any:
+    """A cell as a spreadsheet reads it: floats in positional notation, shortest exact (6e-06 -> 0.000006)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+        return np.format_float_positional(value, trim="-")
+    return value
 
 
 def _json_value(value: Any) -> Any:
@@ -75,7 +86,7 @@ class ResultWriter:
 
     def write(self, row: dict[str, Any]) -> None:
         if self.fmt == "csv":
-            self._csv.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            self._csv.writerow({k: _csv_value(v) for k, v in row.items()})
         else:
             self._file.write(("," if self.count else "") + "\n  " + json.dumps({k: _json_value(row.get(k)) for k in self.columns}))
         self.count += 1
