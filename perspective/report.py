@@ -44,7 +44,7 @@ from torchmetrics.functional.classification import (
 )
 
 from .errors import UserError
-from .results import atomic_write
+from .results import atomic_write, csv_float
 
 TRUE_PREFIX = "true_"
 
@@ -429,7 +429,7 @@ def write_report(
         raise UserError(f"-o {out}: cannot create the folder ({exc.strerror or exc})") from None
     atomic_write(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     atomic_write(out / "metrics.csv", metrics_table(metrics).to_csv(index_label="name"))
-    atomic_write(out / "predictions.csv", predictions.to_csv(index=False))
+    atomic_write(out / "predictions.csv", predictions.to_csv(index=False, float_format=csv_float))
     for name, png in plots.items():
         atomic_write(out / name, png)
     atomic_write(out / "report.html", render_html(title, metrics, plots, hparams, summary))

@@ -40,12 +40,16 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
             partial.unlink(missing_ok=True)
 
 
+def csv_float(value: float) -> str:
+    """A float as a spreadsheet reads it: positional notation, shortest exact (6e-06 -> 0.000006)."""
+    return np.format_float_positional(value, trim="-")
+
+
 def _csv_value(value: Any) -> Any:
-    """A cell as a spreadsheet reads it: floats in positional notation, shortest exact (6e-06 -> 0.000006)."""
     if value is None:
         return ""
     if isinstance(value, float) and value == value and abs(value) != float("inf"):
-        return np.format_float_positional(value, trim="-")
+        return csv_float(value)
     return value
 
 
