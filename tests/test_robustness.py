@@ -158,7 +158,7 @@ def test_ctrl_c_stops_gracefully_and_keeps_a_resumable_last_checkpoint(small_set
     last = _wait_for_last(tmp_path, process)
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+    _, stderr = process.communicate(timeout=300)
     assert process.returncode == 130, stderr[-2000:]
     assert "train.py: interrupted" in stderr and f"--resume {last}" in stderr
     assert "Traceback" not in stderr

@@ -220,7 +220,9 @@ def test_typed_flags_are_kept_even_when_they_equal_the_default():
     assert cfg.checkpoints_location is None and cfg.logs_location is None  # the search puts them under OUTDIR
 
 
-def test_train_command_is_exact_and_quoted():
+def test_train_command_is_exact_and_quoted(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my data").mkdir()  # -d is checked while parsing
     command = search_lib.train_command({"data": "my data", "targets": ["a", "b"], "quiet": True, "resume": None,
                                         "learning_rate": 0.00012345678901234567, "batch_size": 16})
     words = shlex.split(command)
