@@ -88,6 +88,9 @@ def load_checkpoint(path: str | os.PathLike) -> PerspectiveModel:
     if not isinstance(checkpoint, dict) or "hyper_parameters" not in checkpoint or "state_dict" not in checkpoint:
         raise UserError(f"checkpoint {path}: not a checkpoint written by train.py (no hyper_parameters)")
     hparams = {**checkpoint["hyper_parameters"], "weights": "none"}  # weights come from the state_dict
+    if "flip_permutation" not in hparams:  # written before checkpoints recorded it: trained with the default pairs
+        names = hparams.get("target_names") or hparams.get("class_names") or []
+        hparams["flip_permutation"] = flip_permutation(list(names))
     try:
         model = PerspectiveModel(**hparams)
         state = {k: v.float() if v.is_floating_point() else v for k, v in checkpoint["state_dict"].items()}
@@ -131,14 +134,10 @@ def slim_checkpoint(source: str | os.PathLike, target: str | os.PathLike, half: 
 def mirror_permutation(model) -> list[int]:
     """Where each output of a mirrored image belongs: the training flip's target or class permutation.
 
-    A checkpoint records it (``flip_permutation``); one written before that gets the default pairs
-    (every ``*left*`` name with its ``*right*`` twin), as its training did.
+    A checkpoint records it (``flip_permutation``; ``load_checkpoint`` gives one written before that
+    the default pairs, every ``*left*`` name with its ``*right*`` twin, as its training had).
     """
-    hp = model.hparams
-    if "flip_permutation" in hp:
-        permutation = hp["flip_permutation"]
-    else:
-        permutation = flip_permutation(model.names)
+    permutation = model.hparams.get("flip_permutation")
     if permutation is None:
         raise UserError("--tta: this model was trained without mirror flips (--flip-pairs none, or a left or "
                         "right target or class without a counterpart), so a mirrored image has no valid reading")

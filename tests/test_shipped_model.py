@@ -56,3 +56,14 @@ def test_slim_checkpoint_predicts_like_the_training_checkpoint(trained_regressio
     slim_rows = Predictor(load_checkpoint(slim), "cpu", "32").predict_paths(paths, progress=False)
     for a, b in zip(full_rows, slim_rows, strict=True):
         assert a["redness"] == pytest.approx(b["redness"], abs=5e-3)
+
+
+def test_the_shipped_model_mirrors_with_its_training_pairs_for_tta():
+    """It predates checkpoints that record their flip permutation: the default pairs, as its training had."""
+    from perspective.predict import load_checkpoint, mirror_permutation, shipped_checkpoint
+
+    model = load_checkpoint(shipped_checkpoint())
+    names = model.names
+    permutation = mirror_permutation(model)
+    assert names[permutation[names.index("perspective_score_backdoor_left")]] == "perspective_score_backdoor_right"
+    assert names[permutation[names.index("perspective_score_hood")]] == "perspective_score_hood"
