@@ -13,6 +13,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ..config import PREDICTION_PRECISIONS, default_workers
 from ..errors import NothingDone, UserError
@@ -221,6 +222,16 @@ def add_checkpoint_flag(parser: argparse.ArgumentParser, onnx: bool = False) -> 
     what = "checkpoint from train.py, or an ONNX model from export.py" if onnx else "checkpoint from train.py"
     parser.add_argument("-c", "--checkpoint", type=existing_file, default=None,
                         help=f"{what} (default: the shipped model, perspective/trained_models/)")
+
+
+def output_path(text: str) -> str:
+    """Where results go: refused while parsing when a file stands where a folder of the path must be."""
+    for parent in Path(text).parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise argparse.ArgumentTypeError(f"{text}: {parent} is a file, not a folder")
+            break
+    return text
 
 
 def existing_path(text: str) -> str:

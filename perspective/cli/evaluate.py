@@ -21,6 +21,7 @@ from .common import (
     add_runtime_flags,
     existing_path,
     non_negative_int,
+    output_path,
     prediction_device,
     run,
     setup_logging,
@@ -40,7 +41,7 @@ def get_args_parser(prog: str = "perspective evaluate") -> argparse.ArgumentPars
                    help="images folder for a CSV given with -d (default: beside it)")
     p.add_argument("--label-column", default=None,
                    help="class column of a CSV (default: the one the checkpoint was trained with, else label)")
-    p.add_argument("-o", "--output", "--out", dest="output", default="evaluation", help="output folder (default ./evaluation)")
+    p.add_argument("-o", "--output", "--out", dest="output", type=output_path, default="evaluation", help="output folder (default ./evaluation)")
     p.add_argument("--split", choices=SPLITS, default="all",
                    help="evaluate the whole data (all) or one part of the training run's split, rebuilt from "
                         "the fractions and seed stored in the checkpoint (default all)")

@@ -21,6 +21,7 @@ from .common import (
     add_config_flag,
     add_prediction_flags,
     add_runtime_flags,
+    output_path,
     prediction_device,
     run,
     setup_logging,
@@ -40,7 +41,7 @@ def get_args_parser(prog: str = "perspective infer") -> argparse.ArgumentParser:
     p.add_argument("-R", "--recursive", action="store_true", help="with -d, include subfolders")
     add_checkpoint_flag(p, onnx=True)
     add_config_flag(p, "infer")
-    p.add_argument("-o", "--output", "-r", "--result-csv", dest="result_csv", default="last_results.csv",
+    p.add_argument("-o", "--output", "-r", "--result-csv", dest="result_csv", type=output_path, default="last_results.csv",
                    help="where the results go; -r/--result-csv is the original scripts' spelling (default "
                         "./last_results.csv)")
     p.add_argument("--format", choices=RESULT_FORMATS, default="csv", help="result format (default csv)")
