@@ -56,7 +56,7 @@ def get_args_parser(prog: str = "perspective infer") -> argparse.ArgumentParser:
     return p
 
 
-def collect_paths(images: list[str], directory: str | None, recursive: bool) -> list[str]:
+def collect_paths(images: list[str], directory: str | None, recursive: bool, prog: str = "perspective infer") -> list[str]:
     """Expand ``-i`` patterns and ``-d`` into a list of files, in the order given."""
     from perspective.data import list_images
     from perspective.errors import UserError
@@ -66,7 +66,7 @@ def collect_paths(images: list[str], directory: str | None, recursive: bool) -> 
         if glob.has_magic(item):
             matches = sorted(glob.glob(item, recursive=True))
             if not matches:
-                print(f"infer.py: warning: {item!r} matches no file", file=sys.stderr)
+                print(f"{prog}: warning: {item!r} matches no file", file=sys.stderr)
             paths.extend(m for m in matches if os.path.isfile(m))
         else:
             paths.append(item)  # a missing file still gets its row, with the error
@@ -92,7 +92,8 @@ def find_labels(labels: str | None, directory: str | None) -> tuple[str | None, 
     return next((c for c in candidates if os.path.isfile(c)), None), False
 
 
-def load_lookup(model, labels: str | None, explicit: bool, directory: str | None, label_column: str | None):
+def load_lookup(model, labels: str | None, explicit: bool, directory: str | None, label_column: str | None,
+                prog: str = "perspective infer"):
     """Truth by resolved image path, or None when there are no labels (or found ones do not fit)."""
     from perspective.errors import UserError
     from perspective.evaluation import load_truth, truth_lookup
@@ -104,7 +105,7 @@ def load_lookup(model, labels: str | None, explicit: bool, directory: str | None
     except UserError as exc:
         if explicit:
             raise
-        print(f"infer.py: warning: {labels} ignored: {exc}", file=sys.stderr)
+        print(f"{prog}: warning: {labels} ignored: {exc}", file=sys.stderr)
         return None
     return truth_lookup(labelled.frame, model)
 
@@ -127,7 +128,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective infer") -> 
     setup_logging(args.quiet)
     from perspective.errors import NothingDone
 
-    paths = collect_paths(args.image, args.directory, args.recursive)  # before torch loads: a typo answers at once
+    paths = collect_paths(args.image, args.directory, args.recursive, prog)  # before torch loads: a typo answers at once
     if not paths:
         raise NothingDone("no images to predict")
     from perspective.evaluation import compute_metrics, predict_with_truth
@@ -140,7 +141,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective infer") -> 
     predictor = Predictor(load_model(checkpoint), device=device, precision=args.precision,
                           compile=args.compile, tta=args.tta)
     labels, explicit = find_labels(args.labels, args.directory)
-    lookup = load_lookup(predictor.model, labels, explicit, args.directory, args.label_column)
+    lookup = load_lookup(predictor.model, labels, explicit, args.directory, args.label_column, prog)
     columns, rows = predict_with_truth(predictor, paths, lookup, args.batch_size, args.workers, not args.quiet)
 
     shown, scored, failed = [], [], 0
