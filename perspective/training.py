@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Sequence
@@ -301,6 +302,28 @@ class RunCheckpoint(ModelCheckpoint):
 
     def check_monitor_top_k(self, trainer: pl.Trainer, current: torch.Tensor | None = None) -> bool:
         return trainer.current_epoch >= self.start_epoch and super().check_monitor_top_k(trainer, current)
+
+    def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
+        """last.ckpt; when a best checkpoint was written at this very step, a hard link to it instead of a copy.
+
+        A hard link (not Lightning's symbolic ``save_last="link"``) stays valid when the best file is
+        later deleted to keep the top 3, and the next last.ckpt replaces the link, not the file
+        behind it (``LocalCheckpointIO`` writes a new file and renames it). Every process takes the
+        same branch, so the processes of a DDP run meet at the same barriers.
+        """
+        same_step = self._last_global_step_saved == trainer.global_step and self._last_checkpoint_saved
+        if not same_step or "://" in str(self.dirpath):
+            return super()._save_last_checkpoint(trainer, monitor_candidates)
+        target = Path(self.format_checkpoint_name(monitor_candidates, self.CHECKPOINT_NAME_LAST))
+        self.last_model_path = str(target)
+        if trainer.is_global_zero:
+            partial = partial_path(target)
+            try:
+                os.link(self._last_checkpoint_saved, partial)
+            except OSError:  # a file system without hard links
+                shutil.copyfile(self._last_checkpoint_saved, partial)
+            os.replace(partial, target)
+        trainer.strategy.barrier()
 
     def _refresh_last(self, trainer: pl.Trainer) -> None:
         if not self._should_skip_saving_checkpoint(trainer):  # skipped when this step was just saved
