@@ -59,6 +59,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default=None, help="data and runs go here (default: a temporary folder)")
     p.add_argument("--results", default=None, help="CSV of finished runs, appended to and resumed from "
                                                     "(default: <workdir>/results.csv)")
+    p.add_argument("--table", action="store_true",
+                   help="run nothing: print the --results file as the README's markdown table")
     p.add_argument("--plain-run", nargs=4, metavar=("TRAIN", "VAL", "TEST", "EPOCHS_SEED"), help=argparse.SUPPRESS)
     return p
 
@@ -249,8 +251,35 @@ def summarise(results) -> str:
     return pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
 
+def markdown(results) -> str:
+    """The README's table: mean ± standard deviation (min - max) of the test metric and mean wall time."""
+    import pandas as pd
+
+    frame = pd.DataFrame(results)
+    lines = ["| dataset | recipe | -e | seeds | test mean ± std (min - max) | wall s, mean (range) |",
+             "|---|---|---|---|---|---|"]
+    order = {r: i for i, r in enumerate(["toolkit", "toolkit --flip-pairs none", "plain"])}
+    groups = frame.groupby(["dataset", "epochs", "recipe"], sort=False)
+    keys = sorted(groups.groups, key=lambda k: (k[0], k[1], order.get(k[2], 9)))
+    for dataset, epochs, recipe in keys:
+        group = groups.get_group((dataset, epochs, recipe))
+        test, wall = group["test"], group["seconds"]
+        std = f" ± {test.std(ddof=1):.3f}" if len(group) > 1 else ""
+        name = {"toolkit": "toolkit, defaults", "plain": "plain loop"}.get(recipe, recipe.replace("toolkit ", "toolkit, `") + "`")
+        lines.append(f"| {dataset} | {name} | {epochs} | {len(group)} | {test.mean():.3f}{std} ({test.min():.3f} - "
+                     f"{test.max():.3f}) | {wall.mean():.0f} ({wall.min():.0f} - {wall.max():.0f}) |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     args = get_args_parser().parse_args()
+    if args.table:
+        import pandas as pd
+
+        if not args.results or not Path(args.results).is_file():
+            raise SystemExit("bench_recipe.py: --table needs --results FILE")
+        print(markdown(pd.read_csv(args.results).to_dict("records")))
+        return 0
     if args.plain_run:
         train, val, test, epochs_seed = args.plain_run
         epochs, seed = (int(v) for v in epochs_seed.split(","))
