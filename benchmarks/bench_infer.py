@@ -14,9 +14,17 @@ For each backbone (random weights, 224 px, 8 regression outputs: the compute of 
 (d) onnxruntime: infer.py with ``-c model.onnx`` (from export.py), measured like (c), when
     onnxruntime is installed.
 
+(e) DDP: infer.py in two processes (``--accelerator cpu --devices 2 --strategy ddp``, or ``--ddp-devices``
+    GPUs with ``--ddp-accelerator gpu``) on the large folder, end to end, against one process on the
+    same folder, and whether both wrote the same rows (on 2 CPU cores it need not be faster: the
+    processes share the cores; it must be correct).
+
 The images are generated 640x480 JPEGs (synthetic cars with sensor-like noise, quality 90). Peak
 memory: infer.py's maximum resident set (the largest of its processes) on N and 10 N images: flat
-when results are streamed. Goals on a 2-core CPU: (c) >= 3x (a) and (c) >= 0.7 x (b).
+when results are streamed; and on a ``--list`` of ``--list-paths`` paths (1,000,000 by default), of
+which a sample of ``--list-sample`` are the real images and the others missing files, each of which
+gets its error row: the listing, the part file and the merge of a million rows, at the cost of the
+path strings. Goals on a 2-core CPU: (c) >= 3x (a) and (c) >= 0.7 x (b).
 """
 
 from __future__ import annotations
@@ -53,6 +61,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-images", type=int, default=10000,
                    help="folder size for the peak-memory row, 0 to skip (default 10000)")
     p.add_argument("--onnx", action="store_true", help="also measure infer.py -c model.onnx (needs onnxruntime)")
+    p.add_argument("--ddp-devices", type=int, default=2, help="processes for the DDP row, 0 to skip (default 2)")
+    p.add_argument("--ddp-accelerator", default="cpu", help="accelerator of the DDP row (default cpu)")
+    p.add_argument("--list-paths", type=int, default=1_000_000,
+                   help="paths in the --list memory row, 0 to skip (default 1000000)")
+    p.add_argument("--list-sample", type=positive_int, default=200,
+                   help="of them, real images predicted (default 200)")
     p.add_argument("--workdir", default=None, help="keep generated data here (default: a temporary folder)")
     return p
 
@@ -142,9 +156,10 @@ def model_alone(checkpoint: Path, batch: int = 32, batches: int = 8, repeats: in
     return best, predictor.precision
 
 
-def run_infer(checkpoint: Path, folder: Path, out: Path, *extra: str) -> tuple[float, int]:
+def run_infer(checkpoint: Path, folder: Path | None, out: Path, *extra: str) -> tuple[float, int]:
     """Seconds and peak RSS in KiB (largest process) of one infer.py run, measured in a wrapper."""
-    command = [sys.executable, str(ROOT / "infer.py"), "-d", str(folder), "-c", str(checkpoint),
+    source = ["-d", str(folder)] if folder is not None else []
+    command = [sys.executable, str(ROOT / "infer.py"), *source, "-c", str(checkpoint),
                "-r", str(out), "-q", "--show", "0", *extra]
     wrapper = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
                "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
@@ -206,9 +221,48 @@ def main() -> int:
         seconds, rss_large = run_infer(checkpoint, many, work / "out.csv")
         print(f"\npeak memory of infer.py: {rss_small / 1024:.0f} MiB on {args.memory_images // 10} images, "
               f"{rss_large / 1024:.0f} MiB on {args.memory_images} images ({seconds:.0f} s)")
+    checkpoint = work / f"{args.backbones.split(',')[0]}.ckpt"
+    if args.ddp_devices:
+        ddp_row(args, checkpoint, large, work)
+    if args.list_paths:
+        list_row(args, checkpoint, paths, work)
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def ddp_row(args, checkpoint: Path, folder: Path, work: Path) -> None:
+    """(e): one process against ``--ddp-devices`` processes on the same folder, end to end, and their rows compared."""
+    import pandas as pd
+
+    count = len(list(folder.iterdir()))
+    one, _ = run_infer(checkpoint, folder, work / "one.csv", "--precision", "32")
+    many, rss = run_infer(checkpoint, folder, work / "ddp.csv", "--precision", "32", "--accelerator",
+                          args.ddp_accelerator, "--devices", str(args.ddp_devices), "--strategy", "ddp", "-w", "0")
+    a, b = pd.read_csv(work / "one.csv"), pd.read_csv(work / "ddp.csv")
+    same_rows = list(a["path"]) == list(b["path"])
+    numbers = a.select_dtypes("number").columns
+    largest = float((a[numbers] - b[numbers]).abs().max().max()) if same_rows else float("nan")
+    print(f"\n(e) infer.py on {count} images, fp32: one process {one:.1f} s ({count / one:.1f} images/s end to end), "
+          f"{args.ddp_devices} processes ({args.ddp_accelerator}, ddp) {many:.1f} s ({count / many:.1f} images/s); "
+          f"same rows in the same order: {same_rows}, largest difference {largest:.1e}; peak memory of the "
+          f"largest process {rss / 1024:.0f} MiB")
+
+
+def list_row(args, checkpoint: Path, paths: list[Path], work: Path) -> None:
+    """Peak memory and time of ``--list`` with ``--list-paths`` paths: a sample of real images, the rest missing."""
+    listing = work / "million.txt"
+    sample = [str(p) for p in paths[: args.list_sample]]
+    with open(listing, "w") as file:
+        for i in range(args.list_paths):
+            file.write((sample[i] if i < len(sample) else f"{work}/missing/{i:07d}.jpg") + "\n")
+    small = work / "small_list.txt"
+    small.write_text("\n".join(sample) + "\n")
+    base_seconds, base_rss = run_infer(checkpoint, None, work / "list.csv", "--list", str(small))
+    seconds, rss = run_infer(checkpoint, None, work / "list.csv", "--list", str(listing))
+    print(f"\n--list of {args.list_paths:,} paths ({len(sample)} real images, the rest missing files with an "
+          f"error row each): peak memory {rss / 1024:.0f} MiB in {seconds:.0f} s, against {base_rss / 1024:.0f} MiB "
+          f"for the {len(sample)} real images alone ({base_seconds:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ def lightning_precision(value: str | None) -> str | None:
     return LIGHTNING_PRECISION.get(value, value)
 SPLITS = ("all", "train", "val", "test")  # evaluate --split
 EXPORT_FORMATS = ("onnx", "torchscript")  # export --format
-RESULT_FORMATS = ("csv", "json")  # infer --format
+RESULT_FORMATS = ("csv", "json", "parquet")  # infer --format (parquet needs pyarrow)
+LOG_EVERY = 10_000  # infer --log-every: images between two progress lines, per process
 SAMPLERS = ("tpe", "random")  # search --sampler
 LOGGERS = ("tensorboard", "csv", "mlflow", "wandb")  # train --logger (see loggers.py)
 LOGGER_PACKAGES = {"mlflow": "mlflow", "wandb": "wandb"}  # the optional package each needs

@@ -22,7 +22,7 @@ from .config import SPLITS
 from .data import LABELS_CSV, LabelledData, load_image, read_csv_checked, read_labelled_data, split_data
 from .errors import NothingDone, UserError
 from .model import PerspectiveModel
-from .predict import Predictor
+from .predict import Predictor, output_columns
 
 log = logging.getLogger(__name__)
 
@@ -124,14 +124,19 @@ def with_truth(rows: Iterable[dict[str, Any]], lookup: dict[str, dict[str, Any]]
         yield {**row, **lookup.get(os.path.realpath(row["path"]), empty)}
 
 
+def result_columns(model: PerspectiveModel, truth: bool) -> list[str]:
+    """A result file's columns: the prediction's, with the ``true_*`` columns before ``error`` when ``truth``."""
+    columns = output_columns(model)
+    return [*columns[:-1], *truth_columns(model), "error"] if truth else columns
+
+
 def predict_with_truth(predictor: Predictor, paths: Sequence[str], lookup: dict[str, dict[str, Any]] | None,
                        batch_size: int, workers: int, progress: bool) -> tuple[list[str], Iterator[dict[str, Any]]]:
     """The columns and the streamed rows of ``predictor.predict_paths``, with ``true_*`` columns when ``lookup``."""
     rows = predictor.predict_paths(paths, batch_size, workers, progress)
     if lookup is None:
         return predictor.columns, rows
-    truth = truth_columns(predictor.model)
-    return [*predictor.columns[:-1], *truth, "error"], with_truth(rows, lookup, truth)
+    return result_columns(predictor.model, True), with_truth(rows, lookup, truth_columns(predictor.model))
 
 
 def compute_metrics(model: PerspectiveModel, frame: pd.DataFrame) -> dict[str, Any]:
@@ -187,6 +192,21 @@ def evaluate(
     columns, rows = predict_with_truth(predictor, labelled_frame["path"].tolist(), truth_lookup(labelled_frame, model),
                                        batch_size, workers, progress)
     predictions = pd.DataFrame(list(rows), columns=columns)
+    return report_predictions(model, predictions, outdir, title=title, summary=summary, samples=samples, seed=seed)
+
+
+def report_predictions(
+    model: PerspectiveModel,
+    predictions: pd.DataFrame,
+    outdir: str | os.PathLike | None,
+    *,
+    title: str,
+    summary: dict[str, Any] | None = None,
+    samples: int = 16,
+    seed: int = 0,
+) -> Evaluation:
+    """Metrics, plots and the report of prediction rows that carry their ``true_*`` columns (``evaluate``'s
+    second half; evaluate.py calls it alone when several processes made the predictions)."""
     unread = predictions["error"].fillna("") != ""
     if unread.all():
         raise NothingDone("no image could be read; nothing to evaluate")

@@ -266,14 +266,19 @@ class Predictor:
             )
         bar = tqdm(total=len(dataset), unit="img", disable=not progress or len(loader) < 2)
         for images, indices, errors in loader:
-            ok = torch.tensor([not e for e in errors])
-            readable = images if ok.all() else images[ok]  # indexing would copy the whole batch
-            outputs = self.predict_images(readable) if ok.any() else None
-            k = 0
-            for index, error in zip(indices.tolist(), errors):
-                output = None
-                if not error:
-                    output, k = outputs[k], k + 1
-                yield self.row(dataset.paths[index], output, error)
+            yield from self.batch_rows(images, [dataset.paths[i] for i in indices.tolist()], errors)
             bar.update(len(indices))
         bar.close()
+
+    def batch_rows(self, images: torch.Tensor, paths: Sequence[str], errors: Sequence[str]) -> list[dict[str, Any]]:
+        """The rows of one decoded batch (``ImageFileDataset`` samples, collated); unreadable ones get their error."""
+        ok = torch.tensor([not e for e in errors])
+        readable = images if ok.all() else images[ok]  # indexing would copy the whole batch
+        outputs = self.predict_images(readable) if ok.any() else None
+        rows, k = [], 0
+        for path, error in zip(paths, errors):
+            output = None
+            if not error:
+                output, k = outputs[k], k + 1
+            rows.append(self.row(path, output, error))
+        return rows

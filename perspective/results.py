@@ -1,4 +1,4 @@
-"""Streaming, atomic result files (CSV or JSON) that open cleanly in a spreadsheet or a parser.
+"""Streaming, atomic result files (CSV, JSON or parquet) that open cleanly in a spreadsheet or a parser.
 
 Rows are written as they arrive to ``<name>.<pid>.partial`` beside the target and renamed onto it
 when the writer closes, so a reader never sees half a file and an old result is only replaced by a
@@ -53,9 +53,30 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
+def _parquet_value(column: str, value: Any) -> Any:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if column in TEXT_COLUMNS:
+        return None if value == "" else str(value)
+    return float(value)
+
+
 def _json_value(value: Any) -> Any:
     """JSON has no NaN: a missing number is null."""
     return None if isinstance(value, float) and value != value else value
+
+
+PARQUET_ROWS = 65_536  # rows per parquet row group: memory stays bounded however many rows come
+TEXT_COLUMNS = frozenset({"path", "label", "error", "true_label"})  # a parquet file types every other column float64
+
+
+def require_pyarrow():
+    try:
+        import pyarrow
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise UserError("--format parquet needs pyarrow: pip install 'perspective[parquet]' (or pyarrow)") from None
+    return pyarrow
 
 
 class ResultWriter:
@@ -64,7 +85,8 @@ class ResultWriter:
     Args:
         path: the final file.
         columns: column order (CSV header; key order in JSON objects).
-        fmt: ``"csv"`` or ``"json"`` (one JSON array of objects).
+        fmt: ``"csv"``, ``"json"`` (one JSON array of objects) or ``"parquet"`` (needs pyarrow;
+            ``TEXT_COLUMNS`` are strings, every other column float64, empty cells null).
     """
 
     def __init__(self, path: str | os.PathLike, columns: list[str], fmt: str = "csv"):
@@ -72,6 +94,9 @@ class ResultWriter:
         self.partial = partial_path(self.path)
         self.columns, self.fmt = columns, fmt
         self.count = 0
+        self._batch: list[dict[str, Any]] = []
+        if fmt == "parquet":
+            require_pyarrow()
 
     def __enter__(self) -> ResultWriter:
         if self.path.is_dir():
@@ -84,23 +109,49 @@ class ResultWriter:
         if self.fmt == "csv":
             self._csv = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="ignore")
             self._csv.writeheader()
+        elif self.fmt == "parquet":
+            self._file.close()
+            self._parquet = None
         else:
             self._file.write("[")
         return self
 
+    def _schema(self):
+        pa = require_pyarrow()
+        return pa.schema([(c, pa.string() if c in TEXT_COLUMNS else pa.float64()) for c in self.columns])
+
+    def _flush_parquet(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self.partial, self._schema())
+        columns = {c: [_parquet_value(c, row.get(c)) for row in self._batch] for c in self.columns}
+        self._parquet.write_table(pa.table(columns, schema=self._parquet.schema))
+        self._batch = []
+
     def write(self, row: dict[str, Any]) -> None:
         if self.fmt == "csv":
             self._csv.writerow({k: _csv_value(v) for k, v in row.items()})
+        elif self.fmt == "parquet":
+            self._batch.append(row)
+            if len(self._batch) >= PARQUET_ROWS:
+                self._flush_parquet()
         else:
             self._file.write(("," if self.count else "") + "\n  " + json.dumps({k: _json_value(row.get(k)) for k in self.columns}))
         self.count += 1
 
     def __exit__(self, exc_type, exc, traceback) -> None:
-        if self.fmt == "json":
-            self._file.write("\n]\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        if self.fmt == "parquet":
+            if self._batch or self._parquet is None:
+                self._flush_parquet()  # an empty result still gets its schema
+            self._parquet.close()
+        else:
+            if self.fmt == "json":
+                self._file.write("\n]\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
         if exc_type is None or issubclass(exc_type, KeyboardInterrupt):
             os.replace(self.partial, self.path)  # complete, or the rows so far of an interrupted run
         else:

@@ -74,7 +74,7 @@ def test_infer_exits_1_when_no_image_can_be_read(trained_regression, tmp_path):
         (["-d", "/no/such/folder"], "not a folder"),
             (["-d", ".", "-c", "x.ckpt"], "no such file: x.ckpt"),
         (["-i", "a.png", "-c", "/no/such.ckpt"], "no such file"),
-        ([], "give images with -i or a folder with -d"),
+        ([], "give images with -i, a folder with -d or a list with --list"),
         (["-i", "a.png", "--batch_size", "0"], "must be at least 1"),
     ],
 )

@@ -172,12 +172,14 @@ def port(text: str) -> int:
     return value
 
 
-def add_runtime_flags(parser: argparse.ArgumentParser, default_batch_size: int, training: bool = False) -> None:
+def add_runtime_flags(parser: argparse.ArgumentParser, default_batch_size: int, training: bool = False,
+                      processes: bool = False) -> None:
     """Flags shared by the commands that run a model: batch size, workers, the device, quiet.
 
     Training takes Lightning's ``-g/--gpus`` and ``--accelerator`` (with ``--devices`` and the
     rest in train's own parser); prediction runs on one device, chosen with ``--device``
-    (``add_device_flag``), ``-g`` staying as the original scripts' spelling.
+    (``add_device_flag``), ``-g`` staying as the original scripts' spelling, or with
+    ``processes`` (infer, evaluate) in several processes through Lightning's flags.
     """
     parser.add_argument("-s", "--batch-size", type=positive_int, default=default_batch_size,
                         help=f"batch size (default {default_batch_size})")
@@ -190,19 +192,52 @@ def add_runtime_flags(parser: argparse.ArgumentParser, default_batch_size: int, 
                             help="number of GPUs; 0 forces the CPU (default: what torch finds)")
         parser.add_argument("--accelerator", default="auto", help="cpu, gpu, cuda, mps or auto (default auto)")
     else:
-        add_device_flag(parser)
+        add_device_flag(parser, processes=processes)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
 
 
 PREDICTION_DEVICE_HELP = "auto (CUDA when present), cpu, or cuda[:N] (default auto)"
 
 
-def add_device_flag(parser: argparse.ArgumentParser) -> None:
-    """``--device`` of the commands that predict on one device; ``-g 0`` / ``-g N`` mean cpu / cuda."""
+def add_device_flag(parser: argparse.ArgumentParser, processes: bool = False) -> None:
+    """``--device`` of the commands that predict on one device; ``-g 0`` / ``-g N`` mean cpu / cuda.
+
+    ``processes``: also Lightning's ``--accelerator``, ``--devices``, ``--num-nodes`` and
+    ``--strategy``, as train.py spells them, to predict in several processes (``process_plan``).
+    """
     parser.add_argument("--device", default="auto", help=PREDICTION_DEVICE_HELP)
     parser.add_argument("-g", "--gpus", type=non_negative_int, default=None,
                         help="the original scripts' spelling: -g 0 = --device cpu, -g N = --device cuda (one GPU)")
-    parser.add_argument("--accelerator", default=None, help=argparse.SUPPRESS)  # older spelling: cpu, gpu, cuda, auto
+    if not processes:
+        parser.add_argument("--accelerator", default=None, help=argparse.SUPPRESS)  # older spelling: cpu, gpu, cuda
+        return
+    parser.add_argument("--accelerator", default=None,
+                        help="with --devices: cpu, gpu, cuda or auto, as Lightning reads it; alone: the device "
+                             "(default: from --device)")
+    parser.add_argument("--devices", type=lightning_devices, default=None,
+                        help="predict in this many processes per machine (or on these GPUs: 0,1), one part of "
+                             "the images each, merged into one result (default: one process)")
+    parser.add_argument("--num-nodes", type=positive_int, default=1, help="machines taking part (default 1)")
+    parser.add_argument("--strategy", default=None,
+                        help="Lightning strategy for several processes: ddp, ... (default: ddp when --devices or "
+                             "--num-nodes asks for more than one process)")
+
+
+def process_plan(args: argparse.Namespace) -> dict | None:
+    """Lightning's accelerator, devices, nodes and strategy when the flags ask for several processes, else None.
+
+    One process unless ``--devices`` asks for more than one (a count above 1, a list of GPUs, -1
+    or auto), ``--num-nodes`` is above 1, or a ``--strategy`` is named.
+    """
+    devices, nodes, strategy = getattr(args, "devices", None), getattr(args, "num_nodes", 1), getattr(args, "strategy", None)
+    if devices in (None, 1, "1") and nodes == 1 and strategy is None:
+        return None
+    accelerator = args.accelerator
+    if accelerator is None:
+        device = prediction_device(args)
+        accelerator = "cpu" if device == "cpu" else "gpu" if device.startswith("cuda") else "auto"
+    return {"accelerator": accelerator, "devices": "auto" if devices is None else devices, "num_nodes": nodes,
+            "strategy": strategy or "ddp"}
 
 
 def prediction_device(args: argparse.Namespace) -> str:

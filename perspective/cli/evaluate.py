@@ -23,6 +23,7 @@ from .common import (
     non_negative_int,
     output_path,
     prediction_device,
+    process_plan,
     run,
     setup_logging,
 )
@@ -47,7 +48,7 @@ def get_args_parser(prog: str = "perspective evaluate") -> argparse.ArgumentPars
                         "the fractions and seed stored in the checkpoint (default all)")
     p.add_argument("--seed", type=int, default=None, help="split seed (default: the training run's)")
     p.add_argument("--samples", type=non_negative_int, default=16, help="images in the sample grid (default 16)")
-    add_runtime_flags(p, default_batch_size=32)
+    add_runtime_flags(p, default_batch_size=32, processes=True)
     add_prediction_flags(p)
     return p
 
@@ -55,7 +56,7 @@ def get_args_parser(prog: str = "perspective evaluate") -> argparse.ArgumentPars
 def main(argv: Sequence[str] | None = None, prog: str = "perspective evaluate") -> int:
     args = get_args_parser(prog).parse_args(argv)
     setup_logging(args.quiet)
-    from perspective.evaluation import evaluate, load_truth, select_split
+    from perspective.evaluation import evaluate, load_truth, report_predictions, select_split
     from perspective.predict import Predictor, load_model, shipped_checkpoint
     from perspective.report import format_table
 
@@ -63,15 +64,54 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective evaluate") 
     model = load_model(checkpoint)
     labelled = load_truth(model, args.data, args.images, args.label_column)
     frame = select_split(labelled, args.split, model, args.seed)
-    predictor = Predictor(model, device=prediction_device(args), precision=args.precision,
-                          compile=args.compile, tta=args.tta)
     summary = {"data": labelled.source, "split": args.split, "checkpoint": str(checkpoint)}
-    result = evaluate(predictor, frame, args.output, title=f"Evaluation of {checkpoint}", summary=summary,
-                      batch_size=args.batch_size, workers=args.workers, samples=args.samples,
-                      progress=not args.quiet)
+    title = f"Evaluation of {checkpoint}"
+    plan = process_plan(args)
+    if plan is None:
+        predictor = Predictor(model, device=prediction_device(args), precision=args.precision,
+                              compile=args.compile, tta=args.tta)
+        result = evaluate(predictor, frame, args.output, title=title, summary=summary, batch_size=args.batch_size,
+                          workers=args.workers, samples=args.samples, progress=not args.quiet)
+    else:
+        predictions = predict_in_processes(model, frame, args, plan)
+        if predictions is None:
+            return 0  # the first process writes the report
+        result = report_predictions(model, predictions, args.output, title=title, summary=summary,
+                                    samples=args.samples)
     print(format_table(result.table))
     print(f"{len(frame)} images evaluated ({args.split}); report: {result.outdir / 'report.html'}")
     return 0
+
+
+def predict_in_processes(model, frame, args, plan: dict):
+    """The predictions (with truth) of several processes through Lightning, in the first process; None in the others.
+
+    The processes stream their rows into part files in the output folder
+    (``predictions.csv.parts/``), merged here in the order of the data.
+    """
+    import os
+
+    import pandas as pd
+
+    from perspective import bulk
+    from perspective.errors import UserError
+    from perspective.evaluation import result_columns, truth_columns, truth_lookup, with_truth
+    from perspective.predict import output_columns
+
+    if not getattr(model, "runs_in_torch", True):
+        raise UserError("--devices/--num-nodes/--strategy run checkpoints (.ckpt); an ONNX model runs in one process")
+    store = bulk.PartStore(os.path.join(args.output, "predictions.csv"), output_columns(model))
+    outcome = bulk.predict_distributed(
+        model, frame["path"].tolist(), store, resume=False, result_format="csv", batch_size=args.batch_size,
+        workers=args.workers, progress=not args.quiet, precision=args.precision, tta=args.tta, compile=args.compile,
+        **plan)
+    if not outcome.is_main:
+        return None
+    rows, _ = bulk.merge(store, outcome.generation)
+    rows = with_truth(rows, truth_lookup(frame, model), truth_columns(model))
+    predictions = pd.DataFrame(list(rows), columns=result_columns(model, True))
+    store.clear()
+    return predictions
 
 
 if __name__ == "__main__":

@@ -2,8 +2,12 @@
 
     python infer.py -d ./sample_set                  # every image in a folder, shipped model
     python infer.py -i car.jpg 'more/*.png' -c best.ckpt -r results.csv
+    perspective infer --list photos.txt -o scores.parquet --format parquet --devices 4 --resume
 
-Exit codes: 0 when at least one image was predicted, 1 when none could be, 2 for usage errors.
+Rows stream into part files beside the result (``<result>.parts/``) and are merged into it in input
+order at the end; ``--resume`` after a crash predicts only what the parts do not hold yet
+(``perspective.bulk``). Exit codes: 0 when at least one image was predicted, 1 when none could be,
+2 for usage errors.
 """
 
 from __future__ import annotations
@@ -14,15 +18,18 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ..config import RESULT_FORMATS
+from ..config import LOG_EVERY, RESULT_FORMATS
 from .common import (
     ArgumentParser,
     add_checkpoint_flag,
     add_config_flag,
     add_prediction_flags,
     add_runtime_flags,
+    existing_file,
     output_path,
+    positive_int,
     prediction_device,
+    process_plan,
     run,
     setup_logging,
 )
@@ -39,26 +46,36 @@ def get_args_parser(prog: str = "perspective infer") -> argparse.ArgumentParser:
                    help="image paths or glob patterns (quote patterns to let infer.py expand them)")
     p.add_argument("-d", "--directory", default=None, help="predict every image in this folder")
     p.add_argument("-R", "--recursive", action="store_true", help="with -d, include subfolders")
+    p.add_argument("--list", type=existing_file, default=None, metavar="FILE",
+                   help="a file naming the images: one path a line, or a CSV with a filename or path column; "
+                        "relative paths are read from the list's folder")
     add_checkpoint_flag(p, onnx=True)
     add_config_flag(p, "infer")
     p.add_argument("-o", "--output", "-r", "--result-csv", dest="result_csv", type=output_path, default="last_results.csv",
                    help="where the results go; -r/--result-csv is the original scripts' spelling (default "
                         "./last_results.csv)")
-    p.add_argument("--format", choices=RESULT_FORMATS, default="csv", help="result format (default csv)")
+    p.add_argument("--format", choices=RESULT_FORMATS, default="csv",
+                   help="result format; parquet needs pyarrow (default csv)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run: predict only the images not yet in the result file or its "
+                        "parts (<result>.parts/), then write the whole result (default: start over)")
+    p.add_argument("--log-every", type=positive_int, default=LOG_EVERY, metavar="N",
+                   help=f"a progress line in the log every N images, per process (default {LOG_EVERY})")
     p.add_argument("--labels", default=None,
                    help="labels CSV (filename plus the model's targets or label column): adds true_* columns "
                         "and prints the metrics (default: a labels.csv found beside the images of -d)")
     p.add_argument("--label-column", default=None,
                    help="class column of the labels CSV (default: the one the checkpoint was trained with)")
     p.add_argument("--show", type=int, default=20, help="rows to print on stdout (default 20)")
-    add_runtime_flags(p, default_batch_size=32)
+    add_runtime_flags(p, default_batch_size=32, processes=True)
     add_prediction_flags(p)
     return p
 
 
-def collect_paths(images: list[str], directory: str | None, recursive: bool, prog: str = "perspective infer") -> list[str]:
-    """Expand ``-i`` patterns and ``-d`` into a list of files, in the order given."""
-    from perspective.data import list_images
+def collect_paths(images: list[str], directory: str | None, recursive: bool, prog: str = "perspective infer",
+                  listed: str | None = None) -> list[str]:
+    """Expand ``-i`` patterns, ``-d`` and ``--list`` into a list of files, in that order."""
+    from perspective.data import list_images, read_path_list
     from perspective.errors import UserError
 
     paths: list[str] = []
@@ -73,7 +90,12 @@ def collect_paths(images: list[str], directory: str | None, recursive: bool, pro
     if directory is not None:
         if not os.path.isdir(directory):
             raise UserError(f"-d {directory}: not a folder")
-        paths.extend(str(p) for p in list_images(directory, recursive))
+        paths.extend(list_images(directory, recursive))
+    if listed is not None:
+        try:
+            paths.extend(read_path_list(listed))
+        except (ValueError, OSError, UnicodeDecodeError) as exc:
+            raise UserError(str(exc) if isinstance(exc, ValueError) else f"--list {listed}: {exc}") from None
     return paths
 
 
@@ -123,51 +145,93 @@ def format_rows(rows: list[dict], columns: list[str]) -> str:
 def main(argv: Sequence[str] | None = None, prog: str = "perspective infer") -> int:
     parser = get_args_parser(prog)
     args = parser.parse_args(argv)
-    if not args.image and args.directory is None:
-        parser.error("give images with -i or a folder with -d")
+    if not args.image and args.directory is None and args.list is None:
+        parser.error("give images with -i, a folder with -d or a list with --list")
     setup_logging(args.quiet)
-    from perspective.errors import NothingDone
+    from perspective.errors import NothingDone, UserError
 
-    paths = collect_paths(args.image, args.directory, args.recursive, prog)  # before torch loads: a typo answers at once
+    paths = collect_paths(args.image, args.directory, args.recursive, prog, args.list)  # before torch loads
     if not paths:
         raise NothingDone("no images to predict")
-    from perspective.evaluation import compute_metrics, predict_with_truth
+    if args.format == "parquet":
+        from perspective.results import require_pyarrow
+
+        require_pyarrow()
+    from perspective import bulk
+    from perspective.evaluation import compute_metrics, result_columns, with_truth
     from perspective.predict import Predictor, load_model, shipped_checkpoint
     from perspective.report import format_table, metrics_table
     from perspective.results import ResultWriter
 
     checkpoint = args.checkpoint or shipped_checkpoint()
-    device = prediction_device(args)
-    predictor = Predictor(load_model(checkpoint), device=device, precision=args.precision,
-                          compile=args.compile, tta=args.tta)
+    model = load_model(checkpoint)
     labels, explicit = find_labels(args.labels, args.directory)
-    lookup = load_lookup(predictor.model, labels, explicit, args.directory, args.label_column, prog)
-    columns, rows = predict_with_truth(predictor, paths, lookup, args.batch_size, args.workers, not args.quiet)
+    lookup = load_lookup(model, labels, explicit, args.directory, args.label_column, prog)  # a mismatch stops us now
+    plan = process_plan(args)
+    settings = {"precision": args.precision, "tta": args.tta, "compile": args.compile}
+    common = {"resume": args.resume, "result_format": args.format, "batch_size": args.batch_size,
+              "workers": args.workers, "progress": not args.quiet, "log_every": args.log_every}
+    if plan is None:
+        predictor = Predictor(model, device=prediction_device(args), **settings)
+        store = bulk.PartStore(args.result_csv, predictor.columns)
+        try:
+            outcome = bulk.predict_local(predictor, paths, store, **common)
+        except KeyboardInterrupt:  # the rows so far go into the result, as a finished run's would
+            generation = max((store.generation(p) for p in store.files()), default=0)
+            write_result(store, generation, args.result_csv, predictor.columns, args.format)
+            raise
+    else:
+        if not getattr(model, "runs_in_torch", True):
+            raise UserError("--devices/--num-nodes/--strategy run checkpoints (.ckpt); an ONNX model runs in one process")
+        from perspective.predict import output_columns
 
-    shown, scored, failed = [], [], 0
+        store = bulk.PartStore(args.result_csv, output_columns(model))
+        outcome = bulk.predict_distributed(model, paths, store, **settings, **common, **plan)
+        if not outcome.is_main:
+            return 0  # the first process merges and reports
+    columns = result_columns(model, lookup is not None)
+    rows, counts = bulk.merge(store, outcome.generation)
+    if lookup is not None:
+        rows = with_truth(rows, lookup, columns[len(store.columns) - 1:-1])
+
+    shown, scored = [], []
     with ResultWriter(args.result_csv, columns, args.format) as out:
         for row in rows:
             out.write(row)
-            failed += bool(row["error"])
             if len(shown) < args.show:
                 shown.append(row)
             if lookup is not None:
                 scored.append(row)
+    store.clear()
     if shown:
-        print(format_rows(shown, predictor.columns))
+        print(format_rows(shown, store.columns))
         if out.count > len(shown):
             print(f"... {out.count - len(shown)} more rows in {args.result_csv}")
-    print(f"{out.count - failed} of {out.count} images predicted with {checkpoint} "
-          f"({failed} unreadable); results: {args.result_csv}")
-    if failed == out.count:
+    resumed = (f"; {outcome.skipped} skipped, already predicted by the interrupted run; {counts.predicted_now} "
+               "predicted now") if args.resume else ""
+    print(f"{out.count - counts.unreadable} of {out.count} images predicted with {checkpoint} "
+          f"({counts.unreadable} unreadable{resumed}); results: {args.result_csv}")
+    if counts.unreadable == out.count:
         raise NothingDone("no image could be read")
     if lookup is not None:
         import pandas as pd
 
-        metrics = compute_metrics(predictor.model, pd.DataFrame(scored, columns=columns))
+        metrics = compute_metrics(model, pd.DataFrame(scored, columns=columns))
         print(f"\nmetrics against {labels}:")
         print(format_table(metrics_table(metrics)))
     return 0
+
+
+def write_result(store, generation: int, path: str, columns: list[str], result_format: str) -> None:
+    """The rows the parts hold so far, as the result file (an interrupted run keeps what it predicted)."""
+    from perspective import bulk
+    from perspective.results import ResultWriter
+
+    rows, _ = bulk.merge(store, generation)
+    with ResultWriter(path, columns, result_format) as out:
+        for row in rows:
+            out.write(row)
+    store.clear()
 
 
 if __name__ == "__main__":

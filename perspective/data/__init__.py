@@ -8,7 +8,16 @@ imported by name (``perspective.data.datasets``).
 
 from ..config import TASKS, default_workers
 from ..formats import IMAGE_EXTENSIONS
-from .images import MAX_PIXELS, TooManyPixels, failure_reason, find_unreadable, list_images, load_image, load_resized
+from .images import (
+    MAX_PIXELS,
+    TooManyPixels,
+    failure_reason,
+    find_unreadable,
+    list_images,
+    load_image,
+    load_resized,
+    read_path_list,
+)
 from .tables import (
     LABELS_CSV,
     SCORE_PREFIX,
@@ -21,5 +30,5 @@ from .tables import (
 __all__ = [
     "IMAGE_EXTENSIONS", "LABELS_CSV", "MAX_PIXELS", "SCORE_PREFIX", "TASKS", "LabelledData", "TooManyPixels",
     "default_workers", "failure_reason", "find_unreadable", "list_images", "load_image", "load_resized",
-    "read_csv_checked", "read_labelled_data", "split_data",
+    "read_csv_checked", "read_path_list", "read_path_list", "read_labelled_data", "split_data",
 ]

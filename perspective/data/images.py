@@ -64,11 +64,53 @@ def load_resized(source: str | os.PathLike | BinaryIO, resize: Callable, draft_s
     return torch.from_numpy(np.array(resize(load_image(source, draft_size, max_pixels)), dtype=np.uint8))
 
 
-def list_images(directory: str | os.PathLike, recursive: bool = False) -> list[Path]:
-    """Image files in ``directory`` (and its subfolders when ``recursive``), sorted."""
-    root = Path(directory)
-    pattern = "**/*" if recursive else "*"
-    return sorted(p for p in root.glob(pattern) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+def list_images(directory: str | os.PathLike, recursive: bool = False) -> list[str]:
+    """Image files in ``directory`` (and its subfolders when ``recursive``), sorted by their path's parts.
+
+    Built from ``os.scandir``, one folder at a time: a tree of a million photos costs the list of
+    path strings and nothing more. Symbolic links to files are listed; links to folders are not
+    followed (a link back up the tree would never end).
+    """
+    found: list[str] = []
+
+    def walk(folder: str) -> None:
+        with os.scandir(folder) as entries:
+            ordered = sorted(entries, key=lambda e: e.name)
+        for entry in ordered:
+            if os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS and entry.is_file():
+                found.append(entry.path)
+            elif recursive and entry.is_dir(follow_symlinks=False):
+                walk(entry.path)
+
+    walk(os.fspath(directory))
+    return found
+
+
+def read_path_list(path: str | os.PathLike) -> list[str]:
+    """The images a ``--list`` file names: one path a line, or a CSV's ``filename`` or ``path`` column.
+
+    Relative paths are taken from the list file's folder, so a list travels with its images. Blank
+    lines and lines starting with ``#`` are skipped.
+    """
+    path = Path(path)
+    base = path.parent
+    if path.suffix.lower() == ".csv":
+        import pandas as pd
+
+        try:
+            header = pd.read_csv(path, nrows=0).columns
+        except Exception as exc:  # noqa: BLE001 - an unreadable list is the user's to fix
+            raise ValueError(f"--list {path}: not a readable CSV ({type(exc).__name__}: {exc})") from None
+        column = next((c for c in ("filename", "path") if c in header), None)
+        if column is None:
+            raise ValueError(f"--list {path}: a CSV list needs a 'filename' or 'path' column; it has "
+                             f"{', '.join(map(str, header)) or 'none'}")
+        names = pd.read_csv(path, usecols=[column], dtype=str, keep_default_na=False)[column].tolist()
+    else:
+        with open(path, encoding="utf-8") as file:
+            names = [line.strip() for line in file]
+    return [os.path.join(base, name) if not os.path.isabs(name) else name
+            for name in names if name and not name.startswith("#")]
 
 
 def failure_reason(exc: BaseException) -> str:
