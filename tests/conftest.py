@@ -25,6 +25,29 @@ def run_script(script: str, *args: str, cwd: Path | None = None, env: dict | Non
     )
 
 
+def run_command(command: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``perspective <command> args`` in this process, through the command's own exit path.
+
+    For tests that check what a command writes, not how a fresh process starts: each saves the ~10 s
+    of importing torch and Lightning again. An exception other than the command's one-line errors
+    escapes and fails the test, as it would print a traceback for a user.
+    """
+    import contextlib
+    import importlib
+    import io
+
+    from perspective.cli.common import run
+
+    main = importlib.import_module(f"perspective.cli.{command}").main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            run(lambda: main(list(args)), command)
+        except SystemExit as exc:
+            code = exc.code
+    return subprocess.CompletedProcess([command, *args], code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture(scope="session")
 def regression_dir(tmp_path_factory) -> Path:
     return make_regression_set(tmp_path_factory.mktemp("regression"), n=96)

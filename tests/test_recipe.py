@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import run_script
+from conftest import run_command, run_script
 from synthetic import make_regression_set
 
 from perspective.callbacks import ScheduleAwareEarlyStopping, default_min_epochs, default_patience, ema_decay_at
@@ -329,14 +329,14 @@ def test_predictor_with_tta_averages_an_image_with_its_mirror(tmp_path):
 
 def test_infer_and_evaluate_take_tta(trained_regression, regression_dir, tmp_path):
     _, best = trained_regression
-    plain = run_script("infer.py", "-d", str(regression_dir / "images"), "-c", str(best), "-r", str(tmp_path / "a.csv"), "-q")
-    tta = run_script("infer.py", "-d", str(regression_dir / "images"), "-c", str(best), "-r", str(tmp_path / "b.csv"),
+    plain = run_command("infer", "-d", str(regression_dir / "images"), "-c", str(best), "-r", str(tmp_path / "a.csv"), "-q")
+    tta = run_command("infer", "-d", str(regression_dir / "images"), "-c", str(best), "-r", str(tmp_path / "b.csv"),
                      "-q", "--tta")
     assert plain.returncode == tta.returncode == 0, tta.stderr
     a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
     assert not np.allclose(a["redness"], b["redness"])  # the mirror changes the numbers ...
     assert np.corrcoef(a["redness"], b["redness"])[0, 1] > 0.9  # ... not what they say
-    result = run_script("evaluate.py", "-c", str(best), "-d", str(regression_dir), "-o", str(tmp_path / "e"), "-q",
+    result = run_command("evaluate", "-c", str(best), "-d", str(regression_dir), "-o", str(tmp_path / "e"), "-q",
                         "--tta", "--samples", "0")
     assert result.returncode == 0, result.stderr
 

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_script
+from conftest import run_command, run_script
 from PIL import Image
 
 from perspective import report
@@ -146,9 +146,9 @@ def test_train_writes_the_test_report_beside_the_checkpoints(trained_regression)
 
 def test_evaluate_and_infer_give_the_same_predictions(trained_regression, regression_dir, tmp_path):
     _, best = trained_regression
-    ev = run_script("evaluate.py", "-c", str(best), "-d", str(regression_dir), "-o", str(tmp_path / "ev"), "-q")
+    ev = run_command("evaluate", "-c", str(best), "-d", str(regression_dir), "-o", str(tmp_path / "ev"), "-q")
     assert ev.returncode == 0, ev.stderr
-    inf = run_script("infer.py", "-d", str(regression_dir / "images"), "-c", str(best), "-r", str(tmp_path / "i.csv"), "-q")
+    inf = run_command("infer", "-d", str(regression_dir / "images"), "-c", str(best), "-r", str(tmp_path / "i.csv"), "-q")
     assert inf.returncode == 0, inf.stderr
     a = pd.read_csv(tmp_path / "ev" / "predictions.csv").sort_values("path").reset_index(drop=True)
     b = pd.read_csv(tmp_path / "i.csv").sort_values("path").reset_index(drop=True)
