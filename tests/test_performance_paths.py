@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import run_script
+from conftest import run_command, run_script
 from PIL import Image
 
 from perspective.backbones import Preprocessing
@@ -45,8 +45,8 @@ def test_onnx_and_torchscript_agree_with_pytorch_within_1e_4(exported, regressio
 def test_infer_with_an_onnx_model_writes_the_same_csv(exported, regression_dir, tmp_path):
     best, onnx_path = exported
     args = ["-d", str(regression_dir / "images"), "-q", "--labels", str(regression_dir / "labels.csv")]
-    a = run_script("infer.py", *args, "-c", str(onnx_path), "-r", str(tmp_path / "onnx.csv"))
-    b = run_script("infer.py", *args, "-c", str(best), "--precision", "32", "-r", str(tmp_path / "pt.csv"))
+    a = run_command("infer", *args, "-c", str(onnx_path), "-r", str(tmp_path / "onnx.csv"))
+    b = run_command("infer", *args, "-c", str(best), "--precision", "32", "-r", str(tmp_path / "pt.csv"))
     assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
     onnx_rows, pt_rows = pd.read_csv(tmp_path / "onnx.csv"), pd.read_csv(tmp_path / "pt.csv")
     assert list(onnx_rows.columns) == list(pt_rows.columns)

@@ -171,7 +171,7 @@ def test_evaluate_and_infer_give_the_same_predictions(trained_regression, regres
 
 def test_evaluate_test_split_rebuilds_the_training_split(trained_regression, regression_dir, tmp_path):
     _, best = trained_regression
-    ev = run_script("evaluate.py", "-c", str(best), "-d", str(regression_dir), "--split", "test",
+    ev = run_command("evaluate", "-c", str(best), "-d", str(regression_dir), "--split", "test",
                     "-o", str(tmp_path / "ev"), "-q")
     assert ev.returncode == 0, ev.stderr
     ours = pd.read_csv(tmp_path / "ev" / "predictions.csv")
@@ -215,7 +215,7 @@ def test_mismatched_data_is_a_one_line_error_naming_the_mismatch(bad, trained_re
 
 def test_evaluate_classification_writes_confusion_matrix(trained_classifier, class_dir, tmp_path):
     _, best = trained_classifier
-    ev = run_script("evaluate.py", "-c", str(best), "-d", str(class_dir), "-o", str(tmp_path / "ev"), "-q")
+    ev = run_command("evaluate", "-c", str(best), "-d", str(class_dir), "-o", str(tmp_path / "ev"), "-q")
     assert ev.returncode == 0, ev.stderr
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert metrics["classes"] == ["blue", "green", "red"]
@@ -225,7 +225,7 @@ def test_evaluate_classification_writes_confusion_matrix(trained_classifier, cla
 
 
 def test_no_sample_grid_is_asked_for_with_samples_0(trained_classifier, class_dir, tmp_path):
-    ev = run_script("evaluate.py", "-c", str(trained_classifier[1]), "-d", str(class_dir), "-o", str(tmp_path / "ev"),
+    ev = run_command("evaluate", "-c", str(trained_classifier[1]), "-d", str(class_dir), "-o", str(tmp_path / "ev"),
                     "--samples", "0", "-q")
     assert ev.returncode == 0, ev.stderr
     assert (tmp_path / "ev" / "report.html").is_file() and not (tmp_path / "ev" / "samples.png").exists()
