@@ -146,26 +146,24 @@ class PartStore:
                                 f"other options); run without --resume to start over")
             yield from reader
 
-    def done(self, count: int) -> np.ndarray:
-        """A mask over the ``count`` input positions: True where a part file holds the row."""
-        mask = np.zeros(count, dtype=bool)
-        for part in self.files():
-            for row in self.read(part):
-                index = int(row[INDEX])
-                if index >= count:
-                    raise UserError(f"--resume: {part} has a row for image {index + 1}, but the input lists "
-                                    f"{count}; the image list changed since that run: run without --resume")
-                mask[index] = True
-        return mask
+    def done(self, paths: Sequence[str]) -> np.ndarray:
+        """A mask over the input positions: True where a part file holds the row.
 
-    def check_paths(self, paths: Sequence[str]) -> None:
-        """Refuse to resume when the parts' rows name other images than the input list has at their positions."""
+        One pass over the parts also refuses to resume when their rows name other images than the
+        input list has at their positions (the folder or the list changed since the interrupted run).
+        """
+        mask = np.zeros(len(paths), dtype=bool)
         for part in self.files():
             for row in self.read(part):
                 index = int(row[INDEX])
+                if index >= len(paths):
+                    raise UserError(f"--resume: {part} has a row for image {index + 1}, but the input lists "
+                                    f"{len(paths)}; the image list changed since that run: run without --resume")
                 if paths[index] != row["path"]:
                     raise UserError(f"--resume: image {index + 1} was {row['path']} in the interrupted run and is "
                                     f"{paths[index]} now: the image list changed; run without --resume")
+                mask[index] = True
+        return mask
 
     def merged(self) -> Iterator[tuple[int, int, dict[str, Any]]]:
         """``(index, generation, row)`` over every part, in input order, each position once."""
@@ -227,7 +225,6 @@ class PartWriter:
 
     def __init__(self, path: Path, columns: Sequence[str]):
         self.path, self.columns = path, list(columns)
-        self.count = 0
 
     def __enter__(self) -> PartWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -239,7 +236,6 @@ class PartWriter:
 
     def write(self, index: int, row: dict[str, Any]) -> None:
         self._csv.writerow([index, *(_csv_value(row.get(c)) for c in self.columns)])
-        self.count += 1
 
     def flush(self) -> None:
         self._file.flush()
@@ -309,8 +305,7 @@ def start_run(store: PartStore, paths: Sequence[str], resume: bool, result_forma
     barrier()
     done = np.zeros(len(paths), dtype=bool)
     if resume:
-        done = store.done(len(paths))
-        store.check_paths(paths)
+        done = store.done(paths)
     state = RunState(store.next_generation(), int(done.sum()), np.flatnonzero(~done))
     barrier()
     return state
@@ -354,6 +349,8 @@ def predict_distributed(model, paths: Sequence[str], store: PartStore, *, resume
                         accelerator: str, devices: int | str, num_nodes: int, strategy: str,
                         log_every: int = LOG_EVERY) -> Outcome:
     """Several processes through Lightning: each predicts its shard into its own part file."""
+    if not getattr(model, "runs_in_torch", True):
+        raise UserError("--devices/--num-nodes/--strategy run checkpoints (.ckpt); an ONNX model runs in one process")
     import pytorch_lightning as pl
 
     from .distributed import PartFileWriter, PredictionModule, ShardedImages

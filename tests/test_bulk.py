@@ -84,8 +84,9 @@ def test_a_row_cut_off_by_a_kill_is_dropped_and_parts_merge_in_input_order(tmp_p
         file.write("3,img3.jpg,0.3")  # SIGKILL in the middle of a row
     with bulk.PartWriter(bulk.part_path(store.folder, 2, 0), columns) as part:
         part.write(3, {"path": "img3.jpg", "perspective_score_hood": 0.000001, "error": ""})
-    store.prepare(resume=True, paths=[f"img{i}.jpg" for i in range(6)], result_format="csv")
-    assert store.done(6).tolist() == [True, True, True, True, True, False]
+    paths = [f"img{i}.jpg" for i in range(6)]
+    store.prepare(resume=True, paths=paths, result_format="csv")
+    assert store.done(paths).tolist() == [True, True, True, True, True, False]
     rows, counts = bulk.merge(store, generation=2)
     rows = list(rows)
     assert [r["path"] for r in rows] == [f"img{i}.jpg" for i in range(5)]

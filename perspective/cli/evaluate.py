@@ -94,12 +94,9 @@ def predict_in_processes(model, frame, args, plan: dict):
     import pandas as pd
 
     from perspective import bulk
-    from perspective.errors import UserError
     from perspective.evaluation import result_columns, truth_columns, truth_lookup, with_truth
     from perspective.predict import output_columns
 
-    if not getattr(model, "runs_in_torch", True):
-        raise UserError("--devices/--num-nodes/--strategy run checkpoints (.ckpt); an ONNX model runs in one process")
     store = bulk.PartStore(os.path.join(args.output, "predictions.csv"), output_columns(model))
     outcome = bulk.predict_distributed(
         model, frame["path"].tolist(), store, resume=False, result_format="csv", batch_size=args.batch_size,

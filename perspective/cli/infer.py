@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective infer") -> 
     if not args.image and args.directory is None and args.list is None:
         parser.error("give images with -i, a folder with -d or a list with --list")
     setup_logging(args.quiet)
-    from perspective.errors import NothingDone, UserError
+    from perspective.errors import NothingDone
 
     paths = collect_paths(args.image, args.directory, args.recursive, prog, args.list)  # before torch loads
     if not paths:
@@ -181,8 +181,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective infer") -> 
             write_result(store, generation, args.result_csv, predictor.columns, args.format)
             raise
     else:
-        if not getattr(model, "runs_in_torch", True):
-            raise UserError("--devices/--num-nodes/--strategy run checkpoints (.ckpt); an ONNX model runs in one process")
         from perspective.predict import output_columns
 
         store = bulk.PartStore(args.result_csv, output_columns(model))
