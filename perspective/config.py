@@ -105,7 +105,7 @@ class TrainConfig:
     image_size: int | None = None
     resize_mode: str = "full"
     patience: int | None = None  # None: callbacks.default_patience (off under cosine)
-    min_epochs: int | None = None  # None: callbacks.default_min_epochs (half the run under cosine)
+    min_epochs: int | None = None  # None: callbacks.default_min_epochs (a quarter of the run under cosine)
     ema_decay: float = 0.999  # 0 turns the average off
     freeze_epochs: int | None = None  # None: training.fine_tuning decides from --weights
     backbone_lr_scale: float | None = None  # None: training.fine_tuning decides from --weights

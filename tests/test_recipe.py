@@ -132,8 +132,8 @@ def test_early_stopping_waits_for_its_start_epoch_then_counts_patience(tmp_path)
 
 
 def test_early_stopping_starts_halfway_under_the_cosine_schedule_and_is_off_unless_asked():
-    assert default_min_epochs(30, "cosine") == 15
-    assert default_min_epochs(15, "cosine") == 8
+    assert default_min_epochs(30, "cosine") == 8
+    assert default_min_epochs(15, "cosine") == 4
     assert default_min_epochs(1, "cosine") == 0  # a one-epoch run still has a best checkpoint
     assert default_min_epochs(30, "plateau") == 0
     assert default_patience("cosine") is None and default_patience("plateau") == 5
@@ -170,6 +170,25 @@ def test_last_checkpoint_is_refreshed_every_epoch_even_without_a_new_best(small_
     assert sorted(p.name.split("-")[0] for p in run.glob("epoch=*.ckpt")) == ["epoch=00", "epoch=01", "epoch=02"]
     assert torch.load(run / "last.ckpt", weights_only=True)["epoch"] == 4
 
+
+
+class _BetterEveryEpoch(pl.Callback):
+    def on_validation_epoch_end(self, trainer, pl_module):
+        pl_module.log("val_loss", 1.0 / (trainer.current_epoch + 1))
+
+
+def test_background_checkpoint_writes_keep_their_order_and_a_run_without_loggers_trains(small_regression, tmp_path):
+    """Saves, the last.ckpt link and the removal of a checkpoint that fell out of the top 3 all run in the
+    writer's thread: at the end only the newest three remain, last.ckpt is the newest one's file, and
+    nothing half-written is left. ``--logger none`` trains (the learning-rate monitor needs a logger)."""
+    result = train(_config(small_regression, tmp_path, max_epochs=5, ema_decay=0.0, min_epochs=0, logger="none"),
+                   callbacks=[_BetterEveryEpoch()])
+    run = Path(result.run_dir)
+    assert sorted(p.name.split("-")[0] for p in run.glob("epoch=*.ckpt")) == ["epoch=02", "epoch=03", "epoch=04"]
+    assert Path(result.best_checkpoint).name.startswith("epoch=04")
+    assert (run / "last.ckpt").stat().st_ino == Path(result.best_checkpoint).stat().st_ino
+    assert torch.load(run / "last.ckpt", weights_only=True)["epoch"] == 4
+    assert not list(run.glob("*partial*")) and not (tmp_path / "logs").exists()
 
 # --- fine-tuning controls --------------------------------------------------------------------------
 

@@ -158,8 +158,8 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
                         f"{DEFAULT_PATIENCE} with the others)")
     g.add_argument("--min-epochs", type=non_negative_int, default=D.min_epochs,
                    help="epochs before a checkpoint may be called best or early stopping may end the run "
-                        "(default: half of --max-epochs under the cosine schedule, whose learning rate is "
-                        "still high before that; 0 with the others)")
+                        "(default: a quarter of --max-epochs under the cosine schedule, whose learning rate is "
+                        "near its peak before that; 0 with the others)")
     g.add_argument("--ema-decay", type=ema_decay, default=D.ema_decay,
                    help="exponential moving average of the weights, used for validation, the saved checkpoints "
                         "and the test; its decay warms up with the step count, so short runs work too. "
