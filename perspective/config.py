@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import UserError
@@ -59,6 +59,18 @@ def default_workers() -> int:
     return min(os.cpu_count() or 1, 8)
 
 
+def default_loader_workers(on_cpu: bool) -> int:
+    """DataLoader processes for training: ``default_workers()`` beside a GPU, one per 8 cores on the CPU.
+
+    When the CPU trains, loader processes take cores from the model's threads, and each parallel
+    step of the model waits for its slowest thread: on 2 cores, 4 epochs of resnet18 on 500 small
+    images took 63.3 s with none against 65.2 s with 2 (median of 3 pairs). Decoding and augmenting
+    a batch costs a few percent of a CPU training step, so the main process does it between steps;
+    a machine with many cores gives a worker to each 8 of them.
+    """
+    return default_workers() if not on_cpu else (os.cpu_count() or 1) // 8
+
+
 def parse_loggers(text: str | None) -> list[str]:
     """``tensorboard,csv`` -> the names, checked; ``none`` (or empty) -> no logger."""
     names = [n.strip() for n in (text or "").split(",") if n.strip()]
@@ -92,7 +104,7 @@ class TrainConfig:
     max_epochs: int = 20
     learning_rate: float = 1e-3
     batch_size: int = 32
-    workers: int = field(default_factory=default_workers)
+    workers: int | None = None  # None: default_loader_workers for the DataLoader, default_workers for threads
     gpus: int | None = None
     accelerator: str = "auto"
     devices: str | int | None = None

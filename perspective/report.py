@@ -265,16 +265,22 @@ def _image_grid(paths: Sequence[str], titles: Sequence[str], load: Callable[[str
 
 def _per_target(names: Sequence[str], panel: Callable[[Any, int], None], title: str) -> bytes:
     rows, cols = _grid(len(names))
+    width, height = 3.6 * cols, 3.0 * rows + 0.5
 
     def draw(fig):
         fig.suptitle(title)
+        # margins fixed in inches (tick labels, axis labels, panel titles) instead of the constrained
+        # layout, which measured every text of 8 panels: 1.3 s of a test report's 2.2 s per figure
+        fig.subplots_adjust(left=0.65 / width, right=1 - 0.2 / width, bottom=0.55 / height, top=1 - 0.8 / height,
+                            wspace=0.35, hspace=0.5)
         axes = fig.subplots(rows, cols, squeeze=False)
         for ax in axes.flat[len(names):]:
             ax.axis("off")
         for j, ax in enumerate(axes.flat[: len(names)]):
+            ax.tick_params(labelsize=7)
             panel(ax, j)
 
-    return _figure_png(draw, (3.6 * cols, 3.0 * rows + 0.5))
+    return _figure_png(draw, (width, height), layout=None)
 
 
 def regression_plots(

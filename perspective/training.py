@@ -47,6 +47,8 @@ from .config import (
     RUN_CONFIG,
     TrainConfig,
     config_yaml,
+    default_loader_workers,
+    default_workers,
     lightning_precision,
     parse_loggers,
     run_config,
@@ -155,11 +157,26 @@ def _load_splits(cfg: TrainConfig) -> tuple[LabelledData, tuple[pd.DataFrame, pd
         raise UserError(f"{data.source}: the test split is empty; use more data, a larger --test-fraction, "
                         "or --test-fraction 0 to train without a test")
     if cfg.strict:
-        _check_every_image([train, val, test], cfg.workers)
+        _check_every_image([train, val, test], _threads(cfg))
     log.info("%s: %s on %d images (train %d, val %d, test %d); %s: %s", data.source, data.task,
              len(train) + len(val) + len(test), len(train), len(val), len(test),
              "targets" if data.task == "regression" else "classes", ", ".join(data.names))
     return data, (train, val, test)
+
+
+def _threads(cfg: TrainConfig) -> int:
+    """Decoding threads for checking images and predicting the test split (``-w``)."""
+    return cfg.workers if cfg.workers is not None else default_workers()
+
+
+def _loader_workers(cfg: TrainConfig) -> int:
+    """DataLoader processes for training (``-w``; by default fewer when the CPU trains, see ``default_loader_workers``)."""
+    if cfg.workers is not None:
+        return cfg.workers
+    accelerator, _ = resolve_devices(cfg.gpus, cfg.accelerator, cfg.devices)
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()
+                                      and not torch.backends.mps.is_available())
+    return default_loader_workers(on_cpu)
 
 
 def _check_every_image(frames: Sequence[pd.DataFrame], workers: int) -> None:
@@ -444,6 +461,7 @@ def build_trainer(
         ],
         logger=loggers or False,
         log_every_n_steps=max(1, min(50, steps_per_epoch)),
+        num_sanity_val_steps=0,  # validation is this toolkit's own tested step; the first epoch's end runs it anyway
         enable_progress_bar=not cfg.quiet,
         enable_model_summary=not cfg.quiet,
         default_root_dir=checkpoint.dirpath,
@@ -467,7 +485,7 @@ def evaluate_test_split(
     summary = {"data": data.source, "split": f"test ({len(test)} images, seed {cfg.seed})", "checkpoint": best}
     result = evaluate(Predictor(model, device=device, tta=cfg.tta), test, Path(run_dir) / "test_report",
                       title=f"Test split of {best}", summary=summary, batch_size=cfg.batch_size,
-                      workers=cfg.workers, seed=cfg.seed, progress=not cfg.quiet)
+                      workers=_threads(cfg), seed=cfg.seed, progress=not cfg.quiet)
     for logger in trainer.loggers:
         if isinstance(logger, EpochCSVLogger):
             continue  # its table is one row per epoch; the test metrics are in test_report/metrics.json
@@ -559,7 +577,7 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResul
         flip_permutation=perm if cfg.augment != "none" else None,
         balance_classes=cfg.balance == "sampler",
         batch_size=cfg.batch_size,
-        workers=cfg.workers,
+        workers=_loader_workers(cfg),
         draft_size=pre.decode_size,
         train_draft_size=None if cfg.augment == "strong" else pre.decode_size,  # a random crop needs every pixel
     )

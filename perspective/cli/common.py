@@ -183,10 +183,11 @@ def add_runtime_flags(parser: argparse.ArgumentParser, default_batch_size: int, 
     """
     parser.add_argument("-s", "--batch-size", type=positive_int, default=default_batch_size,
                         help=f"batch size (default {default_batch_size})")
-    parser.add_argument("-w", "--workers", type=non_negative_int, default=default_workers(),
+    parser.add_argument("-w", "--workers", type=non_negative_int, default=None if training else default_workers(),
                         help="image decoding workers: DataLoader processes when training or feeding a GPU, "
-                             "threads that take turns with the model when predicting on the CPU "
-                             "(default: min(CPU count, 8))")
+                             "threads that take turns with the model when predicting on the CPU (default: min(CPU "
+                             "count, 8)" + ("; for training on the CPU one per 8 cores, the main process decoding "
+                                            "between steps)" if training else ")"))
     if training:
         parser.add_argument("-g", "--gpus", type=non_negative_int, default=None,
                             help="number of GPUs; 0 forces the CPU (default: what torch finds)")
