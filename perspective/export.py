@@ -91,7 +91,9 @@ def openvino_graph(graph: nn.Module, example: torch.Tensor, hparams: str):
     """``graph`` converted to an in-memory OpenVINO model (fp32, any batch size), its hyperparameters in the runtime info."""
     ov = require_openvino()
     size = example.shape[-1]
-    model = ov.convert_model(graph, example_input=example, input=[ov.PartialShape([-1, 3, size, size])])
+    with warnings.catch_warnings():  # OpenVINO's PyTorch frontend traces with TorchScript, deprecated upstream
+        warnings.simplefilter("ignore", FutureWarning)
+        model = ov.convert_model(graph, example_input=example, input=[ov.PartialShape([-1, 3, size, size])])
     model.set_rt_info(hparams, METADATA_KEY)
     return model
 

@@ -114,6 +114,9 @@ def split_images(calibration: str | os.PathLike, check: str | os.PathLike | None
                  ) -> tuple[list[str], list[str]]:
     """(calibration images, check images): up to ``CALIBRATION_IMAGES`` of the calibration folder
     (a fixed random pick); the check images are ``check``'s, or the rest of the folder's."""
+    for flag, folder in (("--calibration", calibration), ("--check", check)):
+        if folder is not None and not Path(folder).is_dir():
+            raise UserError(f"{flag} {folder}: no such folder")
     images = list_images(calibration, recursive=True)
     if not images:
         raise UserError(f"--calibration {calibration}: no images found")

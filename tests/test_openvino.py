@@ -93,6 +93,9 @@ def test_int8_usage_errors_are_one_line(trained_regression, tmp_path):
         assert result.returncode == 2 and message in result.stderr, result.stderr
     result = run_command("export", "-c", best, "--format", "openvino", "-o", str(tmp_path / "m.onnx"))
     assert result.returncode == 2 and "NAME.xml" in result.stderr
+    result = run_command("export", "-c", best, "--format", "openvino", "--int8", "--calibration", str(tmp_path / "no"),
+                         "-o", str(tmp_path / "m.xml"))
+    assert result.returncode == 2 and "--calibration" in result.stderr and "no such folder" in result.stderr
 
 
 def test_a_small_calibration_folder_without_check_asks_for_one(regression_dir):
@@ -117,3 +120,32 @@ def test_without_openvino_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)
     with pytest.raises(UserError, match=r"pip install 'perspective\[openvino\]'"):
         require_openvino()
+
+
+def test_the_server_answers_with_an_int8_model_as_infer_does(openvino_models, regression_dir):
+    """In-process (the app's lifespan run by hand): /predict rows equal infer's for the same .xml model."""
+    import asyncio
+
+    import httpx
+
+    from perspective.predict import Predictor
+    from perspective.serving import ServeConfig, create_app
+
+    _, _, int8 = openvino_models
+    predictor = Predictor(load_model(int8), "cpu")
+    assert predictor.precision == "int8"
+    app = create_app(predictor, int8, ServeConfig(max_wait_ms=0))
+    paths = sorted((regression_dir / "images").iterdir())[:2]
+
+    async def ask():
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            files = [("files", (p.name, p.read_bytes(), "image/png")) for p in paths]
+            return await client.post("/predict", files=files), await client.get("/model")
+
+    response, info = asyncio.run(ask())
+    assert response.status_code == 200, response.text
+    want = list(predictor.predict_paths([str(p) for p in paths], progress=False))
+    for item, row in zip(response.json()["predictions"], want, strict=True):
+        assert item["scores"]["redness"] == pytest.approx(row["redness"], abs=1e-4)
+    assert info.json()["precision"] == "int8" and info.json()["training_metrics"]["epoch"] is None
