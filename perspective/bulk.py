@@ -347,7 +347,7 @@ def predict_local(predictor, paths: Sequence[str], store: PartStore, *, resume: 
 def predict_distributed(model, paths: Sequence[str], store: PartStore, *, resume: bool, result_format: str,
                         batch_size: int, workers: int, progress: bool, precision: str, tta: bool, compile: bool,
                         accelerator: str, devices: int | str, num_nodes: int, strategy: str,
-                        log_every: int = LOG_EVERY) -> Outcome:
+                        log_every: int = LOG_EVERY, interval: float | None = None) -> Outcome:
     """Several processes through Lightning: each predicts its shard into its own part file."""
     if not getattr(model, "runs_in_torch", True):
         raise UserError("--devices/--num-nodes/--strategy run checkpoints (.ckpt); an ONNX model runs in one process")
@@ -363,7 +363,7 @@ def predict_distributed(model, paths: Sequence[str], store: PartStore, *, resume
         logger=False, enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=False,
         use_distributed_sampler=False, callbacks=[writer], default_root_dir=str(store.folder),
     )
-    trainer.predict(PredictionModule(model, precision=precision, tta=tta, compile=compile), datamodule=data,
+    trainer.predict(PredictionModule(model, precision=precision, tta=tta, compile=compile, interval=interval), datamodule=data,
                     return_predictions=False)
     return Outcome(trainer.is_global_zero, data.state.generation, data.state.skipped)
 

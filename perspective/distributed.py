@@ -62,10 +62,10 @@ class ShardedImages(pl.LightningDataModule):
 class PredictionModule(pl.LightningModule):
     """A ``Predictor`` on the device Lightning gives this process; each batch becomes result rows."""
 
-    def __init__(self, model, precision: str, tta: bool, compile: bool):
+    def __init__(self, model, precision: str, tta: bool, compile: bool, interval: float | None = None):
         super().__init__()
         self.model = model
-        self.settings = {"precision": precision, "tta": tta, "compile": compile}
+        self.settings = {"precision": precision, "tta": tta, "compile": compile, "interval": interval}
         self.predictor: Predictor | None = None
 
     def on_predict_start(self) -> None:

@@ -19,6 +19,8 @@ import pandas as pd
 
 from . import report
 from .config import SPLITS
+from .conformal import CHECKPOINT_KEY as CONFORMAL_KEY
+from .conformal import SET_SEPARATOR, calibrate, coverage
 from .data import LABELS_CSV, LabelledData, load_image, read_csv_checked, read_labelled_data, split_data
 from .errors import NothingDone, UserError
 from .model import PerspectiveModel
@@ -124,9 +126,10 @@ def with_truth(rows: Iterable[dict[str, Any]], lookup: dict[str, dict[str, Any]]
         yield {**row, **lookup.get(os.path.realpath(row["path"]), empty)}
 
 
-def result_columns(model: PerspectiveModel, truth: bool) -> list[str]:
-    """A result file's columns: the prediction's, with the ``true_*`` columns before ``error`` when ``truth``."""
-    columns = output_columns(model)
+def result_columns(model: PerspectiveModel, truth: bool, interval: float | None = None) -> list[str]:
+    """A result file's columns: the prediction's (with an ``interval``'s), the ``true_*`` columns before
+    ``error`` when ``truth``."""
+    columns = output_columns(model, interval)
     return [*columns[:-1], *truth_columns(model), "error"] if truth else columns
 
 
@@ -136,19 +139,77 @@ def predict_with_truth(predictor: Predictor, paths: Sequence[str], lookup: dict[
     rows = predictor.predict_paths(paths, batch_size, workers, progress)
     if lookup is None:
         return predictor.columns, rows
-    return result_columns(predictor.model, True), with_truth(rows, lookup, truth_columns(predictor.model))
+    level = predictor.intervals.level if predictor.intervals is not None else None
+    return result_columns(predictor.model, True, level), with_truth(rows, lookup, truth_columns(predictor.model))
 
 
-def compute_metrics(model: PerspectiveModel, frame: pd.DataFrame) -> dict[str, Any]:
-    """Metrics of prediction rows that carry truth columns; unreadable images are left out."""
+def compute_metrics(model: PerspectiveModel, frame: pd.DataFrame, interval: float | None = None) -> dict[str, Any]:
+    """Metrics of prediction rows that carry truth columns; unreadable images are left out.
+
+    With ``interval`` (the rows carry its columns) the metrics get an ``intervals`` entry: the
+    coverage and the width actually reached (``interval_metrics``).
+    """
     stats = model.hparams.get("train_stats") or {}
     readable = frame[frame["error"].fillna("") == ""]
     if model.hparams.task == "regression":
         pred = readable[model.names].to_numpy(dtype=np.float64)
         truth = readable[truth_columns(model)].to_numpy(dtype=np.float64)
-        return report.regression_metrics(pred, truth, model.names, stats.get("mean"))
-    truth = [t if isinstance(t, str) else None for t in readable[TRUE + "label"]]
-    return report.classification_metrics(readable["label"].tolist(), truth, model.names, stats.get("counts"))
+        metrics = report.regression_metrics(pred, truth, model.names, stats.get("mean"))
+    else:
+        truth = [t if isinstance(t, str) else None for t in readable[TRUE + "label"]]
+        metrics = report.classification_metrics(readable["label"].tolist(), truth, model.names, stats.get("counts"))
+    if interval is not None:
+        metrics["intervals"] = interval_metrics(model, readable, interval)
+    return metrics
+
+
+def calibrate_from_predictions(model: PerspectiveModel, predictions: pd.DataFrame) -> dict[str, Any]:
+    """The conformal calibration (``conformal.calibrate``) of prediction rows with truth columns."""
+    readable = predictions[predictions["error"].fillna("") == ""]
+    if model.hparams.task == "regression":
+        outputs = readable[model.names].to_numpy(dtype=np.float64)
+        truth = readable[truth_columns(model)].to_numpy(dtype=np.float64)
+    else:
+        outputs = readable[[f"prob_{c}" for c in model.names]].to_numpy(dtype=np.float64)
+        index = {c: i for i, c in enumerate(model.names)}
+        truth = np.array([index.get(t, -1) if isinstance(t, str) else -1 for t in readable[TRUE + "label"]])
+    return calibrate(outputs, truth, model.hparams.task, model.names)
+
+
+def store_calibration(checkpoint: str | os.PathLike, calibration: dict[str, Any]) -> None:
+    """Write ``calibration`` into the checkpoint file (a temporary copy, then renamed over it)."""
+    import torch
+
+    from .results import partial_path
+
+    content = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    content[CONFORMAL_KEY] = calibration
+    checkpoint = Path(checkpoint)
+    partial = partial_path(checkpoint)
+    torch.save(content, partial)
+    os.replace(partial, checkpoint)
+
+
+def interval_metrics(model: PerspectiveModel, readable: pd.DataFrame, level: float) -> dict[str, Any]:
+    """Empirical coverage and size of the rows' conformal intervals or class sets against the truth.
+
+    Regression: per target, the share of labelled images whose true score lies in its interval and
+    the mean width, overall and split by true score 0 and above 0 (``conformal.coverage``).
+    Classification: the share of labelled images whose true class is in the set, and the mean set size.
+    """
+    if model.hparams.task == "regression":
+        targets = {}
+        for name in model.names:
+            truth = readable[TRUE + name].to_numpy(dtype=np.float64)
+            low = readable[f"{name}_low"].to_numpy(dtype=np.float64)
+            high = readable[f"{name}_high"].to_numpy(dtype=np.float64)
+            targets[name] = coverage(truth, low, high)
+        return {"level": level, "targets": targets}
+    labelled = readable[readable[TRUE + "label"].map(lambda t: isinstance(t, str))]
+    members = [str(s).split(SET_SEPARATOR) for s in labelled["set"]]
+    hits = [t in m for t, m in zip(labelled[TRUE + "label"], members)]
+    return {"level": level, "n": len(hits), "coverage": float(np.mean(hits)) if hits else None,
+            "mean_set_size": float(np.mean([len(m) for m in members])) if members else None}
 
 
 def _thumbnail(path: str):
@@ -192,7 +253,9 @@ def evaluate(
     columns, rows = predict_with_truth(predictor, labelled_frame["path"].tolist(), truth_lookup(labelled_frame, model),
                                        batch_size, workers, progress)
     predictions = pd.DataFrame(list(rows), columns=columns)
-    return report_predictions(model, predictions, outdir, title=title, summary=summary, samples=samples, seed=seed)
+    level = predictor.intervals.level if predictor.intervals is not None else None
+    return report_predictions(model, predictions, outdir, title=title, summary=summary, samples=samples, seed=seed,
+                              interval=level)
 
 
 def report_predictions(
@@ -204,13 +267,14 @@ def report_predictions(
     summary: dict[str, Any] | None = None,
     samples: int = 16,
     seed: int = 0,
+    interval: float | None = None,
 ) -> Evaluation:
     """Metrics, plots and the report of prediction rows that carry their ``true_*`` columns (``evaluate``'s
     second half; evaluate.py calls it alone when several processes made the predictions)."""
     unread = predictions["error"].fillna("") != ""
     if unread.all():
         raise NothingDone("no image could be read; nothing to evaluate")
-    metrics = compute_metrics(model, predictions)
+    metrics = compute_metrics(model, predictions, interval)
     readable = predictions[~unread]
     if unread.any():
         failed = predictions[unread]

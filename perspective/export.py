@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .config import EXPORT_FORMATS as FORMATS
+from .conformal import CHECKPOINT_KEY as CONFORMAL_KEY
 from .errors import UserError
 from .model import PerspectiveModel
 from .results import partial_path
@@ -53,7 +54,16 @@ class PredictionGraph(nn.Module):
 
 
 def _hparams_json(model: PerspectiveModel) -> str:
-    return json.dumps(dict(model.hparams), default=str)
+    """The metadata an exported file carries: the hyperparameters, and the conformal calibration if any."""
+    conformal = getattr(model, "conformal", None)
+    return json.dumps({**dict(model.hparams), **({CONFORMAL_KEY: conformal} if conformal else {})}, default=str)
+
+
+def _read_metadata(text: str) -> tuple[_HParams, dict[str, Any] | None]:
+    """(hyperparameters, conformal calibration or None) from an exported file's metadata."""
+    hparams = json.loads(text)
+    conformal = hparams.pop(CONFORMAL_KEY, None)
+    return _HParams(hparams), conformal
 
 
 def _export_onnx(graph: nn.Module, example: torch.Tensor, target: Path, hparams: str) -> None:
@@ -190,6 +200,7 @@ class ExportedModel:
 
     runs_in_torch = False
     hparams: _HParams
+    conformal: dict[str, Any] | None = None  # the checkpoint's calibration (perspective.conformal)
     precision = "32"  # what the runtime computes in, as --precision names it (int8 for a quantized model)
 
     @property
@@ -230,7 +241,7 @@ class OnnxModel(ExportedModel):
         meta = self.session.get_modelmeta().custom_metadata_map
         if METADATA_KEY not in meta:
             raise UserError(f"model {path}: not exported by export.py (no {METADATA_KEY} metadata)")
-        self.hparams = _HParams(json.loads(meta[METADATA_KEY]))
+        self.hparams, self.conformal = _read_metadata(meta[METADATA_KEY])
         self.input_name = self.session.get_inputs()[0].name
 
     def predict_outputs(self, x: torch.Tensor) -> torch.Tensor:
@@ -261,7 +272,7 @@ class OpenVinoModel(ExportedModel):
             raise UserError(f"model {path}: not a readable OpenVINO model ({exc})".splitlines()[0]) from None
         if not model.has_rt_info(METADATA_KEY):
             raise UserError(f"model {path}: not exported by export.py (no {METADATA_KEY} runtime info)")
-        self.hparams = _HParams(json.loads(model.get_rt_info(METADATA_KEY).astype(str)))
+        self.hparams, self.conformal = _read_metadata(model.get_rt_info(METADATA_KEY).astype(str))
         self.int8 = any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
         if precision == "32":

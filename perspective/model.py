@@ -29,6 +29,8 @@ from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError, R2Score
 from .backbones import create_backbone, default_preprocessing, get_spec
 from .config import BALANCES, LOSSES, OPTIMIZERS, OUTPUT_ACTIVATIONS, SCHEDULERS  # noqa: F401 - re-exported
 from .config import TrainConfig as _D  # every default is TrainConfig's
+from .conformal import CHECKPOINT_KEY as CONFORMAL_KEY
+from .conformal import calibrate
 from .errors import UserError
 
 
@@ -89,6 +91,16 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _gather_rows(module: pl.LightningModule, rows: torch.Tensor) -> torch.Tensor:
+    """Every process's ``rows`` (their counts may differ: unreadable images are dropped), concatenated."""
+    count = torch.tensor([len(rows)], device=module.device)
+    counts = module.all_gather(count).flatten().tolist()
+    padded = torch.zeros((max(counts), *rows.shape[1:]), dtype=rows.dtype, device=module.device)
+    padded[: len(rows)] = rows
+    gathered = module.all_gather(padded)
+    return torch.cat([gathered[i, :n] for i, n in enumerate(counts)])
 
 
 class PerspectiveModel(pl.LightningModule):
@@ -164,6 +176,8 @@ class PerspectiveModel(pl.LightningModule):
             if value not in allowed:
                 raise UserError(f"{flag} must be one of {', '.join(allowed)}, not {value!r}")
         self.save_hyperparameters()
+        self.conformal: dict[str, Any] | None = None  # perspective.conformal's calibration, from validation
+        self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
         names = target_names if task == "regression" else class_names
         if not names:
@@ -231,6 +245,8 @@ class PerspectiveModel(pl.LightningModule):
                  batch_size=len(y), sync_dist=stage != "train")
         if stage == "val":
             self._update_metrics(out, y)
+            self._val_outputs.append((out.detach() if self.hparams.task == "regression" else out.detach().softmax(-1),
+                                      y.detach()))
         return loss
 
     def _update_metrics(self, out: torch.Tensor, y: torch.Tensor) -> None:
@@ -274,8 +290,39 @@ class PerspectiveModel(pl.LightningModule):
                 for target, value in zip(self.names, values):
                     self.log(f"{stage}_{name}/{target}", value)
 
+    def on_validation_epoch_start(self) -> None:
+        self._val_outputs = []
+
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val")
+        self._calibrate_on_validation()
+
+    def _calibrate_on_validation(self) -> None:
+        """The conformal calibration of these weights on this validation pass (``perspective.conformal``).
+
+        Every checkpoint saved after this pass carries it, so the best checkpoint's intervals come
+        from its own validation errors, at no extra cost. Under DDP the processes' outputs are gathered.
+        """
+        outputs, self._val_outputs = self._val_outputs, []
+        regression = self.hparams.task == "regression"
+        if outputs:
+            preds, truth = torch.cat([o for o, _ in outputs]).float(), torch.cat([t for _, t in outputs])
+        else:  # this process validated no readable image
+            preds = torch.empty(0, len(self.names), device=self.device)
+            truth = torch.empty((0, len(self.names)) if regression else (0,), device=self.device,
+                                dtype=torch.float32 if regression else torch.long)
+        if self.trainer.world_size > 1:
+            preds, truth = _gather_rows(self, preds), _gather_rows(self, truth)
+        if not len(preds):
+            return
+        self.conformal = calibrate(preds.cpu().numpy(), truth.cpu().numpy(), self.hparams.task, self.names)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.conformal is not None:
+            checkpoint[CONFORMAL_KEY] = self.conformal
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.conformal = checkpoint.get(CONFORMAL_KEY)
 
     @property
     def monitor(self) -> tuple[str, str]:

@@ -23,12 +23,15 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .backbones import Preprocessing
 from .config import PREDICTION_PRECISIONS as PRECISIONS
+from .conformal import CHECKPOINT_KEY as CONFORMAL_KEY
+from .conformal import SET_SEPARATOR, Intervals, interval_columns
 from .data.datasets import ImageFileDataset, InTurnLoader
 from .errors import UserError
 from .hardware import cpu_has_bf16
@@ -97,6 +100,7 @@ def load_checkpoint(path: str | os.PathLike) -> PerspectiveModel:
         model.load_state_dict(state)
     except (TypeError, RuntimeError) as exc:
         raise UserError(f"checkpoint {path}: does not rebuild a model ({exc})".splitlines()[0]) from None
+    model.conformal = checkpoint.get(CONFORMAL_KEY)
     return model.eval()
 
 
@@ -128,6 +132,7 @@ def slim_checkpoint(source: str | os.PathLike, target: str | os.PathLike, half: 
         "hyper_parameters": checkpoint["hyper_parameters"],
         "state_dict": state,
         "epoch": checkpoint.get("epoch"),
+        CONFORMAL_KEY: checkpoint.get(CONFORMAL_KEY),
         "pytorch-lightning_version": checkpoint.get("pytorch-lightning_version"),
     }
     target = Path(target)
@@ -162,11 +167,28 @@ def mirror_average(forward, batch: torch.Tensor, permutation: Sequence[int]) -> 
     return (plain + mirrored[:, list(permutation)]) / 2
 
 
-def output_columns(model: PerspectiveModel) -> list[str]:
-    """CSV columns for the model's rows: path, predictions, error."""
+def output_columns(model: PerspectiveModel, interval: float | None = None) -> list[str]:
+    """CSV columns for the model's rows: path, predictions, the interval's bounds or set (``interval``), error."""
+    extra = interval_columns(model.hparams.task, model.names) if interval else []
     if model.hparams.task == "regression":
-        return ["path", *model.names, "error"]
-    return ["path", "label", "confidence", *(f"prob_{c}" for c in model.names), "error"]
+        return ["path", *model.names, *extra, "error"]
+    return ["path", "label", "confidence", *(f"prob_{c}" for c in model.names), *extra, "error"]
+
+
+def model_intervals(model, level: float | None) -> Intervals | None:
+    """The model's conformal intervals at coverage ``level`` (None: no intervals asked for).
+
+    Raises ``UserError`` when the model carries no calibration (``perspective.conformal``).
+    """
+    if level is None:
+        return None
+    calibration = getattr(model, "conformal", None)
+    if not calibration:
+        raise UserError("--interval: this model carries no conformal calibration (checkpoints written by train.py "
+                        "since intervals exist have one); calibrate it on labelled data with "
+                        "evaluate.py -c CHECKPOINT -d DATA --calibrate")
+    sigmoid = model.hparams.task == "regression" and model.hparams.get("output_activation") == "sigmoid"
+    return Intervals(calibration, level, model.names, (0.0, 1.0) if sigmoid else None)
 
 
 class Predictor:
@@ -179,10 +201,12 @@ class Predictor:
         compile: run the model through ``torch.compile`` (slow first batch, faster after).
         tta: test-time augmentation: each output is the mean of the image's and its mirror's, with
             the mirror's left and right targets (or classes) swapped back (``mirror_permutation``).
+        interval: conformal coverage (for instance 0.9): each row gets ``<target>_low`` and
+            ``<target>_high`` (regression) or the ``set`` of classes (``perspective.conformal``).
     """
 
     def __init__(self, model: PerspectiveModel, device: str = "auto", precision: str = "auto", compile: bool = False,
-                 tta: bool = False):
+                 tta: bool = False, interval: float | None = None):
         in_torch = getattr(model, "runs_in_torch", True)
         if not in_torch:  # an exported model runs on the CPU in the precision its runtime chose
             device, precision = "cpu", "32"
@@ -207,7 +231,8 @@ class Predictor:
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         self.preprocessing = Preprocessing.from_dict(model.hparams.preprocessing)
         self.resize = eval_resize(self.preprocessing)  # PIL image -> PIL image of the input size
-        self.columns = output_columns(model)
+        self.intervals = model_intervals(model, interval)
+        self.columns = output_columns(model, interval)
         self._forward = model.predict_outputs
         if compile and in_torch:
             self._forward = torch.compile(model.predict_outputs, dynamic=True)
@@ -247,8 +272,22 @@ class Predictor:
             best = int(output.argmax())
             row.update({"label": names[best], "confidence": values[best]})
             row.update({f"prob_{c}": p for c, p in zip(names, values)})
+        if self.intervals is not None:
+            row.update(self._interval(output))
         row["error"] = error
         return row
+
+    def _interval(self, output: torch.Tensor | None) -> dict[str, Any]:
+        """The row's interval columns: each target's bounds, or the class set (empty for an unread image)."""
+        names = self.model.names
+        if self.intervals.task == "classification":
+            members = self.intervals.class_sets(output.numpy()[None])[0] if output is not None else []
+            return {"set": SET_SEPARATOR.join(names[c] for c in members) if output is not None else None}
+        if output is None:
+            return dict.fromkeys(interval_columns("regression", names))
+        low, high = self.intervals.regression(output.numpy()[None].astype(np.float64))
+        return {k: round(float(v), DECIMALS) for j, n in enumerate(names)
+                for k, v in ((f"{n}_low", low[0, j]), (f"{n}_high", high[0, j]))}
 
     def predict_paths(
         self, paths: Sequence[str | os.PathLike], batch_size: int = 32, workers: int = 0, progress: bool = True

@@ -189,6 +189,21 @@ def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index", columns=[*columns, "baseline_rmse", "baseline_r2"]).astype(float)
 
 
+def interval_table(intervals: dict[str, Any]) -> pd.DataFrame:
+    """Coverage and width of conformal intervals per target (overall, true score 0, above 0), or of class sets."""
+    level = intervals["level"]
+    if "targets" not in intervals:
+        return pd.DataFrame({"coverage": [intervals["coverage"]], "mean_set_size": [intervals["mean_set_size"]],
+                             "images": [intervals["n"]]}, index=[f"sets at {level:g}"]).astype(
+                                 {"coverage": float, "mean_set_size": float})
+    rows = {}
+    for name, c in intervals["targets"].items():
+        zero, above = c["truth_zero"], c["truth_above_zero"]
+        rows[name] = [c["coverage"], c["width"], zero["coverage"], zero["width"], above["coverage"], above["width"]]
+    columns = [f"coverage@{level:g}", "width", "coverage|true=0", "width|true=0", "coverage|true>0", "width|true>0"]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns).astype(float)
+
+
 def format_table(table: pd.DataFrame) -> str:
     if "support" in table.columns:  # counts print as counts
         table = table.assign(support=["-" if pd.isna(v) else str(int(v)) for v in table["support"]])
@@ -406,6 +421,12 @@ def render_html(
                        for k, v in items.items())
 
     baseline_note = metrics["baseline"].get("source", "")
+    intervals_html = ""
+    if "intervals" in metrics:
+        intervals_html = ("<h2>Conformal intervals</h2>\n<p>The share of images whose true value lies in its "
+                          "interval (or whose class is in its set), and the mean width, against the coverage "
+                          "asked for.</p>\n" + interval_table(metrics["intervals"]).to_html(
+                              float_format=lambda v: f"{v:.4f}", na_rep="-", border=0, classes="metrics") + "\n")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -420,7 +441,7 @@ dd {{ margin: 0; font-family: monospace; }}
 <h2>Metrics</h2>
 <p>Baseline: {html.escape(baseline_note)}.</p>
 {table_html}
-<h2>Plots</h2>
+{intervals_html}<h2>Plots</h2>
 {figures}
 <h2>Data</h2>
 <dl>{dl(summary)}</dl>

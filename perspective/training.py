@@ -477,13 +477,15 @@ def evaluate_test_split(
     It goes through the same prediction path as infer.py and evaluate.py, so the numbers printed at
     the end of training are the ones a user gets later; metrics and plots also go to TensorBoard.
     """
+    from .conformal import REPORT_LEVEL
     from .evaluation import evaluate
     from .predict import Predictor, load_checkpoint
 
     model = load_checkpoint(best)
     device = "cpu" if trainer.strategy.root_device.type == "cpu" else str(trainer.strategy.root_device)
     summary = {"data": data.source, "split": f"test ({len(test)} images, seed {cfg.seed})", "checkpoint": best}
-    result = evaluate(Predictor(model, device=device, tta=cfg.tta), test, Path(run_dir) / "test_report",
+    level = REPORT_LEVEL if model.conformal else None  # the coverage its validation calibration reaches on test
+    result = evaluate(Predictor(model, device=device, tta=cfg.tta, interval=level), test, Path(run_dir) / "test_report",
                       title=f"Test split of {best}", summary=summary, batch_size=cfg.batch_size,
                       workers=_threads(cfg), seed=cfg.seed, progress=not cfg.quiet)
     for logger in trainer.loggers:

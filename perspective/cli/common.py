@@ -160,6 +160,14 @@ def fraction(text: str) -> float:
     return value
 
 
+def coverage_level(text: str) -> float:
+    """``--interval``: a coverage strictly between 0 and 1."""
+    value = _number(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 1 (a coverage such as 0.9), got {text}")
+    return value
+
+
 def lightning_devices(text: str) -> int | str:
     """``--devices``: a count (``2``) or what Lightning reads as a string (``auto``, ``0,1``, ``-1``)."""
     return int(text) if text.isdigit() else text
@@ -294,6 +302,11 @@ def add_prediction_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: average each image's prediction with its mirror's, the "
                              "mirror's left and right targets or classes swapped back (twice the compute; default off)")
+    parser.add_argument("--interval", type=coverage_level, default=None, metavar="LEVEL",
+                        help="conformal intervals at this coverage, for instance 0.9: <target>_low and <target>_high "
+                             "columns (regression), or the set of classes that holds the true one with that "
+                             "probability (classification, a set column); the model's calibration comes from its "
+                             "validation split (default off)")
 
 
 def setup_logging(quiet: bool = False) -> None:

@@ -48,17 +48,35 @@ def get_args_parser(prog: str = "perspective evaluate") -> argparse.ArgumentPars
                         "the fractions and seed stored in the checkpoint (default all)")
     p.add_argument("--seed", type=int, default=None, help="split seed (default: the training run's)")
     p.add_argument("--samples", type=non_negative_int, default=16, help="images in the sample grid (default 16)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="store a conformal calibration from this labelled data in the checkpoint (-c), replacing the "
+                        "one from its validation split, for --interval later; use images the model did not train on")
     add_runtime_flags(p, default_batch_size=32, processes=True)
     add_prediction_flags(p)
     return p
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perspective evaluate") -> int:
-    args = get_args_parser(prog).parse_args(argv)
+    parser = get_args_parser(prog)
+    args = parser.parse_args(argv)
+    if args.calibrate and args.interval is not None:
+        parser.error("--calibrate and --interval: measure the intervals on other data than they were calibrated on "
+                     "(calibrate first, then evaluate other images with --interval)")
+    if args.calibrate and args.checkpoint is None:
+        parser.error("--calibrate writes into the checkpoint: name it with -c (the shipped model is calibrated already)")
+    if args.calibrate and str(args.checkpoint).lower().endswith((".onnx", ".xml")):
+        parser.error("--calibrate needs the .ckpt checkpoint; calibrate it, then export it again")
     setup_logging(args.quiet)
-    from perspective.evaluation import evaluate, load_truth, report_predictions, select_split
+    from perspective.evaluation import (
+        calibrate_from_predictions,
+        evaluate,
+        load_truth,
+        report_predictions,
+        select_split,
+        store_calibration,
+    )
     from perspective.predict import Predictor, load_model, shipped_checkpoint
-    from perspective.report import format_table
+    from perspective.report import format_table, interval_table
 
     checkpoint = args.checkpoint or shipped_checkpoint()
     model = load_model(checkpoint)
@@ -69,7 +87,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective evaluate") 
     plan = process_plan(args)
     if plan is None:
         predictor = Predictor(model, device=prediction_device(args), precision=args.precision,
-                              compile=args.compile, tta=args.tta)
+                              compile=args.compile, tta=args.tta, interval=args.interval)
         result = evaluate(predictor, frame, args.output, title=title, summary=summary, batch_size=args.batch_size,
                           workers=args.workers, samples=args.samples, progress=not args.quiet)
     else:
@@ -77,8 +95,14 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective evaluate") 
         if predictions is None:
             return 0  # the first process writes the report
         result = report_predictions(model, predictions, args.output, title=title, summary=summary,
-                                    samples=args.samples)
+                                    samples=args.samples, interval=args.interval)
     print(format_table(result.table))
+    if "intervals" in result.metrics:
+        print(format_table(interval_table(result.metrics["intervals"])))
+    if args.calibrate:
+        calibration = calibrate_from_predictions(model, result.predictions)
+        store_calibration(checkpoint, calibration)
+        print(f"conformal calibration from {calibration['n']} images stored in {checkpoint}")
     print(f"{len(frame)} images evaluated ({args.split}); report: {result.outdir / 'report.html'}")
     return 0
 
@@ -95,18 +119,20 @@ def predict_in_processes(model, frame, args, plan: dict):
 
     from perspective import bulk
     from perspective.evaluation import result_columns, truth_columns, truth_lookup, with_truth
-    from perspective.predict import output_columns
+    from perspective.predict import model_intervals, output_columns
 
-    store = bulk.PartStore(os.path.join(args.output, "predictions.csv"), output_columns(model))
+    model_intervals(model, args.interval)  # a model without calibration stops here, not in every process
+    store = bulk.PartStore(os.path.join(args.output, "predictions.csv"), output_columns(model, args.interval))
     outcome = bulk.predict_distributed(
         model, frame["path"].tolist(), store, resume=False, result_format="csv", batch_size=args.batch_size,
         workers=args.workers, progress=not args.quiet, precision=args.precision, tta=args.tta, compile=args.compile,
+        interval=args.interval,
         **plan)
     if not outcome.is_main:
         return None
     rows, _ = bulk.merge(store, outcome.generation)
     rows = with_truth(rows, truth_lookup(frame, model), truth_columns(model))
-    predictions = pd.DataFrame(list(rows), columns=result_columns(model, True))
+    predictions = pd.DataFrame(list(rows), columns=result_columns(model, True, args.interval))
     store.clear()
     return predictions
 

@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective infer") -> 
     from perspective import bulk
     from perspective.evaluation import compute_metrics, result_columns, with_truth
     from perspective.predict import Predictor, load_model, shipped_checkpoint
-    from perspective.report import format_table, metrics_table
+    from perspective.report import format_table, interval_table, metrics_table
     from perspective.results import ResultWriter
 
     checkpoint = args.checkpoint or shipped_checkpoint()
@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective infer") -> 
     labels, explicit = find_labels(args.labels, args.directory)
     lookup = load_lookup(model, labels, explicit, args.directory, args.label_column, prog)  # a mismatch stops us now
     plan = process_plan(args)
-    settings = {"precision": args.precision, "tta": args.tta, "compile": args.compile}
+    settings = {"precision": args.precision, "tta": args.tta, "compile": args.compile, "interval": args.interval}
     common = {"resume": args.resume, "result_format": args.format, "batch_size": args.batch_size,
               "workers": args.workers, "progress": not args.quiet, "log_every": args.log_every}
     if plan is None:
@@ -181,13 +181,14 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective infer") -> 
             write_result(store, generation, args.result_csv, predictor.columns, args.format)
             raise
     else:
-        from perspective.predict import output_columns
+        from perspective.predict import model_intervals, output_columns
 
-        store = bulk.PartStore(args.result_csv, output_columns(model))
+        model_intervals(model, args.interval)  # a model without calibration stops here, not in every process
+        store = bulk.PartStore(args.result_csv, output_columns(model, args.interval))
         outcome = bulk.predict_distributed(model, paths, store, **settings, **common, **plan)
         if not outcome.is_main:
             return 0  # the first process merges and reports
-    columns = result_columns(model, lookup is not None)
+    columns = result_columns(model, lookup is not None, args.interval)
     rows, counts = bulk.merge(store, outcome.generation)
     if lookup is not None:
         rows = with_truth(rows, lookup, columns[len(store.columns) - 1:-1])
@@ -214,9 +215,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective infer") -> 
     if lookup is not None:
         import pandas as pd
 
-        metrics = compute_metrics(model, pd.DataFrame(scored, columns=columns))
+        metrics = compute_metrics(model, pd.DataFrame(scored, columns=columns), args.interval)
         print(f"\nmetrics against {labels}:")
         print(format_table(metrics_table(metrics)))
+        if "intervals" in metrics:
+            print(format_table(interval_table(metrics["intervals"])))
     return 0
 
 

@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective serve") -> 
     setup_log_file(args.log_file, max_bytes=int(args.log_max_mb * 2**20), backups=args.log_backups)  # before the slow load
     checkpoint = args.checkpoint or shipped_checkpoint()
     predictor = Predictor(load_model(checkpoint), device=prediction_device(args), precision=args.precision,
-                          compile=args.compile, tta=args.tta)
+                          compile=args.compile, tta=args.tta, interval=args.interval)
     serve(create_app(predictor, checkpoint, config), args.host, args.port)
     return 0
 

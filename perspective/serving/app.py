@@ -42,6 +42,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
+from ..conformal import SET_SEPARATOR
 from ..errors import UserError
 from ..predict import Predictor
 from .batcher import MicroBatcher
@@ -128,6 +129,7 @@ def model_summary(predictor: Predictor, checkpoint: Path) -> dict[str, Any]:
         "device": str(predictor.device),
         "precision": predictor.precision,
         "tta": predictor.mirror is not None,
+        "interval": predictor.intervals.level if predictor.intervals is not None else None,
         "training_metrics": training_metrics(checkpoint, dict(hp), getattr(predictor.model, "runs_in_torch", True)),
     }
 
@@ -160,9 +162,15 @@ def prediction_item(predictor: Predictor, filename: str, output: torch.Tensor) -
     row = predictor.row(filename, output, "")
     names = predictor.model.names
     if predictor.model.hparams.task == "regression":
-        return {"filename": filename, "scores": {n: row[n] for n in names}}
-    return {"filename": filename, "label": row["label"], "confidence": row["confidence"],
+        item = {"filename": filename, "scores": {n: row[n] for n in names}}
+        if predictor.intervals is not None:  # conformal bounds, as infer.py's <target>_low / _high columns
+            item["intervals"] = {n: [row[f"{n}_low"], row[f"{n}_high"]] for n in names}
+        return item
+    item = {"filename": filename, "label": row["label"], "confidence": row["confidence"],
             "probabilities": {c: row[f"prob_{c}"] for c in names}}
+    if predictor.intervals is not None:
+        item["set"] = row["set"].split(SET_SEPARATOR)
+    return item
 
 
 def _log_item(request_id: str, item: dict[str, Any]) -> None:
