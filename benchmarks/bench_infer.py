@@ -12,7 +12,11 @@ For each backbone (random weights, 224 px, 8 regression outputs: the compute of 
     between a small and a large folder (median of 3 runs each), so start-up (imports, model load)
     is excluded;
 (d) onnxruntime: infer.py with ``-c model.onnx`` (from export.py), measured like (c), when
-    onnxruntime is installed.
+    onnxruntime is installed. With ``--openvino``, resnet18 exported to OpenVINO (fp32 weights, run
+    in bf16 where the CPU has it) and to int8 (NNCF, calibrated on 300 of the small folder's photos;
+    random weights, so the accuracy check is waived with ``--max-drop 1``: the shipped model's int8
+    accuracy is measured in trained_models/README.md), each as (b) and (c), and the int8 model's (c)
+    against the PyTorch path's (c).
 
 (e) DDP: infer.py in two processes (``--accelerator cpu --devices 2 --strategy ddp``, or ``--ddp-devices``
     GPUs with ``--ddp-accelerator gpu``) on the large folder, end to end, against one process on the
@@ -61,6 +65,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-images", type=int, default=10000,
                    help="folder size for the peak-memory row, 0 to skip (default 10000)")
     p.add_argument("--onnx", action="store_true", help="also measure infer.py -c model.onnx (needs onnxruntime)")
+    p.add_argument("--openvino", action="store_true",
+                   help="also measure OpenVINO fp32 and int8 exports of resnet18 (needs perspective[openvino])")
     p.add_argument("--ddp-devices", type=int, default=2, help="processes for the DDP row, 0 to skip (default 2)")
     p.add_argument("--ddp-accelerator", default="cpu", help="accelerator of the DDP row (default cpu)")
     p.add_argument("--list-paths", type=int, default=1_000_000,
@@ -140,9 +146,9 @@ def model_alone(checkpoint: Path, batch: int = 32, batches: int = 8, repeats: in
     """
     import torch
 
-    from perspective.predict import Predictor, load_checkpoint
+    from perspective.predict import Predictor, load_model
 
-    predictor = Predictor(load_checkpoint(checkpoint), device="cpu")
+    predictor = Predictor(load_model(checkpoint), device="cpu")
     size = predictor.preprocessing.image_size
     x = torch.randn(batch, 3, size, size)
     for _ in range(2):
@@ -208,11 +214,17 @@ def main() -> int:
                             "-o", str(onnx), "-q"], check=True, stdout=subprocess.DEVNULL)
             ort = marginal(onnx, small, large, work / "out.csv")
             rows.append((f"{backbone} (onnxruntime)", "32", float("nan"), float("nan"), ort))
+        if args.openvino and backbone == "resnet18":
+            rows += openvino_rows(checkpoint, small, large, work)
+            torch_e2e, int8_e2e = e2e, rows[-1][4]
     print(f"\n{args.image_size} px, {len(list(large.iterdir()))} images of 640x480 for (c); batch 32, default workers")
     print(f"{'backbone':32s} {'precision':>9s} {'(a) naive':>10s} {'(b) model':>10s} {'(c) infer.py':>13s} "
           f"{'c/a':>6s} {'c/b':>6s}")
     for backbone, precision, naive, alone, e2e in rows:
         print(f"{backbone:32s} {precision:>9s} {naive:10.1f} {alone:10.1f} {e2e:13.1f} {e2e / naive:6.2f} {e2e / alone:6.2f}")
+    if args.openvino and "resnet18" in args.backbones.split(","):
+        print(f"\ninfer.py end to end, resnet18: OpenVINO int8 {int8_e2e:.1f} images/s against PyTorch "
+              f"{torch_e2e:.1f}: {int8_e2e / torch_e2e:.2f}x")
     if args.memory_images:
         checkpoint = work / f"{args.backbones.split(',')[0]}.ckpt"
         tenth = subset(paths, work / "mem_small", max(1, args.memory_images // 10))
@@ -229,6 +241,22 @@ def main() -> int:
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def openvino_rows(checkpoint: Path, small: Path, large: Path, work: Path) -> list[tuple]:
+    """Rows (b) and (c) for the OpenVINO fp32 and int8 exports of ``checkpoint``."""
+    rows = []
+    fp32, int8 = work / "resnet18_fp32.xml", work / "resnet18_int8.xml"
+    export = [sys.executable, str(ROOT / "export.py"), "-c", str(checkpoint), "--format", "openvino", "-q"]
+    subprocess.run([*export, "-o", str(fp32)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([*export, "--int8", "--calibration", str(small), "--max-drop", "1", "-o", str(int8)], check=True,
+                   stdout=subprocess.DEVNULL)
+    for name, path in (("OpenVINO fp32", fp32), ("OpenVINO int8", int8)):
+        alone, precision = model_alone(path)
+        e2e = marginal(path, small, large, work / "out.csv")
+        print(f"resnet18 ({name}): (b) {alone:.1f}  (c) {e2e:.1f} images/s", flush=True)
+        rows.append((f"resnet18 ({name})", precision, float("nan"), alone, e2e))
+    return rows
 
 
 def ddp_row(args, checkpoint: Path, folder: Path, work: Path) -> None:

@@ -41,7 +41,9 @@ def lightning_precision(value: str | None) -> str | None:
         return None
     return LIGHTNING_PRECISION.get(value, value)
 SPLITS = ("all", "train", "val", "test")  # evaluate --split
-EXPORT_FORMATS = ("onnx", "torchscript")  # export --format
+EXPORT_FORMATS = ("onnx", "torchscript", "openvino")  # export --format
+CALIBRATION_IMAGES = 300  # export --int8: images NNCF calibrates on (its default subset size)
+INT8_MAX_DROP = 0.01  # export --max-drop: largest accepted fall of R² (or label agreement) against fp32
 RESULT_FORMATS = ("csv", "json", "parquet")  # infer --format (parquet needs pyarrow)
 LOG_EVERY = 10_000  # infer --log-every: images between two progress lines, per process
 SAMPLERS = ("tpe", "random")  # search --sampler

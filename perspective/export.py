@@ -1,9 +1,11 @@
-"""Export a checkpoint to ONNX or TorchScript, with a parity check; run an ONNX model like a checkpoint.
+"""Export a checkpoint to ONNX, TorchScript or OpenVINO, with a parity check; run exported models like a checkpoint.
 
 The exported graph is what a user reads: backbone, head and the output activation (sigmoid scores
 or softmax probabilities), fp32, any batch size. The checkpoint's hyperparameters (targets or
-classes, preprocessing) travel inside the file (ONNX metadata, a TorchScript extra file), so
-``infer.py -c model.onnx`` needs nothing else and writes the same CSV as with the checkpoint.
+classes, preprocessing) travel inside the file (ONNX metadata, a TorchScript extra file, the
+OpenVINO IR's runtime info), so ``infer.py -c model.onnx`` (or ``model.xml``) needs nothing else and
+writes the same CSV as with the checkpoint. An OpenVINO IR is two files, ``model.xml`` (the graph)
+and ``model.bin`` (the weights) beside it; ``perspective.int8`` quantizes one to int8.
 
 Every export is checked before it is kept: the exported model and the PyTorch model, both in fp32,
 must agree within ``tolerance`` (1e-4 by default) on a batch of random inputs; otherwise nothing is
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -74,9 +77,56 @@ def _export_torchscript(graph: nn.Module, example: torch.Tensor, target: Path, h
         torch.jit.save(traced, str(target), _extra_files={f"{METADATA_KEY}.json": hparams})
 
 
+def require_openvino():
+    """The ``openvino`` package, or a one-line error that names the extra to install."""
+    try:
+        import openvino
+    except ImportError:
+        raise UserError("OpenVINO models need the openvino package: pip install 'perspective[openvino]' "
+                        "(openvino, and nncf for --int8)") from None
+    return openvino
+
+
+def openvino_graph(graph: nn.Module, example: torch.Tensor, hparams: str):
+    """``graph`` converted to an in-memory OpenVINO model (fp32, any batch size), its hyperparameters in the runtime info."""
+    ov = require_openvino()
+    size = example.shape[-1]
+    with warnings.catch_warnings():  # OpenVINO's PyTorch frontend traces with TorchScript, deprecated upstream
+        warnings.simplefilter("ignore", FutureWarning)
+        model = ov.convert_model(graph, example_input=example, input=[ov.PartialShape([-1, 3, size, size])])
+    model.set_rt_info(hparams, METADATA_KEY)
+    return model
+
+
+def save_openvino(model, target: str | os.PathLike) -> Path:
+    """Write an OpenVINO model as ``target`` (.xml) and its ``.bin`` beside it, each appearing whole.
+
+    The pair is written into a staging folder and renamed into place, weights first, so no reader
+    sees a graph without its weights. Weights keep their precision (fp32, or int8 after
+    quantization): OpenVINO's default would halve fp32 weights to fp16.
+    """
+    ov = require_openvino()
+    target = Path(target)
+    if target.suffix.lower() != ".xml":
+        raise UserError(f"-o {target}: an OpenVINO model is written as NAME.xml (and NAME.bin beside it)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = partial_path(target)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        ov.save_model(model, str(staging / target.name), compress_to_fp16=False)
+        os.replace(staging / target.with_suffix(".bin").name, target.with_suffix(".bin"))
+        os.replace(staging / target.name, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
 def _run_exported(fmt: str, path: Path, x: torch.Tensor) -> np.ndarray:
     if fmt == "onnx":
         return OnnxModel(path).predict_outputs(x).numpy()
+    if fmt == "openvino":
+        return OpenVinoModel(path, precision="32").predict_outputs(x).numpy()
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         return torch.jit.load(str(path), map_location="cpu")(x).numpy()
@@ -98,19 +148,29 @@ def export(model: PerspectiveModel, target: str | os.PathLike, fmt: str, toleran
     example = torch.randn(2, 3, size, size, generator=generator)
     check = torch.randn(check_batch, 3, size, size, generator=generator)  # another batch size than traced
     target = Path(target)
+    if fmt == "openvino" and target.suffix.lower() != ".xml":
+        raise UserError(f"-o {target}: an OpenVINO model is written as NAME.xml (and NAME.bin beside it)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = partial_path(target)
     with torch.inference_mode():
         reference = model.predict_outputs(check).numpy()
+    staging = partial_path(target)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
     try:
-        (_export_onnx if fmt == "onnx" else _export_torchscript)(graph, example, partial, _hparams_json(model))
-        difference = float(np.abs(_run_exported(fmt, partial, check) - reference).max())
+        written = staging / target.name
+        if fmt == "openvino":
+            save_openvino(openvino_graph(graph, example, _hparams_json(model)), written)
+        else:
+            (_export_onnx if fmt == "onnx" else _export_torchscript)(graph, example, written, _hparams_json(model))
+        difference = float(np.abs(_run_exported(fmt, written, check) - reference).max())
         if not difference <= tolerance:
             raise UserError(f"{fmt} export failed its parity check: max abs difference {difference:.2e} "
                             f"> {tolerance:g}; nothing written")
-        os.replace(partial, target)
+        if fmt == "openvino":  # the weights first, so the graph never appears without them
+            os.replace(written.with_suffix(".bin"), target.with_suffix(".bin"))
+        os.replace(written, target)
     finally:
-        partial.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
     log.info("%s written to %s (max abs difference from PyTorch %.2e)", fmt, target, difference)
     return difference
 
@@ -125,13 +185,34 @@ class _HParams(dict):
             raise AttributeError(name) from None
 
 
-class OnnxModel:
+class ExportedModel:
+    """What ``Predictor`` needs of a model that runs outside PyTorch: ``hparams``, ``names``, ``predict_outputs``."""
+
+    runs_in_torch = False
+    hparams: _HParams
+    precision = "32"  # what the runtime computes in, as --precision names it (int8 for a quantized model)
+
+    @property
+    def names(self) -> list[str]:
+        hp = self.hparams
+        return list(hp["target_names"] if hp["task"] == "regression" else hp["class_names"])
+
+    def predict_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # Predictor moves and switches its model; a runtime's compiled model has nothing to do for either.
+    def to(self, *args: Any, **kwargs: Any) -> ExportedModel:
+        return self
+
+    def eval(self) -> ExportedModel:
+        return self
+
+
+class OnnxModel(ExportedModel):
     """An exported ONNX model, run by onnxruntime, with the interface ``Predictor`` uses.
 
     fp32 on the CPU (onnxruntime's CPU provider); ``hparams`` and ``names`` come from the file's metadata.
     """
-
-    runs_in_torch = False
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
         import onnxruntime as ort
@@ -152,18 +233,62 @@ class OnnxModel:
         self.hparams = _HParams(json.loads(meta[METADATA_KEY]))
         self.input_name = self.session.get_inputs()[0].name
 
-    @property
-    def names(self) -> list[str]:
-        hp = self.hparams
-        return list(hp["target_names"] if hp["task"] == "regression" else hp["class_names"])
-
     def predict_outputs(self, x: torch.Tensor) -> torch.Tensor:
         array = x.float().contiguous().numpy()
         return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
 
-    # Predictor moves and switches its model; an onnxruntime session has nothing to do for either.
-    def to(self, *args: Any, **kwargs: Any) -> OnnxModel:
+
+class OpenVinoModel(ExportedModel):
+    """An exported OpenVINO IR (fp32 or int8), run by OpenVINO on the CPU, with the interface ``Predictor`` uses.
+
+    ``precision="auto"`` leaves the choice to OpenVINO, which computes an fp32 model in bf16 where
+    the CPU has bf16 units (AMX, AVX-512 BF16) and in fp32 elsewhere; ``"32"`` asks for fp32 (the
+    parity and int8 checks compare against that), as ``infer.py --precision 32`` does. One inference stream with every core
+    (``PERFORMANCE_HINT: LATENCY``): the Predictor hands over a whole batch at a time.
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, precision: str = "auto"):
+        ov = require_openvino()
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"model {path}: no such file")
+        if not path.with_suffix(".bin").is_file():
+            raise UserError(f"model {path}: its weights {path.with_suffix('.bin').name} are not beside it")
+        core = ov.Core()
+        try:
+            model = core.read_model(str(path))
+        except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError with a long text
+            raise UserError(f"model {path}: not a readable OpenVINO model ({exc})".splitlines()[0]) from None
+        if not model.has_rt_info(METADATA_KEY):
+            raise UserError(f"model {path}: not exported by export.py (no {METADATA_KEY} runtime info)")
+        self.hparams = _HParams(json.loads(model.get_rt_info(METADATA_KEY).astype(str)))
+        self.int8 = any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+        self._core, self._model, self._threads = core, model, threads
+        self.requested = None
+        self.with_precision(precision)
+
+    def with_precision(self, precision: str) -> OpenVinoModel:
+        """Compile for ``precision`` (``auto``, ``32`` or ``bf16``, as ``--precision`` names them) unless it is already.
+
+        ``precision`` then says what OpenVINO computes in: ``int8`` for a quantized model (its
+        remaining layers follow the hint), else ``bf16`` or ``32``.
+        """
+        hints = {"auto": None, "32": "f32", "bf16": "bf16"}
+        if precision not in hints:
+            raise UserError(f"--precision {precision}: an OpenVINO model runs on the CPU in auto, 32 or bf16")
+        if precision == self.requested:
+            return self
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        if hints[precision]:
+            config["INFERENCE_PRECISION_HINT"] = hints[precision]
+        if self._threads:
+            config["INFERENCE_NUM_THREADS"] = self._threads
+        self.compiled = self._core.compile_model(self._model, "CPU", config)
+        self.requested = precision
+        computed = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        self.precision = "int8" if self.int8 else {"bf16": "bf16", "f16": "16"}.get(computed, "32")
         return self
 
-    def eval(self) -> OnnxModel:
-        return self
+    def predict_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        output = self.compiled(x.float().contiguous().numpy())[0]
+        return torch.from_numpy(output.copy())  # the request reuses its output buffer on the next call

@@ -101,11 +101,17 @@ def load_checkpoint(path: str | os.PathLike) -> PerspectiveModel:
 
 
 def load_model(path: str | os.PathLike):
-    """A checkpoint (``load_checkpoint``) or, for a ``.onnx`` file, an exported model run by onnxruntime."""
-    if Path(path).suffix.lower() == ".onnx":
+    """A checkpoint (``load_checkpoint``), or an exported model: ``.onnx`` runs in onnxruntime, an
+    OpenVINO ``.xml`` (fp32 or int8) in OpenVINO, both on the CPU."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".onnx":
         from .export import OnnxModel
 
         return OnnxModel(path)
+    if suffix == ".xml":
+        from .export import OpenVinoModel
+
+        return OpenVinoModel(path)
     return load_checkpoint(path)
 
 
@@ -167,7 +173,7 @@ class Predictor:
     """A loaded model on a device, ready to turn image paths into rows.
 
     Args:
-        model: from ``load_model`` (a checkpoint, or an ONNX model that runs in onnxruntime, fp32 on the CPU).
+        model: from ``load_model`` (a checkpoint, or an exported model that runs in onnxruntime or OpenVINO on the CPU).
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda[:N]"``.
         precision: ``"auto"`` (bf16 where native), ``"32"``, ``"bf16"`` or ``"16"`` (CUDA only).
         compile: run the model through ``torch.compile`` (slow first batch, faster after).
@@ -178,7 +184,9 @@ class Predictor:
     def __init__(self, model: PerspectiveModel, device: str = "auto", precision: str = "auto", compile: bool = False,
                  tta: bool = False):
         in_torch = getattr(model, "runs_in_torch", True)
-        if not in_torch:
+        if not in_torch:  # an exported model runs on the CPU, in what its runtime computes (OpenVINO: --precision)
+            if hasattr(model, "with_precision"):
+                model = model.with_precision(precision)
             device, precision = "cpu", "32"
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -197,7 +205,7 @@ class Predictor:
             precision = "bf16" if native_bf16 else "32"
         if precision == "16" and self.device.type != "cuda":
             raise UserError("--precision 16 needs a CUDA GPU; use bf16 or 32 on the CPU")
-        self.precision = precision
+        self.precision = precision if in_torch else model.precision
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         self.preprocessing = Preprocessing.from_dict(model.hparams.preprocessing)
         self.resize = eval_resize(self.preprocessing)  # PIL image -> PIL image of the input size

@@ -250,12 +250,13 @@ def prediction_device(args: argparse.Namespace) -> str:
     return args.device
 
 
-def add_checkpoint_flag(parser: argparse.ArgumentParser, onnx: bool = False) -> None:
+def add_checkpoint_flag(parser: argparse.ArgumentParser, exported: bool = False) -> None:
     """``-c/--checkpoint`` of every command that loads a model; None means the shipped one.
 
-    ``onnx``: the command also runs ONNX models from export.py (infer.py).
+    ``exported``: the command also runs models from export.py (ONNX ``.onnx``, OpenVINO ``.xml``).
     """
-    what = "checkpoint from train.py, or an ONNX model from export.py" if onnx else "checkpoint from train.py"
+    what = ("checkpoint from train.py, or a model from export.py (.onnx, OpenVINO .xml, fp32 or int8)" if exported
+            else "checkpoint from train.py")
     parser.add_argument("-c", "--checkpoint", type=existing_file, default=None,
                         help=f"{what} (default: the shipped model, perspective/trained_models/)")
 

@@ -35,7 +35,7 @@ def get_args_parser(prog: str = "perspective evaluate") -> argparse.ArgumentPars
         description="Evaluate a checkpoint on labelled data (any layout train.py reads): metrics with "
                     "trivial baselines, plots and a self-contained HTML report. Long flags also accept underscores.",
     )
-    add_checkpoint_flag(p, onnx=True)
+    add_checkpoint_flag(p, exported=True)
     p.add_argument("-d", "--data", type=existing_path, required=True,
                    help="labelled data: a folder with labels.csv + images/, a CSV file, or class subfolders")
     p.add_argument("--images", type=existing_path, default=None,

@@ -1,42 +1,84 @@
-"""Export a checkpoint to ONNX or TorchScript, checked against PyTorch before it is kept.
+"""Export a checkpoint to ONNX, TorchScript or OpenVINO (fp32 or int8), checked before it is kept.
 
     python export.py -c best.ckpt --format onnx -o model.onnx
-    python infer.py -d ./photos -c model.onnx            # predicts through onnxruntime, same CSV
+    python export.py -c best.ckpt --format openvino -o model.xml            # fp32 weights (+ model.bin)
+    python export.py -c best.ckpt --format openvino --int8 --calibration photos/ -o model_int8.xml
+    python infer.py -d ./photos -c model_int8.xml                           # same CSV columns
 
-The exported model outputs what infer.py reports (scores, or class probabilities), fp32, any batch
-size; targets or classes and the preprocessing are stored inside the file. The export is written
-only if it agrees with the PyTorch model in fp32 within --tolerance (max abs difference).
-Exit codes: 0 written, 2 usage error or failed parity check (nothing written).
+The exported model outputs what infer.py reports (scores, or class probabilities), any batch size;
+targets or classes and the preprocessing are stored inside the file. An fp32 export is written only
+if it agrees with the PyTorch model within --tolerance (max abs difference). An int8 export is
+calibrated on up to 300 images of --calibration and written only if, on held-out images (the rest
+of that folder, or --check), its scores keep a mean R² against the fp32 model's within --max-drop
+of 1 (for classes: the share of images whose label agrees). Exit codes: 0 written, 2 usage error or
+failed check (nothing written).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
-from ..config import EXPORT_FORMATS
-from .common import ArgumentParser, add_checkpoint_flag, run, setup_logging
+from ..config import CALIBRATION_IMAGES, EXPORT_FORMATS, INT8_MAX_DROP
+from .common import ArgumentParser, add_checkpoint_flag, non_negative_float, non_negative_int, run, setup_logging
 
 
 def get_args_parser(prog: str = "perspective export") -> argparse.ArgumentParser:
-    p = ArgumentParser(prog=prog, description="Export a checkpoint to ONNX or TorchScript with a parity check.")
+    p = ArgumentParser(prog=prog, description="Export a checkpoint to ONNX, TorchScript or OpenVINO (fp32 or int8), "
+                                              "checked before it is kept.")
     add_checkpoint_flag(p)
     p.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="(default onnx)")
-    p.add_argument("-o", "--output", required=True, help="file to write (.onnx, or .pt for TorchScript)")
+    p.add_argument("-o", "--output", required=True,
+                   help="file to write (.onnx; .pt for TorchScript; .xml for OpenVINO, with its .bin beside it)")
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="largest accepted abs difference from the PyTorch model in fp32 (default 1e-4)")
+    g = p.add_argument_group("int8 (OpenVINO; needs pip install 'perspective[openvino]')")
+    g.add_argument("--int8", action="store_true",
+                   help="quantize to int8 with NNCF after training (post-training quantization); needs --calibration")
+    g.add_argument("--calibration", metavar="DIR",
+                   help=f"images like the ones the model will see (subfolders too); up to {CALIBRATION_IMAGES} "
+                        "calibrate, the rest check the result unless --check is given")
+    g.add_argument("--check", metavar="DIR",
+                   help="held-out images for the accuracy check (default: the calibration images not used)")
+    g.add_argument("--max-drop", type=non_negative_float, default=INT8_MAX_DROP,
+                   help="refuse the int8 model when its mean R² against the fp32 predictions (classes: label "
+                        f"agreement) is more than this below 1 (default {INT8_MAX_DROP:g})")
+    g.add_argument("-w", "--workers", type=non_negative_int, default=2, help="decoding threads (default 2)")
     p.add_argument("-q", "--quiet", action="store_true", help="no info logs")
     return p
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perspective export") -> int:
-    args = get_args_parser(prog).parse_args(argv)
+    parser = get_args_parser(prog)
+    args = parser.parse_args(argv)
+    if args.int8 and args.format != "openvino":
+        parser.error("--int8 needs --format openvino")
+    if args.int8 and not args.calibration:
+        parser.error("--int8 needs --calibration DIR (a few hundred images like the ones the model will see)")
+    if not args.int8 and (args.calibration or args.check):
+        parser.error("--calibration and --check go with --int8")
     setup_logging(args.quiet)
-    from perspective.export import export
     from perspective.predict import load_checkpoint, shipped_checkpoint
 
     checkpoint = args.checkpoint or shipped_checkpoint()
-    difference = export(load_checkpoint(checkpoint), args.output, args.format, args.tolerance)
+    model = load_checkpoint(checkpoint)
+    if args.int8:
+        from perspective.int8 import Int8Refused, export_int8
+
+        try:
+            comparison = export_int8(model, args.output, args.calibration, args.check, args.max_drop,
+                                     workers=args.workers)
+        except Int8Refused as refused:
+            print(refused.comparison.table(), file=sys.stderr)
+            raise
+        print(comparison.table())
+        print(f"int8 OpenVINO model written to {args.output}; checked against fp32 on {comparison.images} "
+              f"held-out images")
+        return 0
+    from perspective.export import export
+
+    difference = export(model, args.output, args.format, args.tolerance)
     print(f"{args.format} model written to {args.output}; max abs difference from PyTorch (fp32): {difference:.2e}")
     return 0
 

@@ -49,7 +49,7 @@ def get_args_parser(prog: str = "perspective infer") -> argparse.ArgumentParser:
     p.add_argument("--list", type=existing_file, default=None, metavar="FILE",
                    help="a file naming the images: one path a line, or a CSV with a filename or path column; "
                         "relative paths are read from the list's folder")
-    add_checkpoint_flag(p, onnx=True)
+    add_checkpoint_flag(p, exported=True)
     add_config_flag(p, "infer")
     p.add_argument("-o", "--output", "-r", "--result-csv", dest="result_csv", type=output_path, default="last_results.csv",
                    help="where the results go; -r/--result-csv is the original scripts' spelling (default "

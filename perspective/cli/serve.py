@@ -36,7 +36,7 @@ def get_args_parser(prog: str = "perspective serve") -> argparse.ArgumentParser:
                     "GET /health, GET /model, docs at /docs. Concurrent requests are batched into one forward "
                     "pass. Long flags also accept underscores.",
     )
-    add_checkpoint_flag(p)
+    add_checkpoint_flag(p, exported=True)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 opens it to the network)")
     p.add_argument("--port", type=port, default=8000, help="port (default 8000; 0 = any free port, logged)")
@@ -62,7 +62,7 @@ def get_args_parser(prog: str = "perspective serve") -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, prog: str = "perspective serve") -> int:
     args = get_args_parser(prog).parse_args(argv)
     setup_logging()
-    from perspective.predict import Predictor, load_checkpoint, shipped_checkpoint
+    from perspective.predict import Predictor, load_model, shipped_checkpoint
     from perspective.serving import ServeConfig, create_app, serve, setup_log_file
 
     config = ServeConfig(
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective serve") -> 
     )
     setup_log_file(args.log_file, max_bytes=int(args.log_max_mb * 2**20), backups=args.log_backups)  # before the slow load
     checkpoint = args.checkpoint or shipped_checkpoint()
-    predictor = Predictor(load_checkpoint(checkpoint), device=prediction_device(args), precision=args.precision,
+    predictor = Predictor(load_model(checkpoint), device=prediction_device(args), precision=args.precision,
                           compile=args.compile, tta=args.tta)
     serve(create_app(predictor, checkpoint, config), args.host, args.port)
     return 0

@@ -128,16 +128,21 @@ def model_summary(predictor: Predictor, checkpoint: Path) -> dict[str, Any]:
         "device": str(predictor.device),
         "precision": predictor.precision,
         "tta": predictor.mirror is not None,
-        "training_metrics": training_metrics(checkpoint, dict(hp)),
+        "training_metrics": training_metrics(checkpoint, dict(hp), getattr(predictor.model, "runs_in_torch", True)),
     }
 
 
-def training_metrics(checkpoint: Path, hparams: dict[str, Any]) -> dict[str, Any]:
-    """Whatever the checkpoint holds about its training; a key is null when the checkpoint lacks it."""
-    try:  # mmap: reading the epoch must not load a second copy of the weights
-        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - an old (non-zip) file cannot be mapped
-        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+def training_metrics(checkpoint: Path, hparams: dict[str, Any], is_checkpoint: bool = True) -> dict[str, Any]:
+    """Whatever the checkpoint holds about its training; a key is null when the checkpoint lacks it.
+
+    An exported model (``is_checkpoint`` false: ONNX, OpenVINO) carries only the hyperparameters.
+    """
+    ckpt: dict[str, Any] = {}
+    if is_checkpoint:
+        try:  # mmap: reading the epoch must not load a second copy of the weights
+            ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # noqa: BLE001 - an old (non-zip) file cannot be mapped
+            ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     best = None
     for state in (ckpt.get("callbacks") or {}).values():
         if isinstance(state, dict) and state.get("best_model_score") is not None:
