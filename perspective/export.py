@@ -254,7 +254,7 @@ class OpenVinoModel(ExportedModel):
 
     ``precision="auto"`` leaves the choice to OpenVINO, which computes an fp32 model in bf16 where
     the CPU has bf16 units (AMX, AVX-512 BF16) and in fp32 elsewhere; ``"32"`` asks for fp32 (the
-    parity and int8 checks compare against that). One inference stream with every core
+    parity and int8 checks compare against that), as ``infer.py --precision 32`` does. One inference stream with every core
     (``PERFORMANCE_HINT: LATENCY``): the Predictor hands over a whole batch at a time.
     """
 
@@ -274,14 +274,31 @@ class OpenVinoModel(ExportedModel):
             raise UserError(f"model {path}: not exported by export.py (no {METADATA_KEY} runtime info)")
         self.hparams, self.conformal = _read_metadata(model.get_rt_info(METADATA_KEY).astype(str))
         self.int8 = any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+        self._core, self._model, self._threads = core, model, threads
+        self.requested = None
+        self.with_precision(precision)
+
+    def with_precision(self, precision: str) -> OpenVinoModel:
+        """Compile for ``precision`` (``auto``, ``32`` or ``bf16``, as ``--precision`` names them) unless it is already.
+
+        ``precision`` then says what OpenVINO computes in: ``int8`` for a quantized model (its
+        remaining layers follow the hint), else ``bf16`` or ``32``.
+        """
+        hints = {"auto": None, "32": "f32", "bf16": "bf16"}
+        if precision not in hints:
+            raise UserError(f"--precision {precision}: an OpenVINO model runs on the CPU in auto, 32 or bf16")
+        if precision == self.requested:
+            return self
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
-        if precision == "32":
-            config["INFERENCE_PRECISION_HINT"] = "f32"
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = threads
-        self.compiled = core.compile_model(model, "CPU", config)
-        computed = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        if hints[precision]:
+            config["INFERENCE_PRECISION_HINT"] = hints[precision]
+        if self._threads:
+            config["INFERENCE_NUM_THREADS"] = self._threads
+        self.compiled = self._core.compile_model(self._model, "CPU", config)
+        self.requested = precision
+        computed = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         self.precision = "int8" if self.int8 else {"bf16": "bf16", "f16": "16"}.get(computed, "32")
+        return self
 
     def predict_outputs(self, x: torch.Tensor) -> torch.Tensor:
         output = self.compiled(x.float().contiguous().numpy())[0]

@@ -208,7 +208,9 @@ class Predictor:
     def __init__(self, model: PerspectiveModel, device: str = "auto", precision: str = "auto", compile: bool = False,
                  tta: bool = False, interval: float | None = None):
         in_torch = getattr(model, "runs_in_torch", True)
-        if not in_torch:  # an exported model runs on the CPU in the precision its runtime chose
+        if not in_torch:  # an exported model runs on the CPU, in what its runtime computes (OpenVINO: --precision)
+            if hasattr(model, "with_precision"):
+                model = model.with_precision(precision)
             device, precision = "cpu", "32"
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"

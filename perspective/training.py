@@ -375,7 +375,26 @@ class RunCheckpoint(ModelCheckpoint):
         self.start_epoch = start_epoch
 
     def check_monitor_top_k(self, trainer: pl.Trainer, current: torch.Tensor | None = None) -> bool:
-        return trainer.current_epoch >= self.start_epoch and super().check_monitor_top_k(trainer, current)
+        """Lightning's test, but a score equal to the k-th best also gets in (it replaces the earliest of them)."""
+        if trainer.current_epoch < self.start_epoch or current is None:
+            return False
+        if self.save_top_k == -1 or len(self.best_k_models) < self.save_top_k:
+            return True
+        at_least = {"min": torch.le, "max": torch.ge}[self.mode]
+        return trainer.strategy.reduce_boolean_decision(
+            bool(at_least(current, self.best_k_models[self.kth_best_model_path])))
+
+    def _update_best_and_save(self, current: torch.Tensor, trainer: pl.Trainer,
+                              monitor_candidates: dict[str, torch.Tensor]) -> None:
+        """Of equally scored checkpoints, the latest is the best: its learning rate was lower.
+
+        Accuracy on a small validation set moves in steps (1/150 on 150 images), so ties are common;
+        Lightning keeps the first of them. Measured on digits at ``-e 30``: epochs 8 to 29 of one run
+        all scored 0.9733 and the first was chosen.
+        """
+        super()._update_best_and_save(current, trainer, monitor_candidates)
+        best = float(self.best_model_score)
+        self.best_model_path = [path for path, score in self.best_k_models.items() if float(score) == best][-1]
 
     def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
         """last.ckpt; when a best checkpoint was written at this very step, a hard link to it instead of a copy.

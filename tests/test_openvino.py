@@ -140,7 +140,7 @@ def test_the_server_answers_with_an_int8_model_as_infer_does(openvino_models, re
     async def ask():
         async with app.router.lifespan_context(app), httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
-            files = [("files", (p.name, p.read_bytes(), "image/png")) for p in paths]
+            files = [("file", (p.name, p.read_bytes(), "image/png")) for p in paths]
             return await client.post("/predict", files=files), await client.get("/model")
 
     response, info = asyncio.run(ask())

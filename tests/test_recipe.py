@@ -171,6 +171,18 @@ def test_last_checkpoint_is_refreshed_every_epoch_even_without_a_new_best(small_
     assert torch.load(run / "last.ckpt", weights_only=True)["epoch"] == 4
 
 
+class _TiedScores(pl.Callback):
+    def on_validation_epoch_end(self, trainer, pl_module):
+        pl_module.log("val_loss", [0.5, 0.3, 0.3, 0.3, 0.4][trainer.current_epoch])
+
+
+def test_of_equally_scored_checkpoints_the_latest_is_the_best(small_regression, tmp_path):
+    result = train(_config(small_regression, tmp_path, max_epochs=5, ema_decay=0.0, min_epochs=0),
+                   callbacks=[_TiedScores()])
+    run = Path(result.run_dir)
+    assert sorted(p.name.split("-")[0] for p in run.glob("epoch=*.ckpt")) == ["epoch=01", "epoch=02", "epoch=03"]
+    assert Path(result.best_checkpoint).name.startswith("epoch=03")  # Lightning alone keeps epoch 1
+
 
 class _BetterEveryEpoch(pl.Callback):
     def on_validation_epoch_end(self, trainer, pl_module):
