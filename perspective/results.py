@@ -67,7 +67,7 @@ def _json_value(value: Any) -> Any:
 
 
 PARQUET_ROWS = 65_536  # rows per parquet row group: memory stays bounded however many rows come
-TEXT_COLUMNS = frozenset({"path", "label", "error", "true_label"})  # a parquet file types every other column float64
+TEXT_COLUMNS = frozenset({"path", "label", "error", "true_label", "set"})  # a parquet file types every other column float64
 
 
 def require_pyarrow():

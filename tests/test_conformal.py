@@ -83,8 +83,8 @@ def test_a_trained_checkpoint_carries_its_calibration_and_infer_writes_intervals
                          "--interval", "0.9", "-q", "--show", "0")
     assert result.returncode == 0, result.stderr
     rows = pd.read_csv(out)
-    assert list(rows.columns) == ["path", "redness", "greenness", "redness_low", "redness_high", "greenness_low",
-                                  "greenness_high", "error"]
+    assert list(rows.columns)[:7] == ["path", "redness", "greenness", "redness_low", "redness_high", "greenness_low",
+                                      "greenness_high"]  # then the labels.csv beside the images: true_*, error
     for name in ("redness", "greenness"):
         assert (rows[f"{name}_low"] <= rows[name]).all() and (rows[name] <= rows[f"{name}_high"]).all()
         assert (rows[f"{name}_low"] >= 0).all() and (rows[f"{name}_high"] <= 1).all()
@@ -120,7 +120,7 @@ def test_evaluate_reports_coverage_and_calibrate_stores_a_new_calibration(traine
 def test_classifier_rows_get_a_class_set(trained_classifier, class_dir, tmp_path):
     _, best = trained_classifier
     out = tmp_path / "rows.csv"
-    result = run_command("infer", "-d", str(class_dir), "-c", str(best), "-r", str(out), "--interval", "0.9", "-q",
+    result = run_command("infer", "-d", str(class_dir), "-R", "-c", str(best), "-r", str(out), "--interval", "0.9", "-q",
                          "--show", "0")
     assert result.returncode == 0, result.stderr
     rows = pd.read_csv(out)
@@ -170,3 +170,17 @@ def test_the_server_answers_with_intervals(trained_regression, regression_dir):
     assert item["intervals"]["redness"] == pytest.approx([row["redness_low"], row["redness_high"]])
     assert item["intervals"]["redness"][0] <= item["scores"]["redness"] <= item["intervals"]["redness"][1]
     assert info.json()["interval"] == 0.9
+
+
+def test_an_exported_model_carries_the_calibration(trained_regression, regression_dir, tmp_path):
+    _, best = trained_regression
+    onnx = tmp_path / "model.onnx"
+    assert run_command("export", "-c", str(best), "--format", "onnx", "-o", str(onnx)).returncode == 0
+    rows = {}
+    for name, model in (("ckpt", best), ("onnx", onnx)):
+        out = tmp_path / f"{name}.csv"
+        result = run_command("infer", "-d", str(regression_dir / "images"), "-c", str(model), "-r", str(out),
+                             "--interval", "0.9", "--precision", "32", "-q", "--show", "0")
+        assert result.returncode == 0, result.stderr
+        rows[name] = pd.read_csv(out)
+    np.testing.assert_allclose(rows["onnx"]["redness_high"], rows["ckpt"]["redness_high"], atol=1e-4)

@@ -159,3 +159,9 @@ def test_ddp_on_two_cpu_processes_trains_with_the_weight_average_and_a_frozen_ep
     assert checkpoint["epoch"] == 1 and checkpoint["hyper_parameters"]["freeze_epochs"] == 1
     # one average update per optimizer step; each process steps once per batch of its shard
     assert int(checkpoint["averaging_state"]["n_averaged"]) == checkpoint["global_step"] > 0
+    # the conformal calibration holds the validation errors of both processes (each validated half)
+    from perspective.data import read_labelled_data, split_data
+
+    _, val, _ = split_data(read_labelled_data(regression_dir), 0.15, 0.15, 42)
+    errors = sum(len(e) for e in checkpoint["conformal"]["targets"]["redness"]["errors"])
+    assert len(val) <= errors <= len(val) + 1  # the sampler pads an odd split with one repeat
