@@ -50,6 +50,10 @@ class BackboneSpec:
         build_kwargs: extra keyword arguments for the builder (the same with and without weights,
             so a checkpoint rebuilds the identical architecture).
         fixed_size: the input size is part of the architecture (ViT's position embeddings).
+        cam_layer: dotted path of the layer Grad-CAM explains (``perspective.explain``): the last one
+            whose output still has a spatial layout. For a vision transformer it is the last block's
+            first layer norm, whose patch tokens are reshaped to their grid (``token_grid``).
+        token_grid: ``cam_layer`` outputs (batch, 1 + tokens, channels), the first the class token.
     """
 
     name: str
@@ -59,6 +63,8 @@ class BackboneSpec:
     classifier: str
     build_kwargs: dict[str, Any] = field(default_factory=dict)
     fixed_size: bool = False
+    cam_layer: str = "features"
+    token_grid: bool = False
 
     @property
     def default_weights(self) -> WeightsEnum:
@@ -84,14 +90,15 @@ def _spec(name: str, num_features: int, classifier: str, **kwargs: Any) -> Backb
 BACKBONES: dict[str, BackboneSpec] = {
     spec.name: spec
     for spec in [
-        _spec("resnet18", 512, "fc"),
-        _spec("resnet34", 512, "fc"),
-        _spec("resnet50", 2048, "fc"),
-        _spec("resnet101", 2048, "fc"),
+        _spec("resnet18", 512, "fc", cam_layer="layer4"),
+        _spec("resnet34", 512, "fc", cam_layer="layer4"),
+        _spec("resnet50", 2048, "fc", cam_layer="layer4"),
+        _spec("resnet101", 2048, "fc", cam_layer="layer4"),
         # The auxiliary classifier only helps ImageNet training; it is dropped after building so
         # the model returns one tensor in train and eval mode alike. transform_input is what the
         # ImageNet weights expect, and is kept on without them so the architecture never changes.
-        _spec("inception_v3", 2048, "fc", build_kwargs={"aux_logits": True, "transform_input": True}),
+        _spec("inception_v3", 2048, "fc", build_kwargs={"aux_logits": True, "transform_input": True},
+              cam_layer="Mixed_7c"),
         _spec("efficientnet_b0", 1280, "classifier.1"),
         _spec("efficientnet_b3", 1536, "classifier.1"),
         _spec("efficientnet_b5", 2048, "classifier.1"),
@@ -100,7 +107,8 @@ BACKBONES: dict[str, BackboneSpec] = {
         _spec("mobilenet_v3_small", 1024, "classifier.3"),
         _spec("mobilenet_v3_large", 1280, "classifier.3"),
         _spec("convnext_tiny", 768, "classifier.2"),
-        _spec("vit_b_16", 768, "heads.head", fixed_size=True),
+        _spec("vit_b_16", 768, "heads.head", fixed_size=True, cam_layer="encoder.layers.encoder_layer_11.ln_1",
+              token_grid=True),
     ]
 }
 

@@ -212,6 +212,24 @@ def interval_metrics(model: PerspectiveModel, readable: pd.DataFrame, level: flo
             "mean_set_size": float(np.mean([len(m) for m in members])) if members else None}
 
 
+def saliency_plots(model: PerspectiveModel, readable: pd.DataFrame, count: int, seed: int) -> dict[str, bytes]:
+    """``saliency_<n>.png``: Grad-CAM of every score (``perspective.explain``) for ``count`` random readable images.
+
+    Skipped with a log line, not an error, where it cannot run: an exported model, or no grad-cam package.
+    """
+    import copy
+
+    from .explain import Explainer, explain_image
+
+    try:
+        explainer = Explainer(copy.deepcopy(model).cpu())  # a copy: Grad-CAM's hooks stay off the predictor's model
+    except UserError as exc:
+        log.info("no saliency section in the report: %s", exc)
+        return {}
+    chosen = readable.sample(min(count, len(readable)), random_state=seed)["path"]
+    return {f"saliency_{i}.png": explain_image(explainer, path) for i, path in enumerate(chosen, 1)}
+
+
 def _thumbnail(path: str):
     image = load_image(path, draft_size=320)  # a JPEG is decoded at the scale the thumbnail needs
     image.thumbnail((320, 320))
@@ -239,6 +257,7 @@ def evaluate(
     samples: int = 16,
     seed: int = 0,
     progress: bool = True,
+    explain_samples: int = 0,
 ) -> Evaluation:
     """Predict every image of ``labelled_frame``, score it against the truth and write the report.
 
@@ -255,7 +274,7 @@ def evaluate(
     predictions = pd.DataFrame(list(rows), columns=columns)
     level = predictor.intervals.level if predictor.intervals is not None else None
     return report_predictions(model, predictions, outdir, title=title, summary=summary, samples=samples, seed=seed,
-                              interval=level)
+                              interval=level, explain_samples=explain_samples)
 
 
 def report_predictions(
@@ -268,6 +287,7 @@ def report_predictions(
     samples: int = 16,
     seed: int = 0,
     interval: float | None = None,
+    explain_samples: int = 0,
 ) -> Evaluation:
     """Metrics, plots and the report of prediction rows that carry their ``true_*`` columns (``evaluate``'s
     second half; evaluate.py calls it alone when several processes made the predictions)."""
@@ -282,6 +302,8 @@ def report_predictions(
                     "; ".join(f"{p} ({e})" for p, e in zip(failed["path"][:5], failed["error"][:5])))
     make = report.regression_plots if model.hparams.task == "regression" else report.classification_plots
     plots = make(readable, model.names, metrics, _thumbnail, samples=samples, seed=seed)
+    if explain_samples:
+        plots.update(saliency_plots(model, readable, explain_samples, seed))
     summary = {"images": len(predictions), "unreadable": int(len(predictions) - len(readable)), **(summary or {})}
     written = None
     if outdir is not None:

@@ -393,6 +393,8 @@ def classification_plots(
 # --- files ------------------------------------------------------------------------------------
 
 
+SALIENCY_NOTE = ("saliency: where each score comes from, Grad-CAM of that output over the image (red: the "
+                 "regions that raised it most); a random image, the predicted score in each title")
 PLOT_NOTES = {
     "samples.png": "random samples with their true and predicted values (fixed seed)",
     "histograms.png": "distribution of predictions against the distribution of labels, per target",
@@ -411,7 +413,8 @@ def render_html(
     table_html = table.to_html(float_format=lambda v: f"{v:.4f}", na_rep="-", border=0, classes="metrics")
     figures = "\n".join(
         f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-        f"<figcaption>{html.escape(PLOT_NOTES.get(name, name))}</figcaption></figure>"
+        f"<figcaption>{html.escape(PLOT_NOTES.get(name, SALIENCY_NOTE if name.startswith('saliency_') else name))}"
+        "</figcaption></figure>"
         for name, png in plots.items()
     )
     shown_hparams = {k: v for k, v in hparams.items() if k != "train_stats"}

@@ -701,6 +701,14 @@ def _label_buffer(scene: list[_Polygon], size: tuple[int, int]) -> Image.Image:
     return labels
 
 
+def part_masks(car: Car, camera: Camera) -> dict[str, np.ndarray]:
+    """Where each scored part shows in a photo by ``camera``: a boolean ``(height, width)`` mask per part
+    (``PARTS`` order), from the same label buffer the scores are counted in. For checking what a model
+    looks at (``benchmarks/bench_saliency.py``)."""
+    labels = np.asarray(_label_buffer(_scene(car, camera), camera.size))
+    return {part: labels == _PART_ID[part] for part in PARTS}
+
+
 def headon_polygon(face: Face, camera: Camera) -> np.ndarray:
     """The face's image (k, 2) through a camera on its normal at this camera's distance from the face's
     centre, same focal length: the face is then perpendicular to the view, so it is just scaled by

@@ -48,6 +48,9 @@ def get_args_parser(prog: str = "perspective evaluate") -> argparse.ArgumentPars
                         "the fractions and seed stored in the checkpoint (default all)")
     p.add_argument("--seed", type=int, default=None, help="split seed (default: the training run's)")
     p.add_argument("--samples", type=non_negative_int, default=16, help="images in the sample grid (default 16)")
+    p.add_argument("--explain-samples", type=non_negative_int, default=4, metavar="N",
+                   help="a saliency section in the report: Grad-CAM of every score for N random images "
+                        "(checkpoints with perspective[explain] installed; 0: none) (default 4)")
     p.add_argument("--calibrate", action="store_true",
                    help="store a conformal calibration from this labelled data in the checkpoint (-c), replacing the "
                         "one from its validation split, for --interval later; use images the model did not train on")
@@ -89,13 +92,15 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective evaluate") 
         predictor = Predictor(model, device=prediction_device(args), precision=args.precision,
                               compile=args.compile, tta=args.tta, interval=args.interval)
         result = evaluate(predictor, frame, args.output, title=title, summary=summary, batch_size=args.batch_size,
-                          workers=args.workers, samples=args.samples, progress=not args.quiet)
+                          workers=args.workers, samples=args.samples, progress=not args.quiet,
+                          explain_samples=args.explain_samples)
     else:
         predictions = predict_in_processes(model, frame, args, plan)
         if predictions is None:
             return 0  # the first process writes the report
         result = report_predictions(model, predictions, args.output, title=title, summary=summary,
-                                    samples=args.samples, interval=args.interval)
+                                    samples=args.samples, interval=args.interval,
+                                    explain_samples=args.explain_samples)
     print(format_table(result.table))
     if "intervals" in result.metrics:
         print(format_table(interval_table(result.metrics["intervals"])))

@@ -67,6 +67,10 @@ def get_args_parser(prog: str = "perspective infer") -> argparse.ArgumentParser:
     p.add_argument("--label-column", default=None,
                    help="class column of the labels CSV (default: the one the checkpoint was trained with)")
     p.add_argument("--show", type=int, default=20, help="rows to print on stdout (default 20)")
+    p.add_argument("--explain", type=output_path, default=None, metavar="DIR",
+                   help="also write DIR/<image>.png for each image: a Grad-CAM heatmap per target (or for the "
+                        "predicted class) over the photo, the score in each panel's title; checkpoints only, "
+                        "needs perspective[explain] (default off)")
     add_runtime_flags(p, default_batch_size=32, processes=True)
     add_prediction_flags(p)
     return p
@@ -167,6 +171,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective infer") -> 
     model = load_model(checkpoint)
     labels, explicit = find_labels(args.labels, args.directory)
     lookup = load_lookup(model, labels, explicit, args.directory, args.label_column, prog)  # a mismatch stops us now
+    if args.explain:  # before predicting: a missing extra or an exported model stops us now
+        from perspective.explain import check_explainable
+
+        check_explainable(model)
     plan = process_plan(args)
     settings = {"precision": args.precision, "tta": args.tta, "compile": args.compile, "interval": args.interval}
     common = {"resume": args.resume, "result_format": args.format, "batch_size": args.batch_size,
@@ -212,6 +220,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective infer") -> 
           f"({counts.unreadable} unreadable{resumed}); results: {args.result_csv}")
     if counts.unreadable == out.count:
         raise NothingDone("no image could be read")
+    if args.explain:
+        from perspective.explain import Explainer
+
+        write_explanations(Explainer(model), paths, args.explain, progress=not args.quiet)
     if lookup is not None:
         import pandas as pd
 
@@ -221,6 +233,27 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective infer") -> 
         if "intervals" in metrics:
             print(format_table(interval_table(metrics["intervals"])))
     return 0
+
+
+def write_explanations(explainer, paths: list[str], folder: str, progress: bool) -> None:
+    """``folder/<image>.png`` for each readable image (``perspective.explain``); an unreadable one is skipped."""
+    from tqdm import tqdm
+
+    from perspective.explain import explain_image, explanation_path
+    from perspective.results import atomic_write
+
+    os.makedirs(folder, exist_ok=True)
+    taken: set[str] = set()
+    written = 0
+    for path in tqdm(paths, unit="img", desc="explain", disable=not progress or len(paths) < 2):
+        try:
+            png = explain_image(explainer, path)
+        except (OSError, ValueError):
+            continue  # its row already says why it could not be read
+        atomic_write(explanation_path(folder, path, taken), png)
+        written += 1
+    print(f"{written} explanations (Grad-CAM per {'target' if explainer.task == 'regression' else 'predicted class'}) "
+          f"in {folder}")
 
 
 def write_result(store, generation: int, path: str, columns: list[str], result_format: str) -> None:

@@ -18,6 +18,7 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import asyncio
+import copy
 import hmac
 import json
 import logging
@@ -36,7 +37,7 @@ from typing import Any
 import torch
 from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -255,12 +256,18 @@ PREDICT_ERRORS = {
 }
 KEY_ERROR = {401: _error("missing or wrong X-API-Key (only when the server runs with --api-key)")}
 HEALTH_ERRORS = {503: _error("the model is not ready yet")}
+EXPLAIN_RESPONSES = {
+    200: {"description": "a PNG with a panel per score (or for the predicted class)", "content": {"image/png": {}}},
+    400: PREDICT_ERRORS[400], 413: PREDICT_ERRORS[413],
+    422: _error("no image in the request, or more than one"),
+    501: _error("the model cannot be explained here: an exported model, or the grad-cam package is missing"),
+}
 
 
 def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: ServeConfig | None = None) -> FastAPI:
     """The FastAPI application serving ``predictor`` (already loaded: the model is loaded once).
 
-    Endpoints: POST /predict, GET /health, GET /model, and the OpenAPI docs at /docs.
+    Endpoints: POST /predict, POST /explain, GET /health, GET /model, and the OpenAPI docs at /docs.
     """
     config = config or ServeConfig()
     checkpoint = Path(checkpoint)
@@ -346,6 +353,36 @@ def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: Serv
             _log_item(request.state.request_id, item)
         latency = round((time.perf_counter() - start) * 1000, 2)
         return JSONResponse({"model": model_name, "predictions": items, "latency_ms": latency})
+
+    explainer: list[Any] = []  # built on the first /explain, on a copy of the model (its hooks stay off /predict)
+    explaining = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explain")
+
+    def explain_one(picture: torch.Tensor) -> bytes:
+        from ..explain import Explainer, explain_picture
+
+        if not explainer:
+            explainer.append(Explainer(copy.deepcopy(predictor.model).cpu()))
+        return explain_picture(explainer[0], picture)
+
+    @app.post("/explain", dependencies=guarded, openapi_extra={"requestBody": predict_body(1)},
+              responses={**EXPLAIN_RESPONSES, **key_errors}, response_class=Response,
+              summary="A PNG: Grad-CAM of each score (or of the predicted class) over the uploaded image")
+    async def explain(request: Request):
+        try:
+            from ..explain import check_explainable
+
+            check_explainable(predictor.model)
+        except UserError as exc:
+            raise reject(501, str(exc)) from None
+        uploads = await uploads_of(request)
+        if len(uploads) > 1:
+            raise reject(422, "one image per /explain request")
+        request.state.images = 1
+        loop = asyncio.get_running_loop()
+        picture = await loop.run_in_executor(decoder, decode_image, uploads[0], predictor.resize, config.max_pixels,
+                                             predictor.preprocessing.decode_size)
+        png = await loop.run_in_executor(explaining, explain_one, picture)
+        return Response(png, media_type="image/png")
 
     @app.get("/health", responses=HEALTH_ERRORS, summary="200 with the model's name when the server is ready")
     async def health():
