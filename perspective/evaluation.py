@@ -219,9 +219,10 @@ def saliency_plots(model: PerspectiveModel, readable: pd.DataFrame, count: int, 
     """
     import copy
 
-    from .explain import Explainer, explain_image
+    from .explain import Explainer, check_explainable, explain_image
 
     try:
+        check_explainable(model)
         explainer = Explainer(copy.deepcopy(model).cpu())  # a copy: Grad-CAM's hooks stay off the predictor's model
     except UserError as exc:
         log.info("no saliency section in the report: %s", exc)

@@ -572,10 +572,13 @@ def write_run_config(cfg: TrainConfig, run_dir: Path) -> Path:
     return path
 
 
-def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResult:
+def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = (),
+          splits: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None) -> TrainResult:
     """Fit a model as ``cfg`` says, test its best checkpoint, and say where it is.
 
     ``callbacks`` are added to the Trainer's own (a hyperparameter search passes its pruning callback).
+    ``splits``: (train, validation, test) rows of ``cfg``'s data chosen by the caller instead of the
+    run's own split (the label audit's folds).
     """
     cfg = replace(cfg, resume=resolve_resume(cfg))
     if cfg.lr_find and cfg.resume:
@@ -583,7 +586,10 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResul
     pre = default_preprocessing(cfg.backbone, cfg.image_size, cfg.resize_mode)  # checks backbone and size before the data
     flip_pairs = parse_flip_pairs(cfg.flip_pairs)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    data, splits = _load_splits(cfg)
+    if splits is None:
+        data, splits = _load_splits(cfg)
+    else:
+        data = read_training_data(cfg)
     if cfg.balance != "none" and data.task != "classification":
         raise UserError("--balance is for classification; regression targets have no classes")
     if cfg.allow_missing_targets and data.task != "regression":

@@ -24,6 +24,7 @@ COMMANDS = {
     "export": "export a checkpoint to ONNX or TorchScript, checked against PyTorch",
     "download": "download the images of a URL list, verified and resumable",
     "synth": "render synthetic car photos labelled with perspective scores",
+    "audit": "rank a data set's labels by how much a model that never saw them disagrees",
 }
 
 

@@ -1,0 +1,66 @@
+"""The label audit: out-of-fold predictions, cleanlab's scores, deliberately wrong labels near the top."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_command
+from synthetic import make_class_folders, make_regression_set
+
+from perspective.audit import fold_assignment, require_cleanlab
+from perspective.errors import UserError
+
+FAST = ["--weights", "none", "--image-size", "32", "-w", "0", "--augment", "none", "-s", "8", "-l", "2e-3",
+        "--logger", "none", "-q", "--folds", "3"]
+
+
+def test_folds_are_even_and_fixed_by_the_seed():
+    a = fold_assignment(10, 3, seed=1)
+    assert sorted(np.bincount(a).tolist()) == [3, 3, 4]
+    assert (a == fold_assignment(10, 3, seed=1)).all() and not (a == fold_assignment(10, 3, seed=2)).all()
+
+
+def test_flipped_regression_labels_come_first(tmp_path):
+    data = make_regression_set(tmp_path / "data", n=96)
+    labels = pd.read_csv(data / "labels.csv")
+    flipped = [3, 17, 29, 44, 71]
+    labels.loc[flipped, "redness"] = (1 - labels.loc[flipped, "redness"]).round(4)
+    labels.loc[flipped, "redness"] = np.where(abs(labels.loc[flipped, "redness"] - 0.5) < 0.3,  # make each flip large
+                                              (labels.loc[flipped, "redness"] + 0.5) % 1, labels.loc[flipped, "redness"])
+    labels.drop(columns="greenness").to_csv(data / "labels.csv", index=False)  # one target: its label noise alone
+    out = tmp_path / "audit"
+    result = run_command("audit", "-d", str(data), "-e", "10", "-c", str(tmp_path / "ckpt"), "-o", str(out), *FAST)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(out / "audit.csv")
+    assert len(table) == 96 and table["label_quality"].is_monotonic_increasing
+    assert list(table.columns) == ["filename", "label_quality", "redness", "predicted_redness", "path"]
+    worst = set(table["filename"].head(10))
+    found = {labels.loc[i, "filename"] for i in flipped} & worst
+    assert len(found) >= 4, table.head(10)  # 5 of 96 labels wrong: at least 4 of them among the worst 10
+    assert (out / "worst.png").stat().st_size > 0
+    assert "rows audited in 3 folds" in result.stdout
+
+
+def test_a_relabelled_class_image_is_flagged(tmp_path):
+    data = make_class_folders(tmp_path / "data", per_class=10)
+    wrong = data / "green" / "red03.png"
+    (data / "red" / "red03.png").rename(wrong)  # a red image filed as green
+    out = tmp_path / "audit"
+    result = run_command("audit", "-d", str(data), "-e", "5", "-c", str(tmp_path / "ckpt"), "-o", str(out), *FAST)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(out / "audit.csv")
+    assert table.loc[0, "filename"] == "red03.png" and table.loc[0, "label"] == "green"
+    assert table.loc[0, "predicted"] == "red"
+
+
+def test_audit_errors_are_one_line(tmp_path, monkeypatch):
+    data = make_regression_set(tmp_path / "data", n=6)
+    result = run_command("audit", "-d", str(data), "-c", str(tmp_path / "ckpt"), "-o", str(tmp_path / "a"),
+                         *FAST[:-2], "--folds", "1")
+    assert result.returncode == 2 and "--folds must be at least 2" in result.stderr
+    monkeypatch.setitem(sys.modules, "cleanlab", None)
+    with pytest.raises(UserError, match="pip install 'perspective\\[audit\\]'"):
+        require_cleanlab()
