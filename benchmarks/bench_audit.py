@@ -34,6 +34,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=positive_int, default=10, help="epochs of each fold's run (default 10)")
     p.add_argument("--folds", type=positive_int, default=5, help="folds (default 5)")
     p.add_argument("--image-size", type=positive_int, default=96, help="input size (default 96)")
+    p.add_argument("--weights", default="none",
+                   help="starting weights of each fold's run, as train.py takes them (default none: from scratch)")
     p.add_argument("--seed", type=int, default=5005, help="data and corruption seed (default 5005)")
     p.add_argument("--workdir", default=None, help="keep data and runs here (default: a temporary folder)")
     return p
@@ -58,7 +60,7 @@ def main() -> int:
         corrupted.to_csv(work / "corrupted.csv", index=False)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "perspective", "audit", "-d", str(work / "corrupted.csv"),
-                        "--images", str(data / "images"), "--weights", "none", "--image-size", str(args.image_size),
+                        "--images", str(data / "images"), "--weights", args.weights, "--image-size", str(args.image_size),
                         "-e", str(args.epochs), "--folds", str(args.folds), "--logger", "none", "-q",
                         "-c", str(work / "checkpoints"), "-o", str(work / "audit")], check=True, stdout=subprocess.DEVNULL)
         seconds = time.perf_counter() - start
@@ -68,7 +70,8 @@ def main() -> int:
         precision = len(wrong & set(table["filename"].head(k))) / k
         recall_2k = len(wrong & set(table["filename"].head(2 * k))) / k
         print(f"{len(labels)} synthetic images (seed {args.seed}), {k} given another row's labels; "
-              f"{args.folds} folds of {args.epochs} epochs at {args.image_size} px, from scratch, {seconds:.0f} s")
+              f"{args.folds} folds of {args.epochs} epochs at {args.image_size} px, weights {args.weights}, "
+              f"{seconds:.0f} s")
         print(f"precision among the worst {k} ({k / len(labels):.0%}): {precision:.2f} (chance {k / len(labels):.2f}); "
               f"found among the worst {2 * k}: {recall_2k:.2f}")
     return 0
