@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ def out_of_fold_outputs(cfg: TrainConfig, data: LabelledData, folds: int) -> np.
     frame = data.frame.reset_index(drop=True)
     assignment = fold_assignment(len(frame), folds, cfg.seed)
     outputs = np.full((len(frame), len(data.names)), np.nan)
+    stamp = time.strftime("%Y%m%d-%H%M%S")  # each audit's runs in folders of their own
     for fold in range(folds):
         held = frame[assignment == fold]
         rest = LabelledData(frame[assignment != fold], data.task, data.names, data.source)
@@ -70,7 +72,7 @@ def out_of_fold_outputs(cfg: TrainConfig, data: LabelledData, folds: int) -> np.
             raise UserError(f"{data.source}: too few images for {folds} folds ({len(frame)}); use fewer --folds")
         log.info("audit fold %d of %d: training on %d images, predicting %d", fold + 1, folds, len(train_part),
                  len(held))
-        run = train(replace(cfg, test=False, run_name=f"{cfg.run_name or 'audit'}-fold{fold}"),
+        run = train(replace(cfg, test=False, run_name=f"{cfg.run_name or 'audit'}-{stamp}-fold{fold}"),
                     splits=(train_part, val_part, empty))
         predictor = Predictor(load_checkpoint(run.best_checkpoint), "cpu" if not _on_gpu(cfg) else "auto",
                               tta=cfg.tta)
