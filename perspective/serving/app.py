@@ -256,6 +256,7 @@ PREDICT_ERRORS = {
 }
 KEY_ERROR = {401: _error("missing or wrong X-API-Key (only when the server runs with --api-key)")}
 HEALTH_ERRORS = {503: _error("the model is not ready yet")}
+DEMO_PAGE = Path(__file__).with_name("demo.html")  # package data: one static page, no build step, no CDN
 EXPLAIN_RESPONSES = {
     200: {"description": "a PNG with a panel per score (or for the predicted class)", "content": {"image/png": {}}},
     400: PREDICT_ERRORS[400], 413: PREDICT_ERRORS[413],
@@ -383,6 +384,13 @@ def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: Serv
                                              predictor.preprocessing.decode_size)
         png = await loop.run_in_executor(explaining, explain_one, picture)
         return Response(png, media_type="image/png")
+
+    demo_page = DEMO_PAGE.read_text(encoding="utf-8")
+
+    @app.get("/", include_in_schema=False)
+    async def demo():
+        """The demo page: drop photos, see their scores as bars, intervals and saliency (it calls the API as any client)."""
+        return Response(demo_page, media_type="text/html; charset=utf-8")
 
     @app.get("/health", responses=HEALTH_ERRORS, summary="200 with the model's name when the server is ready")
     async def health():
