@@ -351,6 +351,9 @@ def predict_distributed(model, paths: Sequence[str], store: PartStore, *, resume
     """Several processes through Lightning: each predicts its shard into its own part file."""
     if not getattr(model, "runs_in_torch", True):
         raise UserError("--devices/--num-nodes/--strategy run checkpoints (.ckpt); an ONNX model runs in one process")
+    from .predict import model_intervals
+
+    model_intervals(model, interval)  # a model without calibration stops here, not in every process
     import pytorch_lightning as pl
 
     from .distributed import PartFileWriter, PredictionModule, ShardedImages

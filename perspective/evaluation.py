@@ -139,8 +139,7 @@ def predict_with_truth(predictor: Predictor, paths: Sequence[str], lookup: dict[
     rows = predictor.predict_paths(paths, batch_size, workers, progress)
     if lookup is None:
         return predictor.columns, rows
-    level = predictor.intervals.level if predictor.intervals is not None else None
-    return result_columns(predictor.model, True, level), with_truth(rows, lookup, truth_columns(predictor.model))
+    return result_columns(predictor.model, True, predictor.interval), with_truth(rows, lookup, truth_columns(predictor.model))
 
 
 def compute_metrics(model: PerspectiveModel, frame: pd.DataFrame, interval: float | None = None) -> dict[str, Any]:
@@ -217,13 +216,10 @@ def saliency_plots(model: PerspectiveModel, readable: pd.DataFrame, count: int, 
 
     Skipped with a log line, not an error, where it cannot run: an exported model, or no grad-cam package.
     """
-    import copy
-
-    from .explain import Explainer, check_explainable, explain_image
+    from .explain import Explainer, explain_image
 
     try:
-        check_explainable(model)
-        explainer = Explainer(copy.deepcopy(model).cpu())  # a copy: Grad-CAM's hooks stay off the predictor's model
+        explainer = Explainer(model)
     except UserError as exc:
         log.info("no saliency section in the report: %s", exc)
         return {}
@@ -273,9 +269,8 @@ def evaluate(
     columns, rows = predict_with_truth(predictor, labelled_frame["path"].tolist(), truth_lookup(labelled_frame, model),
                                        batch_size, workers, progress)
     predictions = pd.DataFrame(list(rows), columns=columns)
-    level = predictor.intervals.level if predictor.intervals is not None else None
     return report_predictions(model, predictions, outdir, title=title, summary=summary, samples=samples, seed=seed,
-                              interval=level, explain_samples=explain_samples)
+                              interval=predictor.interval, explain_samples=explain_samples)
 
 
 def report_predictions(

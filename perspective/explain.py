@@ -13,6 +13,7 @@ gradients.
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 import os
@@ -65,14 +66,16 @@ class Explainer:
     """Grad-CAM maps of a checkpoint's outputs.
 
     Args:
-        model: a ``PerspectiveModel`` (``predict.load_checkpoint``), run on the CPU in fp32.
+        model: a ``PerspectiveModel`` (``predict.load_checkpoint``). The explainer works on a copy, in
+            fp32 on the CPU: Grad-CAM's hooks then stay off the model that predicts (the server's, a
+            report's), and its device and precision stay as they were.
     """
 
     def __init__(self, model):
         cam = check_explainable(model)
-        self.model = model.float().eval()
+        self.model = copy.deepcopy(model).cpu().float().eval()
         spec = get_spec(model.hparams.backbone)
-        layer = model.backbone.get_submodule(spec.cam_layer)
+        layer = self.model.backbone.get_submodule(spec.cam_layer)
         self.cam = cam.GradCAM(model=_Outputs(self.model), target_layers=[layer],
                                reshape_transform=_token_grid if spec.token_grid else None)
         self.names = model.names

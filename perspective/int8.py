@@ -189,8 +189,7 @@ def export_int8(model: PerspectiveModel, target: str | os.PathLike, calibration:
     fp32 = openvino_graph(PredictionGraph(model).eval(), example, _hparams_json(model))
     log.info("calibrating int8 on %d images of %s", len(chosen), calibration)
     inputs = calibration_inputs(model, chosen, workers)
-    for name in ("nncf",):  # NNCF reports every statistic it collects at INFO
-        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("nncf").setLevel(logging.WARNING)  # NNCF reports every statistic it collects at INFO
     quantized = nncf.quantize(fp32, nncf.Dataset(inputs), subset_size=len(inputs))
     with tempfile.TemporaryDirectory(dir=target.parent if target.parent.exists() else None) as scratch:
         fp32_path = save_openvino(fp32, Path(scratch) / "fp32.xml")

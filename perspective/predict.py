@@ -240,6 +240,11 @@ class Predictor:
             self._forward = torch.compile(model.predict_outputs, dynamic=True)
         self.mirror = mirror_permutation(model) if tta else None
 
+    @property
+    def interval(self) -> float | None:
+        """The coverage of the rows' conformal intervals, or None without them."""
+        return self.intervals.level if self.intervals is not None else None
+
     def _autocast(self):
         if self.precision == "32":
             return nullcontext()

@@ -169,14 +169,16 @@ def _threads(cfg: TrainConfig) -> int:
     return cfg.workers if cfg.workers is not None else default_workers()
 
 
+def trains_on_cpu(cfg: TrainConfig) -> bool:
+    """Whether ``cfg``'s accelerator flags (``-g``, ``--accelerator``, ``--devices``) leave training on the CPU."""
+    accelerator, _ = resolve_devices(cfg.gpus, cfg.accelerator, cfg.devices)
+    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()
+                                    and not torch.backends.mps.is_available())
+
+
 def _loader_workers(cfg: TrainConfig) -> int:
     """DataLoader processes for training (``-w``; by default fewer when the CPU trains, see ``default_loader_workers``)."""
-    if cfg.workers is not None:
-        return cfg.workers
-    accelerator, _ = resolve_devices(cfg.gpus, cfg.accelerator, cfg.devices)
-    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()
-                                      and not torch.backends.mps.is_available())
-    return default_loader_workers(on_cpu)
+    return cfg.workers if cfg.workers is not None else default_loader_workers(trains_on_cpu(cfg))
 
 
 def _check_every_image(frames: Sequence[pd.DataFrame], workers: int) -> None:
@@ -573,12 +575,12 @@ def write_run_config(cfg: TrainConfig, run_dir: Path) -> Path:
 
 
 def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = (),
-          splits: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None) -> TrainResult:
+          prepared: tuple[LabelledData, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]] | None = None) -> TrainResult:
     """Fit a model as ``cfg`` says, test its best checkpoint, and say where it is.
 
     ``callbacks`` are added to the Trainer's own (a hyperparameter search passes its pruning callback).
-    ``splits``: (train, validation, test) rows of ``cfg``'s data chosen by the caller instead of the
-    run's own split (the label audit's folds).
+    ``prepared``: ``cfg``'s data, already read, and the (train, validation, test) rows the caller chose
+    instead of the run's own split (the label audit's folds: the data is read once for all of them).
     """
     cfg = replace(cfg, resume=resolve_resume(cfg))
     if cfg.lr_find and cfg.resume:
@@ -586,10 +588,7 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = (),
     pre = default_preprocessing(cfg.backbone, cfg.image_size, cfg.resize_mode)  # checks backbone and size before the data
     flip_pairs = parse_flip_pairs(cfg.flip_pairs)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    if splits is None:
-        data, splits = _load_splits(cfg)
-    else:
-        data = read_training_data(cfg)
+    data, splits = prepared if prepared is not None else _load_splits(cfg)
     if cfg.balance != "none" and data.task != "classification":
         raise UserError("--balance is for classification; regression targets have no classes")
     if cfg.allow_missing_targets and data.task != "regression":

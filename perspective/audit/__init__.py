@@ -24,7 +24,7 @@ import pandas as pd
 from ..data import LabelledData, split_data
 from ..errors import UserError
 from ..results import atomic_write
-from ..training import TrainConfig, read_training_data, train
+from ..training import TrainConfig, read_training_data, train, trains_on_cpu
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,8 @@ def out_of_fold_outputs(cfg: TrainConfig, data: LabelledData, folds: int) -> np.
         log.info("audit fold %d of %d: training on %d images, predicting %d", fold + 1, folds, len(train_part),
                  len(held))
         run = train(replace(cfg, test=False, run_name=f"{cfg.run_name or 'audit'}-{stamp}-fold{fold}"),
-                    splits=(train_part, val_part, empty))
-        predictor = Predictor(load_checkpoint(run.best_checkpoint), "cpu" if not _on_gpu(cfg) else "auto",
+                    prepared=(data, (train_part, val_part, empty)))
+        predictor = Predictor(load_checkpoint(run.best_checkpoint), "cpu" if trains_on_cpu(cfg) else "auto",
                               tta=cfg.tta)
         rows = predictor.predict_paths(held["path"].tolist(), cfg.batch_size, _threads(cfg), progress=not cfg.quiet)
         columns = data.names if data.task == "regression" else [f"prob_{c}" for c in data.names]
@@ -82,12 +82,6 @@ def out_of_fold_outputs(cfg: TrainConfig, data: LabelledData, folds: int) -> np.
             if not row["error"]:
                 outputs[index] = [row[c] for c in columns]
     return outputs
-
-
-def _on_gpu(cfg: TrainConfig) -> bool:
-    import torch
-
-    return cfg.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
 
 
 def label_quality(data: LabelledData, outputs: np.ndarray) -> np.ndarray:

@@ -124,9 +124,8 @@ def predict_in_processes(model, frame, args, plan: dict):
 
     from perspective import bulk
     from perspective.evaluation import result_columns, truth_columns, truth_lookup, with_truth
-    from perspective.predict import model_intervals, output_columns
+    from perspective.predict import output_columns
 
-    model_intervals(model, args.interval)  # a model without calibration stops here, not in every process
     store = bulk.PartStore(os.path.join(args.output, "predictions.csv"), output_columns(model, args.interval))
     outcome = bulk.predict_distributed(
         model, frame["path"].tolist(), store, resume=False, result_format="csv", batch_size=args.batch_size,

@@ -189,9 +189,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective infer") -> 
             write_result(store, generation, args.result_csv, predictor.columns, args.format)
             raise
     else:
-        from perspective.predict import model_intervals, output_columns
+        from perspective.predict import output_columns
 
-        model_intervals(model, args.interval)  # a model without calibration stops here, not in every process
         store = bulk.PartStore(args.result_csv, output_columns(model, args.interval))
         outcome = bulk.predict_distributed(model, paths, store, **settings, **common, **plan)
         if not outcome.is_main:

@@ -18,7 +18,6 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import asyncio
-import copy
 import hmac
 import json
 import logging
@@ -130,7 +129,7 @@ def model_summary(predictor: Predictor, checkpoint: Path) -> dict[str, Any]:
         "device": str(predictor.device),
         "precision": predictor.precision,
         "tta": predictor.mirror is not None,
-        "interval": predictor.intervals.level if predictor.intervals is not None else None,
+        "interval": predictor.interval,
         "training_metrics": training_metrics(checkpoint, dict(hp), getattr(predictor.model, "runs_in_torch", True)),
     }
 
@@ -355,14 +354,14 @@ def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: Serv
         latency = round((time.perf_counter() - start) * 1000, 2)
         return JSONResponse({"model": model_name, "predictions": items, "latency_ms": latency})
 
-    explainer: list[Any] = []  # built on the first /explain, on a copy of the model (its hooks stay off /predict)
+    explainer: list[Any] = []  # built on the first /explain
     explaining = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explain")
 
     def explain_one(picture: torch.Tensor) -> bytes:
         from ..explain import Explainer, explain_picture
 
         if not explainer:
-            explainer.append(Explainer(copy.deepcopy(predictor.model).cpu()))
+            explainer.append(Explainer(predictor.model))
         return explain_picture(explainer[0], picture)
 
     @app.post("/explain", dependencies=guarded, openapi_extra={"requestBody": predict_body(1)},
