@@ -48,9 +48,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 def candidates(size: int):
     from PIL import Image
 
-    from perspective.backbones import default_preprocessing
     from perspective.data.images import load_image, load_resized
-    from perspective.transforms import eval_resize
+    from perspective.models.backbones import default_preprocessing
+    from perspective.models.transforms import eval_resize
 
     pre = default_preprocessing("resnet18", size, "full")
     resize = eval_resize(pre)

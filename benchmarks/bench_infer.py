@@ -108,8 +108,8 @@ def subset(paths: list[Path], folder: Path, count: int) -> Path:
 def make_checkpoint(path: Path, backbone: str, image_size: int) -> Path:
     import torch
 
-    from perspective.backbones import default_preprocessing
-    from perspective.model import PerspectiveModel
+    from perspective.models import PerspectiveModel
+    from perspective.models.backbones import default_preprocessing
 
     model = PerspectiveModel(backbone=backbone, weights="none", target_names=TARGETS,
                              preprocessing=default_preprocessing(backbone, image_size).to_dict())
@@ -122,9 +122,9 @@ def naive_loop(checkpoint: Path, paths: list[Path]) -> float:
     import torch
     from PIL import Image
 
-    from perspective.backbones import Preprocessing
-    from perspective.predict import load_checkpoint
-    from perspective.transforms import eval_transform
+    from perspective.models import load_checkpoint
+    from perspective.models.backbones import Preprocessing
+    from perspective.models.transforms import eval_transform
 
     model = load_checkpoint(checkpoint)
     model = model.to(memory_format=torch.contiguous_format)
@@ -146,7 +146,7 @@ def model_alone(checkpoint: Path, batch: int = 32, batches: int = 8, repeats: in
     """
     import torch
 
-    from perspective.predict import Predictor, load_model
+    from perspective.prediction import Predictor, load_model
 
     predictor = Predictor(load_model(checkpoint), device="cpu")
     size = predictor.preprocessing.image_size

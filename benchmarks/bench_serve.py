@@ -186,7 +186,7 @@ def main() -> int:
             checkpoint = make_checkpoint(workdir / f"resnet18_random_{args.image_size}px.ckpt", "resnet18",
                                          args.image_size)
         elif args.checkpoint == "shipped":
-            from perspective.predict import shipped_checkpoint
+            from perspective.models import shipped_checkpoint
 
             checkpoint = shipped_checkpoint()
         else:

@@ -57,20 +57,21 @@ def plain_loop_seconds(args, data: Path, epochs: int = 3) -> tuple[float, int, s
     import pytorch_lightning as pl
     import torch
 
-    from perspective.backbones import default_preprocessing
+    from perspective.config import TrainConfig
     from perspective.data import default_workers
     from perspective.data.datasets import PerspectiveDataModule
     from perspective.hardware import default_precision
-    from perspective.model import warmup_cosine
-    from perspective.training import TrainConfig, _load_splits, build_model
-    from perspective.transforms import eval_transform
+    from perspective.models.backbones import default_preprocessing
+    from perspective.models.module import warmup_cosine
+    from perspective.models.transforms import eval_transform
+    from perspective.training import build_model, load_splits
 
     cfg = TrainConfig(backbone=args.backbone, data=str(data), weights="none", image_size=args.image_size,
                       batch_size=args.batch_size, augment="none", val_fraction=VAL_FRACTION, test_fraction=0,
                       workers=args.workers if args.workers is not None else default_workers())
     pl.seed_everything(cfg.seed, verbose=False)
     pre = default_preprocessing(cfg.backbone, cfg.image_size)
-    data_, splits = _load_splits(cfg)
+    data_, splits = load_splits(cfg)
     model = build_model(cfg, data_, splits[0], pre)
     loaders = PerspectiveDataModule(splits, data_.task, data_.names, eval_transform(pre), eval_transform(pre), None,
                                     cfg.batch_size, cfg.workers, pre.decode_size, pre.decode_size)

@@ -53,7 +53,7 @@ print(f"{COUNT} images, {EPOCHS} epochs at {SIZE} px in {WORK}")"""),
 data = generate(WORK / "data", COUNT, seed=7, progress=False)
 labels = pd.read_csv(data / "labels.csv")
 labels.head()"""),
-    ("code", """from perspective.transforms import flip_permutation
+    ("code", """from perspective.models import flip_permutation
 
 names = [c for c in labels.columns if c.startswith("perspective_score_")]
 swap = flip_permutation(names)
@@ -73,14 +73,15 @@ curves.plot(x="epoch", y=["train_loss_epoch", "val_loss"], marker="o", title="lo
     ("code", """report = Path(result.run_dir) / "test_report"
 display(Image(filename=str(report / "scatter.png"), width=800))"""),
     ("md", "## 4. Prediction, with intervals\n\nEach checkpoint carries a conformal calibration from its validation split: `interval=0.9` adds a band that holds the true score 90% of the time."),
-    ("code", """from perspective.predict import Predictor, load_checkpoint
+    ("code", """from perspective.models import load_checkpoint
+from perspective.prediction import Predictor
 
 model = load_checkpoint(result.best_checkpoint)
 predictor = Predictor(model, "cpu", interval=0.9)
 rows = pd.DataFrame(predictor.predict_paths(sorted(map(str, (data / "images").iterdir()))[:8], progress=False))
 rows[["path", names[0], f"{names[0]}_low", f"{names[0]}_high"]].assign(path=lambda f: f["path"].map(lambda p: Path(p).name))"""),
     ("md", "## 5. Where a score comes from\n\nGrad-CAM of each output over one photo (`infer.py --explain DIR` writes these for every image)."),
-    ("code", """from perspective.explain import Explainer, explain_image
+    ("code", """from perspective.trust.explain import Explainer, explain_image
 
 png = explain_image(Explainer(load_checkpoint(result.best_checkpoint)), sorted((data / "images").iterdir())[0])
 display(Image(data=png, width=900))"""),

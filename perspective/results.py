@@ -45,7 +45,7 @@ def csv_float(value: float) -> str:
     return np.format_float_positional(value, trim="-")
 
 
-def _csv_value(value: Any) -> Any:
+def csv_value(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, float) and value == value and abs(value) != float("inf"):
@@ -132,7 +132,7 @@ class ResultWriter:
 
     def write(self, row: dict[str, Any]) -> None:
         if self.fmt == "csv":
-            self._csv.writerow({k: _csv_value(v) for k, v in row.items()})
+            self._csv.writerow({k: csv_value(v) for k, v in row.items()})
         elif self.fmt == "parquet":
             self._batch.append(row)
             if len(self._batch) >= PARQUET_ROWS:

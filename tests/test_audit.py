@@ -10,8 +10,8 @@ import pytest
 from conftest import run_command
 from synthetic import make_class_folders, make_regression_set
 
-from perspective.audit import fold_assignment, require_cleanlab
 from perspective.errors import UserError
+from perspective.trust.audit import fold_assignment, require_cleanlab
 
 FAST = ["--weights", "none", "--image-size", "32", "-w", "0", "--augment", "none", "-s", "8", "-l", "2e-3",
         "--logger", "none", "-q", "--folds", "3"]

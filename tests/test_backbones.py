@@ -7,9 +7,15 @@ import torch
 from conftest import ROOT
 from torchvision import models
 
-from perspective import backbones
-from perspective.backbones import BACKBONES, cached_weights_path, create_backbone, default_preprocessing, get_spec
 from perspective.errors import UserError
+from perspective.models import backbones
+from perspective.models.backbones import (
+    BACKBONES,
+    cached_weights_path,
+    create_backbone,
+    default_preprocessing,
+    get_spec,
+)
 
 REQUIRED = ["resnet18", "resnet34", "resnet50", "resnet101", "inception_v3", "efficientnet_b0", "efficientnet_b3",
             "efficientnet_b5", "mobilenet_v3_small", "mobilenet_v3_large", "convnext_tiny", "vit_b_16"]

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 from conftest import ROOT, run_script
 
-from perspective import bulk
 from perspective.cli.infer import main as infer_main
 from perspective.data import list_images, read_path_list
 from perspective.errors import UserError
+from perspective.prediction import parts as bulk
 from perspective.results import ResultWriter
 
 SAMPLES = ROOT / "sample_set"

@@ -10,8 +10,8 @@ import pytest
 import torch
 from conftest import run_command
 
-from perspective.conformal import Intervals, calibrate, quantile
-from perspective.predict import load_checkpoint
+from perspective.models import load_checkpoint
+from perspective.trust.conformal import Intervals, calibrate, quantile
 
 
 def _zero_heavy(rng, n):
@@ -149,7 +149,7 @@ def test_the_server_answers_with_intervals(trained_regression, regression_dir):
 
     import httpx
 
-    from perspective.predict import Predictor
+    from perspective.prediction import Predictor
     from perspective.serving import ServeConfig, create_app
 
     _, best = trained_regression

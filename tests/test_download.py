@@ -413,7 +413,7 @@ def test_a_file_that_cannot_be_written_ends_the_run_in_one_line_and_keeps_the_ma
 def test_waits_between_retries_double_up_to_a_minute(monkeypatch):
     import asyncio
 
-    import perspective.download as download
+    import perspective.download.fetch as download
 
     waits = []
 
@@ -434,4 +434,4 @@ def test_waits_between_retries_double_up_to_a_minute(monkeypatch):
 def test_extensions_are_the_data_modules():
     from perspective.data import IMAGE_EXTENSIONS as DATA_EXTENSIONS
 
-    assert IMAGE_EXTENSIONS is DATA_EXTENSIONS  # one tuple in perspective.formats, not two kept equal
+    assert IMAGE_EXTENSIONS is DATA_EXTENSIONS  # one tuple in perspective.config, not two kept equal

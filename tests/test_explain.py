@@ -12,12 +12,12 @@ from conftest import run_command
 from PIL import Image
 
 from perspective.errors import UserError
-from perspective.explain import Explainer, require_gradcam
-from perspective.model import PerspectiveModel
+from perspective.models import PerspectiveModel
+from perspective.trust.explain import Explainer, require_gradcam
 
 
 def _model(backbone: str, size: int, task: str = "regression") -> PerspectiveModel:
-    from perspective.backbones import default_preprocessing
+    from perspective.models.backbones import default_preprocessing
 
     names = {"target_names": ["hood", "backdoor_left"]} if task == "regression" else {"class_names": ["a", "b", "c"]}
     torch.manual_seed(0)
@@ -74,7 +74,8 @@ def test_the_server_explains_one_image_as_a_png(trained_regression, regression_d
 
     import httpx
 
-    from perspective.predict import Predictor, load_checkpoint
+    from perspective.models import load_checkpoint
+    from perspective.prediction import Predictor
     from perspective.serving import ServeConfig, create_app
 
     _, best = trained_regression

@@ -31,14 +31,14 @@ from hypothesis import strategies as st
 from PIL import Image
 from server_process import start_server
 
-from perspective.backbones import default_preprocessing
 from perspective.cli.common import run
 from perspective.cli.infer import main as infer_main
 from perspective.data import load_image, read_labelled_data
 from perspective.data.datasets import ImageFileDataset
 from perspective.download import read_url_list, safe_name
 from perspective.errors import UserError
-from perspective.transforms import eval_resize
+from perspective.models.backbones import default_preprocessing
+from perspective.models.transforms import eval_resize
 
 FUZZ = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                                   HealthCheck.filter_too_much])

@@ -8,9 +8,9 @@ import pytest
 from conftest import run_command
 
 from perspective.errors import UserError
-from perspective.export import OpenVinoModel, require_openvino
-from perspective.int8 import compare, split_images
-from perspective.predict import load_model
+from perspective.export.int8 import compare, split_images
+from perspective.prediction import load_model
+from perspective.prediction.runtimes import OpenVinoModel, require_openvino
 
 pytest.importorskip("openvino")
 pytest.importorskip("nncf")
@@ -128,7 +128,7 @@ def test_the_server_answers_with_an_int8_model_as_infer_does(openvino_models, re
 
     import httpx
 
-    from perspective.predict import Predictor
+    from perspective.prediction import Predictor
     from perspective.serving import ServeConfig, create_app
 
     _, _, int8 = openvino_models

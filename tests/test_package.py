@@ -2,12 +2,16 @@
 runs the ``perspective`` command from another folder with its shipped model (package data).
 
 Offline: the wheel is built without build isolation (the setuptools already installed), and the
-environment sees the installed dependencies (``--system-site-packages``) but not the checkout.
+environment sees the dependencies of the interpreter running the tests (its site-packages, through a
+``.pth`` file: the same whether that interpreter is the system's Python or a virtual environment)
+but not the checkout.
 """
 
 import shutil
+import site
 import subprocess
 import sys
+import tomllib
 import venv
 from pathlib import Path
 
@@ -24,18 +28,34 @@ def installed(tmp_path_factory) -> Path:
     """The ``bin`` folder of a fresh environment with the package installed from a wheel."""
     work = tmp_path_factory.mktemp("package")
     source = work / "source"
-    shutil.copytree(ROOT / "perspective", source / "perspective", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("perspective", "trained_models"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
     wheels = work / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
                     str(wheels), str(source)], check=True, capture_output=True, text=True)
     env_dir = work / "env"
-    venv.create(env_dir, system_site_packages=True, with_pip=False)
+    venv.create(env_dir, with_pip=False)
     python = env_dir / "bin" / "python"
+    inner = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                           check=True, capture_output=True, text=True).stdout.strip()
+    (Path(inner) / "_test_dependencies.pth").write_text("\n".join(dependency_paths()) + "\n")
     subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", *map(str, wheels.glob("*.whl"))],
                    check=True, capture_output=True, text=True)
     return env_dir / "bin"
+
+
+def dependency_paths() -> list[str]:
+    """The site-packages folders of the interpreter running the tests (not the checkout)."""
+    folders = [*site.getsitepackages(), site.getusersitepackages()]
+    return [f for f in dict.fromkeys(folders) if Path(f).is_dir() and Path(f).resolve() != ROOT]
+
+
+def test_pyproject_lists_every_package_folder():
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "perspective").rglob("__init__.py")}
+    assert listed == folders | {"perspective.trained_models"}
 
 
 def test_the_wheel_installs_the_command_and_the_shipped_model(installed, tmp_path):

@@ -9,11 +9,13 @@ import torch
 from conftest import run_command, run_script
 from PIL import Image
 
-from perspective.backbones import Preprocessing
 from perspective.data import list_images, load_image
-from perspective.export import OnnxModel, export
-from perspective.predict import Predictor, load_checkpoint
-from perspective.transforms import eval_transform
+from perspective.export import export
+from perspective.models import load_checkpoint
+from perspective.models.backbones import Preprocessing
+from perspective.models.transforms import eval_transform
+from perspective.prediction import Predictor
+from perspective.prediction.runtimes import OnnxModel
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +99,9 @@ def test_the_in_turn_loader_yields_what_a_dataloader_yields(regression_dir, tmp_
     """Threads taking turns with the model (the CPU path) and DataLoader processes (the GPU path) agree."""
     from torch.utils.data import DataLoader
 
-    from perspective.backbones import default_preprocessing
     from perspective.data.datasets import ImageFileDataset, InTurnLoader
-    from perspective.transforms import eval_resize
+    from perspective.models.backbones import default_preprocessing
+    from perspective.models.transforms import eval_resize
 
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
     paths = [*list_images(regression_dir / "images")[:9], tmp_path / "broken.jpg", tmp_path / "missing.png"]

@@ -13,11 +13,18 @@ import torch
 from conftest import run_command, run_script
 from synthetic import make_regression_set
 
-from perspective.callbacks import ScheduleAwareEarlyStopping, default_min_epochs, default_patience, ema_decay_at
+from perspective.config import TrainConfig
 from perspective.data.datasets import balanced_sampler
-from perspective.model import PerspectiveModel, balanced_class_weights, regression_loss
-from perspective.predict import Predictor, load_checkpoint, mirror_average, mirror_permutation
-from perspective.training import TrainConfig, fine_tuning, train
+from perspective.models import PerspectiveModel, load_checkpoint
+from perspective.models.module import balanced_class_weights, regression_loss
+from perspective.prediction import Predictor, mirror_average, mirror_permutation
+from perspective.training import fine_tuning, train
+from perspective.training.callbacks import (
+    ScheduleAwareEarlyStopping,
+    default_min_epochs,
+    default_patience,
+    ema_decay_at,
+)
 
 
 def _config(data: Path, tmp: Path, **overrides) -> TrainConfig:
@@ -261,7 +268,7 @@ def test_backbone_lr_scale_gives_the_backbone_its_share_of_the_rate():
 
 def test_a_toolkit_checkpoint_starts_a_new_run(trained_regression, regression_dir, tmp_path):
     _, best = trained_regression
-    from perspective.backbones import create_backbone
+    from perspective.models.backbones import create_backbone
 
     backbone = create_backbone("resnet18", str(best), 32)
     saved = torch.load(best, weights_only=True)["state_dict"]

@@ -10,7 +10,8 @@ import pytest
 from conftest import run_command, run_script
 from PIL import Image
 
-from perspective import report
+from perspective.evaluation import metrics as metrics_lib
+from perspective.evaluation import report
 
 # --- metrics on fixed arrays ------------------------------------------------------------------
 
@@ -18,7 +19,7 @@ from perspective import report
 def test_regression_metrics_match_hand_computed_values():
     pred = np.array([[0.1, 0.5], [0.4, 0.5], [0.7, 0.5]])
     truth = np.array([[0.0, 0.2], [0.5, 0.5], [1.0, 0.8]])
-    m = report.regression_metrics(pred, truth, ["a", "b"], train_mean=[0.5, 0.4])
+    m = metrics_lib.regression_metrics(pred, truth, ["a", "b"], train_mean=[0.5, 0.4])
     a = m["targets"]["a"]
     assert a["mse"] == pytest.approx((0.01 + 0.01 + 0.09) / 3)
     assert a["mae"] == pytest.approx((0.1 + 0.1 + 0.3) / 3)
@@ -35,7 +36,7 @@ def test_regression_metrics_match_hand_computed_values():
 def test_constant_mean_prediction_scores_r2_zero_and_equals_the_baseline_without_training_stats():
     truth = np.array([[0.1], [0.3], [0.9], [0.5]])
     pred = np.full_like(truth, truth.mean())
-    m = report.regression_metrics(pred, truth, ["s"])
+    m = metrics_lib.regression_metrics(pred, truth, ["s"])
     assert m["targets"]["s"]["r2"] == pytest.approx(0.0)
     assert m["targets"]["s"] == pytest.approx(m["baseline"]["targets"]["s"])
     assert "own mean" in m["baseline"]["source"]
@@ -44,13 +45,13 @@ def test_constant_mean_prediction_scores_r2_zero_and_equals_the_baseline_without
 def test_missing_labels_are_left_out_not_counted_as_zero():
     pred = np.array([[0.5], [0.5], [0.9]])
     truth = np.array([[0.5], [np.nan], [0.9]])
-    m = report.regression_metrics(pred, truth, ["s"])
+    m = metrics_lib.regression_metrics(pred, truth, ["s"])
     assert m["n"] == 3 and m["n_labelled"] == {"s": 2}
     assert m["targets"]["s"]["mse"] == pytest.approx(0.0)  # a NaN read as 0 would add an error of 0.25
 
 
 def test_r2_of_a_constant_truth_is_undefined_and_written_as_null():
-    m = report.regression_metrics(np.array([[0.1], [0.2]]), np.array([[0.5], [0.5]]), ["s"])
+    m = metrics_lib.regression_metrics(np.array([[0.1], [0.2]]), np.array([[0.5], [0.5]]), ["s"])
     assert m["targets"]["s"]["r2"] is None
     json.dumps(m, allow_nan=False)  # valid JSON, no NaN
 
@@ -59,7 +60,7 @@ def test_classification_metrics_match_hand_computed_values():
     classes = ["a", "b", "c"]
     truth = ["a", "a", "a", "b", "b", "c", None]
     pred = ["a", "a", "b", "b", "c", "c", "a"]
-    m = report.classification_metrics(pred, truth, classes, train_counts={"a": 6, "b": 3, "c": 1})
+    m = metrics_lib.classification_metrics(pred, truth, classes, train_counts={"a": 6, "b": 3, "c": 1})
     assert m["n_unlabelled"] == 1
     assert m["accuracy"] == pytest.approx(4 / 6)
     assert m["confusion_matrix"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
@@ -93,7 +94,7 @@ def regression_frame():
     pred = np.clip(truth + rng.normal(0, 0.1, truth.shape), 0, 1)
     frame = pd.DataFrame({"path": [f"img{i}.png" for i in range(40)], "a": pred[:, 0], "b": pred[:, 1],
                           "true_a": truth[:, 0], "true_b": truth[:, 1], "error": ""})
-    return frame, report.regression_metrics(pred, truth, ["a", "b"])
+    return frame, metrics_lib.regression_metrics(pred, truth, ["a", "b"])
 
 
 def test_regression_plots_are_valid_non_trivial_pngs(regression_frame):
@@ -108,7 +109,7 @@ def test_classification_plots_include_confusion_matrix_and_mistakes():
     classes = ["x", "y"]
     frame = pd.DataFrame({"path": [f"i{i}" for i in range(6)], "label": ["x", "x", "y", "y", "x", "y"],
                           "confidence": [0.9, 0.8, 0.7, 0.95, 0.6, 0.55], "true_label": ["x", "y", "y", "y", "x", "x"]})
-    metrics = report.classification_metrics(frame["label"].tolist(), frame["true_label"].tolist(), classes)
+    metrics = metrics_lib.classification_metrics(frame["label"].tolist(), frame["true_label"].tolist(), classes)
     plots = report.classification_plots(frame, classes, metrics, _blank_loader)
     assert set(plots) == {"samples.png", "confusion_matrix.png", "mistakes.png"}
     for png in plots.values():

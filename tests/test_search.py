@@ -20,10 +20,10 @@ from synthetic import make_regression_set
 
 from perspective.cli import search as search_cli
 from perspective.cli import train as train_cli
+from perspective.config import TrainConfig
 from perspective.errors import UserError
 from perspective.search import space as search_space
 from perspective.search import study as search_lib
-from perspective.training import TrainConfig
 
 # a deprecation inside Lightning, filtered by setup_logging in the scripts
 pytestmark = pytest.mark.filterwarnings(r"ignore:.*isinstance\(treespec, LeafSpec\)")

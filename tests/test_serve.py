@@ -25,7 +25,8 @@ from PIL import Image
 from server_process import Server, start_server
 
 from perspective.data import list_images
-from perspective.predict import Predictor, load_checkpoint, shipped_checkpoint
+from perspective.models import load_checkpoint, shipped_checkpoint
+from perspective.prediction import Predictor
 from perspective.serving import MicroBatcher
 
 SAMPLES = [str(p) for p in list_images(ROOT / "sample_set")]
@@ -321,8 +322,8 @@ def test_micro_batcher_groups_images_that_arrive_together_and_keeps_their_order(
 
 def test_classification_model_answers_label_confidence_and_probabilities(tmp_path):
     """In-process (the app's lifespan run by hand): the classification response, null training metrics."""
-    from perspective.backbones import default_preprocessing
-    from perspective.model import PerspectiveModel
+    from perspective.models import PerspectiveModel
+    from perspective.models.backbones import default_preprocessing
     from perspective.serving import ServeConfig, create_app
 
     classes = ["front", "rear", "side"]

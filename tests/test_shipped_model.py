@@ -7,7 +7,8 @@ import torch
 from conftest import ROOT, run_script
 
 from perspective.data import list_images
-from perspective.predict import Predictor, load_checkpoint, shipped_checkpoint, slim_checkpoint
+from perspective.models import load_checkpoint, shipped_checkpoint, slim_checkpoint
+from perspective.prediction import Predictor
 
 MAIN_SCORES = ["perspective_score_hood", "perspective_score_backdoor_left"]
 
@@ -60,7 +61,8 @@ def test_slim_checkpoint_predicts_like_the_training_checkpoint(trained_regressio
 
 def test_the_shipped_model_mirrors_with_its_training_pairs_for_tta():
     """It predates checkpoints that record their flip permutation: the default pairs, as its training had."""
-    from perspective.predict import load_checkpoint, mirror_permutation, shipped_checkpoint
+    from perspective.models import load_checkpoint, shipped_checkpoint
+    from perspective.prediction import mirror_permutation
 
     model = load_checkpoint(shipped_checkpoint())
     names = model.names

@@ -3,10 +3,11 @@ import math
 import pytest
 import torch
 
-from perspective.backbones import default_preprocessing
 from perspective.errors import UserError
-from perspective.model import PerspectiveModel, regression_loss, warmup_cosine, weighted_mse
-from perspective.transforms import eval_transform, flip_permutation, parse_flip_pairs, train_transform
+from perspective.models import PerspectiveModel
+from perspective.models.backbones import default_preprocessing
+from perspective.models.module import regression_loss, warmup_cosine, weighted_mse
+from perspective.models.transforms import eval_transform, flip_permutation, parse_flip_pairs, train_transform
 
 NAMES = ["perspective_score_hood", "perspective_score_backdoor_left", "perspective_score_backdoor_right"]
 
@@ -114,7 +115,7 @@ def test_batched_normalisation_gives_what_the_per_image_transform_gives(mode):
     import numpy as np
     from PIL import Image
 
-    from perspective.transforms import eval_resize, normalise_batch
+    from perspective.models.transforms import eval_resize, normalise_batch
 
     pre = default_preprocessing("resnet18", 64, mode)
     rng = np.random.default_rng(0)

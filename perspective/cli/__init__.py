@@ -1,14 +1,16 @@
 """The command-line layer: one module per command (``train``, ``infer``, ``evaluate``, ``serve``,
-``search``, ``export``, ``download``, ``synth``), each with ``get_args_parser(prog)`` and
-``main(argv, prog)``; ``common`` holds the shared flags, argument types, one-line errors and exit
-codes; ``__main__`` is the ``perspective`` command. The library never imports this package.
+``search``, ``export``, ``download``, ``synth``, ``audit``), each with ``get_args_parser(prog)`` and
+``main(argv, prog)``: parse the flags into the command's config (``perspective.config``), make one
+library call, print. ``common`` holds the shared flags, argument types, one-line errors and exit
+codes; ``__main__`` is the ``perspective`` command. Nothing in the library imports this package.
 """
 
 from .common import (
     ArgumentParser,
+    add_batch_flags,
     add_checkpoint_flag,
+    add_device_flags,
     add_prediction_flags,
-    add_runtime_flags,
     existing_file,
     existing_path,
     fraction,
@@ -22,7 +24,7 @@ from .common import (
 )
 
 __all__ = [
-    "ArgumentParser", "add_checkpoint_flag", "add_prediction_flags", "add_runtime_flags", "existing_file",
-    "existing_path", "fraction", "lightning_devices", "non_negative_float", "non_negative_int", "positive_float",
-    "positive_int", "run", "setup_logging",
+    "ArgumentParser", "add_batch_flags", "add_checkpoint_flag", "add_device_flags", "add_prediction_flags",
+    "existing_file", "existing_path", "fraction", "lightning_devices", "non_negative_float", "non_negative_int",
+    "positive_float", "positive_int", "run", "setup_logging",
 ]

@@ -1,11 +1,11 @@
 """Audit the labels of a data set: k short training runs, out-of-fold predictions, worst labels first.
 
     perspective audit -d ./my_data -o audit/                 # 5 folds of 8 epochs, train.py's other defaults
-    python -m perspective.audit -d ./my_data --folds 3 -e 5 --weights none
+    perspective audit -d ./my_data --folds 3 -e 5 --weights none
 
 Writes audit.csv (filename, label quality in [0, 1] with the lowest first, the given label or
 targets, the out-of-fold prediction) and worst.png (a contact sheet of the worst rows) into the
-output folder. Training flags are train.py's. Exit codes: 0 done, 2 usage or data error.
+output folder. Training flags are train's. Exit codes: 0 done, 2 usage or data error.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from .common import output_path, positive_int, run, setup_logging
+from ..config import AuditConfig, TrainConfig
+from .common import add_output_flag, config_of, positive_int, run, setup_logging
 from .train import get_args_parser as train_parser
 
-FOLDS, EPOCHS = 5, 8  # perspective.audit.DEFAULT_FOLDS and DEFAULT_EPOCHS (the command does not import torch for -h)
+D = AuditConfig  # the audit's own defaults; each fold's run takes train's
 
 
 def get_args_parser(prog: str = "perspective audit") -> argparse.ArgumentParser:
@@ -25,26 +26,23 @@ def get_args_parser(prog: str = "perspective audit") -> argparse.ArgumentParser:
                      "never saw it (k-fold out-of-fold predictions scored by cleanlab), worst first. Takes "
                      "train.py's flags. Long flags also accept underscores.")
     g = p.add_argument_group("audit")
-    g.add_argument("--folds", type=positive_int, default=FOLDS, help=f"training runs, each leaving one fold out (default {FOLDS})")
-    g.add_argument("-o", "--output", type=output_path, default="audit",
-                   help="folder for audit.csv and worst.png (default ./audit)")
-    p.set_defaults(max_epochs=EPOCHS)
+    g.add_argument("--folds", type=positive_int, default=D.folds,
+                   help=f"training runs, each leaving one fold out (default {D.folds})")
+    add_output_flag(g, D.output, "folder for audit.csv and worst.png")
+    p.set_defaults(max_epochs=D.max_epochs)
     for action in p._actions:  # the short schedule is this command's default, and -h says so
         if action.dest == "max_epochs":
-            action.help = f"epochs of each fold's run (default {EPOCHS})"
+            action.help = f"epochs of each fold's run (default {D.max_epochs})"
     return p
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perspective audit") -> int:
     args = get_args_parser(prog).parse_args(argv)
     setup_logging(args.quiet)
-    from perspective.audit import AUDIT_CSV, CONTACT_SHEET, run_audit
-    from perspective.training import TrainConfig
+    from perspective.trust.audit import AUDIT_CSV, CONTACT_SHEET, run_audit
 
-    settings = vars(args)
-    folds, output = settings.pop("folds"), settings.pop("output")
-    settings.pop("config")
-    table = run_audit(TrainConfig(**settings), folds, output)
+    folds, output = args.folds, args.output
+    table = run_audit(config_of(TrainConfig, args, "folds", "output"), folds, output)
     shown = table.drop(columns="path").head(10)
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"{len(table)} rows audited in {folds} folds, worst first: {output}/{AUDIT_CSV}; contact sheet: "

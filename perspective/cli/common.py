@@ -14,8 +14,9 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from ..config import PREDICTION_PRECISIONS, default_workers
+from ..config import PRECISIONS, DeviceConfig, PredictConfig
 from ..errors import NothingDone, UserError
 
 
@@ -180,93 +181,78 @@ def port(text: str) -> int:
     return value
 
 
-def add_runtime_flags(parser: argparse.ArgumentParser, default_batch_size: int, training: bool = False,
-                      processes: bool = False) -> None:
-    """Flags shared by the commands that run a model: batch size, workers, the device, quiet.
+# --- the flag vocabulary: one spelling, one meaning, one default per concept on every command ----------
+# (tests/test_vocabulary.py walks every parser and holds them to it)
 
-    Training takes Lightning's ``-g/--gpus`` and ``--accelerator`` (with ``--devices`` and the
-    rest in train's own parser); prediction runs on one device, chosen with ``--device``
-    (``add_device_flag``), ``-g`` staying as the original scripts' spelling, or with
-    ``processes`` (infer, evaluate) in several processes through Lightning's flags.
+
+def add_batch_flags(parser: argparse.ArgumentParser, cfg: Any, workers_help: str | None = None) -> None:
+    """``-s/--batch-size`` and ``-w/--workers``, their defaults from the command's config ``cfg``."""
+    parser.add_argument("-s", "--batch-size", type=positive_int, default=cfg.batch_size,
+                        help=f"images per batch (default {cfg.batch_size})")
+    parser.add_argument("-w", "--workers", type=non_negative_int, default=cfg.workers,
+                        help=workers_help or "image decoding workers: threads that take turns with the model on "
+                                             "the CPU, DataLoader processes feeding a GPU (default: min(CPU count, 8))")
+
+
+def add_device_flags(parser: argparse.ArgumentParser, cfg: DeviceConfig, processes: bool = True,
+                     device: bool = True) -> None:
+    """Where a command computes: ``-g``, ``--device`` (prediction), and Lightning's flags.
+
+    ``processes``: also ``--devices``, ``--num-nodes`` and ``--strategy``, for the commands that can
+    run in several processes (train, and infer and evaluate, which then predict a part each).
     """
-    parser.add_argument("-s", "--batch-size", type=positive_int, default=default_batch_size,
-                        help=f"batch size (default {default_batch_size})")
-    parser.add_argument("-w", "--workers", type=non_negative_int, default=None if training else default_workers(),
-                        help="image decoding workers: DataLoader processes when training or feeding a GPU, "
-                             "threads that take turns with the model when predicting on the CPU (default: min(CPU "
-                             "count, 8)" + ("; for training on the CPU one per 8 cores, the main process decoding "
-                                            "between steps)" if training else ")"))
-    if training:
-        parser.add_argument("-g", "--gpus", type=non_negative_int, default=None,
-                            help="number of GPUs; 0 forces the CPU (default: what torch finds)")
-        parser.add_argument("--accelerator", default="auto", help="cpu, gpu, cuda, mps or auto (default auto)")
-    else:
-        add_device_flag(parser, processes=processes)
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
-
-
-PREDICTION_DEVICE_HELP = "auto (CUDA when present), cpu, or cuda[:N] (default auto)"
-
-
-def add_device_flag(parser: argparse.ArgumentParser, processes: bool = False) -> None:
-    """``--device`` of the commands that predict on one device; ``-g 0`` / ``-g N`` mean cpu / cuda.
-
-    ``processes``: also Lightning's ``--accelerator``, ``--devices``, ``--num-nodes`` and
-    ``--strategy``, as train.py spells them, to predict in several processes (``process_plan``).
-    """
-    parser.add_argument("--device", default="auto", help=PREDICTION_DEVICE_HELP)
-    parser.add_argument("-g", "--gpus", type=non_negative_int, default=None,
-                        help="the original scripts' spelling: -g 0 = --device cpu, -g N = --device cuda (one GPU)")
+    parser.add_argument("-g", "--gpus", type=non_negative_int, default=cfg.gpus,
+                        help="number of CUDA GPUs; 0 forces the CPU (default: what torch finds)")
+    if device:
+        parser.add_argument("--device", default=PredictConfig.device,
+                            help="the one device of a one-process run: auto (CUDA when present), cpu, or cuda[:N] "
+                                 f"(default {PredictConfig.device})")
+    parser.add_argument("--accelerator", default=cfg.accelerator,
+                        help=f"cpu, gpu, cuda, mps or auto, as Lightning reads it (default {cfg.accelerator})")
     if not processes:
-        parser.add_argument("--accelerator", default=None, help=argparse.SUPPRESS)  # older spelling: cpu, gpu, cuda
         return
-    parser.add_argument("--accelerator", default=None,
-                        help="with --devices: cpu, gpu, cuda or auto, as Lightning reads it; alone: the device "
-                             "(default: from --device)")
-    parser.add_argument("--devices", type=lightning_devices, default=None,
-                        help="predict in this many processes per machine (or on these GPUs: 0,1), one part of "
-                             "the images each, merged into one result (default: one process)")
-    parser.add_argument("--num-nodes", type=positive_int, default=1, help="machines taking part (default 1)")
-    parser.add_argument("--strategy", default=None,
-                        help="Lightning strategy for several processes: ddp, ... (default: ddp when --devices or "
-                             "--num-nodes asks for more than one process)")
+    parser.add_argument("--devices", type=lightning_devices, default=cfg.devices,
+                        help="devices per machine, as Lightning reads them: a count, a list of GPUs (0,1), -1 or "
+                             "auto; prediction runs one process per device, each on a part of the images "
+                             "(default: auto for training, one process for prediction)")
+    parser.add_argument("--num-nodes", type=positive_int, default=cfg.num_nodes,
+                        help=f"machines taking part (default {cfg.num_nodes})")
+    parser.add_argument("--strategy", default=cfg.strategy,
+                        help="Lightning strategy: ddp, ddp_spawn, ... (default auto: ddp when several processes "
+                             "are asked for)")
 
 
-def process_plan(args: argparse.Namespace) -> dict | None:
-    """Lightning's accelerator, devices, nodes and strategy when the flags ask for several processes, else None.
-
-    One process unless ``--devices`` asks for more than one (a count above 1, a list of GPUs, -1
-    or auto), ``--num-nodes`` is above 1, or a ``--strategy`` is named.
-    """
-    devices, nodes, strategy = getattr(args, "devices", None), getattr(args, "num_nodes", 1), getattr(args, "strategy", None)
-    if devices in (None, 1, "1") and nodes == 1 and strategy is None:
-        return None
-    accelerator = args.accelerator
-    if accelerator is None:
-        device = prediction_device(args)
-        accelerator = "cpu" if device == "cpu" else "gpu" if device.startswith("cuda") else "auto"
-    return {"accelerator": accelerator, "devices": "auto" if devices is None else devices, "num_nodes": nodes,
-            "strategy": strategy or "ddp"}
+def add_precision_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", choices=PRECISIONS, default=PredictConfig.precision,
+                        help="auto = bf16 where the hardware computes it natively, else 32; bf16 and 16 autocast "
+                             "(weights stay fp32); 16 needs CUDA (default auto)")
 
 
-def prediction_device(args: argparse.Namespace) -> str:
-    """The one device of ``--device``, ``-g`` or the older ``--accelerator``, as ``Predictor`` takes it."""
-    if args.gpus is not None:
-        return "cpu" if args.gpus == 0 else "cuda"
-    if args.accelerator not in (None, "auto"):
-        return {"gpu": "cuda"}.get(args.accelerator, args.accelerator)
-    return args.device
+def add_quiet_flag(parser: argparse.ArgumentParser, what: str = "no progress bars or info logs") -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help=what)
+
+
+def add_output_flag(parser: argparse.ArgumentParser, default: str | None, what: str, *aliases: str) -> None:
+    """``-o/--output`` (and a command's older spellings as ``aliases``), dest ``output``."""
+    shown = f" (default ./{default})" if default else ""
+    parser.add_argument("-o", "--output", *aliases, dest="output", type=output_path, default=default,
+                        required=default is None, help=what + shown)
+
+
+def config_of(cls: type, args: argparse.Namespace, *drop: str):
+    """The command's config dataclass from parsed flags (``--config`` and the names in ``drop`` left out)."""
+    return cls(**{k: v for k, v in vars(args).items() if k != "config" and k not in drop})
 
 
 def add_checkpoint_flag(parser: argparse.ArgumentParser, exported: bool = False) -> None:
     """``-c/--checkpoint`` of every command that loads a model; None means the shipped one.
 
-    ``exported``: the command also runs models from export.py (ONNX ``.onnx``, OpenVINO ``.xml``).
+    ``exported``: the command also runs models from export (ONNX ``.onnx``, OpenVINO ``.xml``).
     """
-    what = ("checkpoint from train.py, or a model from export.py (.onnx, OpenVINO .xml, fp32 or int8)" if exported
-            else "checkpoint from train.py")
+    what = ("checkpoint from train, or a model from export (.onnx, OpenVINO .xml, fp32 or int8)" if exported
+            else "checkpoint from train")
     parser.add_argument("-c", "--checkpoint", type=existing_file, default=None,
-                        help=f"{what} (default: the shipped model, perspective/trained_models/)")
+                        help=f"{what} (default: the shipped model, trained_models/)")
 
 
 def output_path(text: str) -> str:
@@ -294,9 +280,8 @@ def existing_file(text: str) -> str:
 
 
 def add_prediction_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags of every command that predicts (infer.py, evaluate.py, serve.py): precision, torch.compile, TTA."""
-    parser.add_argument("--precision", choices=PREDICTION_PRECISIONS, default="auto",
-                        help="auto = bf16 where the hardware computes it natively, else 32; 16 needs CUDA (default auto)")
+    """Flags of every command that predicts (infer, evaluate, serve): precision, torch.compile, TTA, intervals."""
+    add_precision_flag(parser)
     parser.add_argument("--compile", action="store_true",
                         help="run the model through torch.compile: a slow first batch, then faster on large runs")
     parser.add_argument("--tta", action="store_true",
@@ -310,11 +295,14 @@ def add_prediction_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def setup_logging(quiet: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """Log lines to stderr: INFO and up, or only warnings with ``quiet`` (also for loggers set to INFO later)."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.setLevel(logging.WARNING if quiet else logging.NOTSET)
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING if quiet else logging.INFO)
     if quiet:
         for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)

@@ -6,12 +6,14 @@ import argparse
 import logging
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
-from ..download import DONE, DownloadConfig, download_all, read_url_list, summarize, write_manifest
-from ..errors import NothingDone
+from ..config import DownloadConfig
 from .common import (
     ArgumentParser,
+    add_config_flag,
+    add_output_flag,
+    add_quiet_flag,
+    config_of,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -19,6 +21,8 @@ from .common import (
     run,
     setup_logging,
 )
+
+D = DownloadConfig  # every default is DownloadConfig's
 
 
 def get_args_parser(prog: str = "perspective download") -> argparse.ArgumentParser:
@@ -28,33 +32,42 @@ def get_args_parser(prog: str = "perspective download") -> argparse.ArgumentPars
                     "column) into a folder; every file is verified as an image; DIR/manifest.csv records each "
                     "URL's file, status and error with the CSV's other columns. A rerun skips what is done.",
     )
+    add_config_flag(p, "download")
     p.add_argument("list", metavar="LIST", help="text file of URLs, or CSV with a url column")
-    p.add_argument("-o", "--output", "--out", dest="out", required=True, metavar="DIR", help="folder for the images and manifest.csv")
-    p.add_argument("-w", "--workers", type=positive_int, default=8, help="downloads at the same time (default 8)")
-    p.add_argument("--timeout", type=positive_float, default=20.0,
-                   help="seconds to connect, and without data while reading, before an attempt fails (default 20)")
-    p.add_argument("--retries", type=non_negative_int, default=3,
-                   help="further attempts after a timeout, 5xx, 429 or dropped connection (default 3)")
-    p.add_argument("--backoff", type=non_negative_float, default=1.0,
-                   help="seconds before the first retry, doubled for each next one up to 60 (default 1)")
-    p.add_argument("--max-mb", type=positive_float, default=50.0, help="largest file in MiB (default 50)")
-    p.add_argument("--max-pixels", type=positive_int, default=50_000_000,
-                   help="largest image, width x height (default 50000000)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, only warnings")
+    add_output_flag(p, None, "folder for the images and manifest.csv", "--out")
+    p.add_argument("-w", "--workers", type=positive_int, default=D.workers,
+                   help=f"downloads at the same time: they wait on the network, so more than the cores "
+                        f"(default {D.workers})")
+    p.add_argument("--timeout", type=positive_float, default=D.timeout,
+                   help=f"seconds to connect, and without data while reading, before an attempt fails "
+                        f"(default {D.timeout:g})")
+    p.add_argument("--retries", type=non_negative_int, default=D.retries,
+                   help=f"further attempts after a timeout, 5xx, 429 or dropped connection (default {D.retries})")
+    p.add_argument("--backoff", type=non_negative_float, default=D.backoff,
+                   help=f"seconds before the first retry, doubled for each next one up to 60 (default {D.backoff:g})")
+    p.add_argument("--max-mb", type=positive_float, default=D.max_mb,
+                   help=f"largest file in MiB (default {D.max_mb:g})")
+    p.add_argument("--max-pixels", type=positive_int, default=D.max_pixels,
+                   help=f"largest image, width x height (default {D.max_pixels})")
+    add_quiet_flag(p, "no progress bar, only warnings")
     return p
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perspective download") -> int:
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
     args = get_args_parser(prog).parse_args(argv)
     setup_logging(args.quiet)
+    from pathlib import Path
+
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from perspective.download import DONE, download_all, read_url_list, summarize, write_manifest
+    from perspective.errors import NothingDone
+
     for name in ("httpx", "httpcore"):  # a line per request; ours are the failures
         logging.getLogger(name).setLevel(logging.WARNING)
+    config = config_of(DownloadConfig, args, "list", "output")
     items, extra_columns = read_url_list(args.list)
-    out_dir = Path(args.out)
-    config = DownloadConfig(workers=args.workers, timeout=args.timeout, retries=args.retries, backoff=args.backoff,
-                            max_bytes=int(args.max_mb * 2**20), max_pixels=args.max_pixels)
+    out_dir = Path(args.output)
     start = time.monotonic()
     try:
         with logging_redirect_tqdm():

@@ -1,9 +1,9 @@
 """Export a checkpoint to ONNX, TorchScript or OpenVINO (fp32 or int8), checked before it is kept.
 
-    python export.py -c best.ckpt --format onnx -o model.onnx
-    python export.py -c best.ckpt --format openvino -o model.xml            # fp32 weights (+ model.bin)
-    python export.py -c best.ckpt --format openvino --int8 --calibration photos/ -o model_int8.xml
-    python infer.py -d ./photos -c model_int8.xml                           # same CSV columns
+    perspective export -c best.ckpt --format onnx -o model.onnx
+    perspective export -c best.ckpt --format openvino -o model.xml            # fp32 weights (+ model.bin)
+    perspective export -c best.ckpt --format openvino --int8 --calibration photos/ -o model_int8.xml
+    perspective infer -d ./photos -c model_int8.xml                           # same CSV columns
 
 The exported model outputs what infer.py reports (scores, or class probabilities), any batch size;
 targets or classes and the preprocessing are stored inside the file. An fp32 export is written only
@@ -20,19 +20,33 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ..config import CALIBRATION_IMAGES, EXPORT_FORMATS, INT8_MAX_DROP
-from .common import ArgumentParser, add_checkpoint_flag, non_negative_float, non_negative_int, run, setup_logging
+from ..config import CALIBRATION_IMAGES, EXPORT_FORMATS, ExportConfig
+from .common import (
+    ArgumentParser,
+    add_batch_flags,
+    add_checkpoint_flag,
+    add_config_flag,
+    add_output_flag,
+    add_quiet_flag,
+    config_of,
+    non_negative_float,
+    positive_float,
+    run,
+    setup_logging,
+)
+
+D = ExportConfig  # every default is ExportConfig's
 
 
 def get_args_parser(prog: str = "perspective export") -> argparse.ArgumentParser:
     p = ArgumentParser(prog=prog, description="Export a checkpoint to ONNX, TorchScript or OpenVINO (fp32 or int8), "
-                                              "checked before it is kept.")
+                                              "checked before it is kept. Long flags also accept underscores.")
+    add_config_flag(p, "export")
     add_checkpoint_flag(p)
-    p.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="(default onnx)")
-    p.add_argument("-o", "--output", required=True,
-                   help="file to write (.onnx; .pt for TorchScript; .xml for OpenVINO, with its .bin beside it)")
-    p.add_argument("--tolerance", type=float, default=1e-4,
-                   help="largest accepted abs difference from the PyTorch model in fp32 (default 1e-4)")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default=D.format, help=f"(default {D.format})")
+    add_output_flag(p, D.output, "file to write (.onnx; .pt for TorchScript; .xml for OpenVINO, with its .bin beside it)")
+    p.add_argument("--tolerance", type=positive_float, default=D.tolerance,
+                   help=f"largest accepted abs difference from the PyTorch model in fp32 (default {D.tolerance:g})")
     g = p.add_argument_group("int8 (OpenVINO; needs pip install 'perspective[openvino]')")
     g.add_argument("--int8", action="store_true",
                    help="quantize to int8 with NNCF after training (post-training quantization); needs --calibration")
@@ -41,11 +55,12 @@ def get_args_parser(prog: str = "perspective export") -> argparse.ArgumentParser
                         "calibrate, the rest check the result unless --check is given")
     g.add_argument("--check", metavar="DIR",
                    help="held-out images for the accuracy check (default: the calibration images not used)")
-    g.add_argument("--max-drop", type=non_negative_float, default=INT8_MAX_DROP,
+    g.add_argument("--max-drop", type=non_negative_float, default=D.max_drop,
                    help="refuse the int8 model when its mean R² against the fp32 predictions (classes: label "
-                        f"agreement) is more than this below 1 (default {INT8_MAX_DROP:g})")
-    g.add_argument("-w", "--workers", type=non_negative_int, default=2, help="decoding threads (default 2)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no info logs")
+                        f"agreement) is more than this below 1 (default {D.max_drop:g})")
+    add_batch_flags(g, D, workers_help="decoding threads of the int8 calibration and check (default: min(CPU "
+                                       "count, 8))")
+    add_quiet_flag(p, "no info logs")
     return p
 
 
@@ -59,27 +74,24 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective export") ->
     if not args.int8 and (args.calibration or args.check):
         parser.error("--calibration and --check go with --int8")
     setup_logging(args.quiet)
-    from perspective.predict import load_checkpoint, shipped_checkpoint
+    from perspective.export import Int8Refused, export, export_int8
+    from perspective.models import load_checkpoint, shipped_checkpoint
 
-    checkpoint = args.checkpoint or shipped_checkpoint()
-    model = load_checkpoint(checkpoint)
-    if args.int8:
-        from perspective.int8 import Int8Refused, export_int8
-
+    cfg = config_of(ExportConfig, args)
+    model = load_checkpoint(cfg.checkpoint or shipped_checkpoint())
+    if cfg.int8:
         try:
-            comparison = export_int8(model, args.output, args.calibration, args.check, args.max_drop,
-                                     workers=args.workers)
+            comparison = export_int8(model, cfg.output, cfg.calibration, cfg.check, cfg.max_drop,
+                                     batch_size=cfg.batch_size, workers=cfg.workers)
         except Int8Refused as refused:
             print(refused.comparison.table(), file=sys.stderr)
             raise
         print(comparison.table())
-        print(f"int8 OpenVINO model written to {args.output}; checked against fp32 on {comparison.images} "
+        print(f"int8 OpenVINO model written to {cfg.output}; checked against fp32 on {comparison.images} "
               f"held-out images")
         return 0
-    from perspective.export import export
-
-    difference = export(model, args.output, args.format, args.tolerance)
-    print(f"{args.format} model written to {args.output}; max abs difference from PyTorch (fp32): {difference:.2e}")
+    difference = export(model, cfg.output, cfg.format, cfg.tolerance)
+    print(f"{cfg.format} model written to {cfg.output}; max abs difference from PyTorch (fp32): {difference:.2e}")
     return 0
 
 

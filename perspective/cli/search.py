@@ -1,7 +1,7 @@
 """Search hyperparameters (and backbones) with Optuna; every trial is a real training run.
 
-    python search.py --trials 30 -d ./my_data -e 15 --weights none --image-size 128
-    python search.py --trials 20 -d ./my_data -b resnet18,efficientnet_b0 --space space.yaml
+    perspective search --trials 30 -d ./my_data -e 15 --weights none --image-size 128
+    perspective search --trials 20 -d ./my_data -b resnet18,efficientnet_b0 --space space.yaml
 
 Flags of train.py stay fixed across trials; the space (default: learning rate, batch size, weight
 decay, dropout, augmentation, loss) is searched. The study lives in --storage (SQLite in OUTDIR by
@@ -15,15 +15,16 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import fields
 
-from ..config import SAMPLERS
-from .common import positive_float, positive_int, run, setup_logging
+from ..config import DEFAULT_BACKBONE, DEFAULT_SPACE, METRICS, SAMPLERS, SEARCH_PARAMS, SearchConfig, TrainConfig
+from ..errors import UserError
+from .common import add_output_flag, positive_float, positive_int, run, setup_logging
 from .train import get_args_parser as train_args_parser
+
+D = SearchConfig  # every search default is SearchConfig's
 
 
 def get_args_parser(prog: str = "perspective search") -> argparse.ArgumentParser:
-    """train.py's parser (its flags are the fixed settings of every trial) plus the search flags."""
-    from perspective.search.space import DEFAULT_SPACE, METRICS, PARAMS
-
+    """train's parser (its flags are the fixed settings of every trial) plus the search flags."""
     p = train_args_parser(prog)
     p.prog = prog
     p.description = (
@@ -34,7 +35,7 @@ def get_args_parser(prog: str = "perspective search") -> argparse.ArgumentParser
                "logs_location": "TensorBoard folder of the trials (default OUTDIR/lightning_logs)"}
     for action in p._actions:  # -b, -c and --logs-location mean something slightly different here
         if action.dest == "backbone":
-            action.help = "backbone, or several comma-separated to search over them (default resnet18)"
+            action.help = f"backbone, or several comma-separated to search over them (default {DEFAULT_BACKBONE})"
         elif action.dest in folders:
             action.default, action.help = None, folders[action.dest]  # None: under OUTDIR
         elif action.dest in ("run_name", "resume"):
@@ -42,25 +43,24 @@ def get_args_parser(prog: str = "perspective search") -> argparse.ArgumentParser
 
     metrics = sorted({m for ms in METRICS.values() for m in ms})
     g = p.add_argument_group("search")
-    g.add_argument("--trials", type=positive_int, default=20,
-                   help="trials to add to the study in this call (default 20)")
-    g.add_argument("--timeout", type=positive_float, default=None,
+    g.add_argument("--trials", type=positive_int, default=D.trials,
+                   help=f"trials to add to the study in this call (default {D.trials})")
+    g.add_argument("--timeout", type=positive_float, default=D.timeout,
                    help="start no new trial after this many seconds (default: no limit)")
-    g.add_argument("-o", "--output", "--outdir", dest="outdir", default="search",
-                   help="results.csv, plots, the SQLite study and the trials' runs (default ./search)")
-    g.add_argument("--storage", default=None,
+    add_output_flag(g, D.output, "results.csv, plots, the SQLite study and the trials' runs (OUTDIR)", "--outdir")
+    g.add_argument("--storage", default=D.storage,
                    help="Optuna storage URL, e.g. sqlite:///search.db or postgresql://... "
                         "(default sqlite:///OUTDIR/search.db)")
-    g.add_argument("--study", default="search",
-                   help="study name; the same name and storage continue a study (default search)")
-    g.add_argument("--sampler", choices=SAMPLERS, default="tpe",
-                   help="tpe (random for its first 10 trials, then model-based) or random (default tpe)")
+    g.add_argument("--study", default=D.study,
+                   help=f"study name; the same name and storage continue a study (default {D.study})")
+    g.add_argument("--sampler", choices=SAMPLERS, default=D.sampler,
+                   help=f"tpe (random for its first 10 trials, then model-based) or random (default {D.sampler})")
     g.add_argument("--metric", default=None,
                    help=f"validation metric to optimise: {', '.join(metrics)}; r2, acc and f1 are "
                         "maximised, the others minimised (default: val_mse for regression, which compares "
                         "trials of different losses fairly; val_loss for classification)")
     g.add_argument("--space", default=None,
-                   help=f"YAML search space replacing the default; parameters: {', '.join(PARAMS)}")
+                   help=f"YAML search space replacing the default; parameters: {', '.join(SEARCH_PARAMS)}")
     return p
 
 
@@ -74,8 +74,6 @@ def typed_flags(argv: Sequence[str] | None, prog: str = "perspective search") ->
 
 def split_args(args: argparse.Namespace, typed: set[str]):
     """(TrainConfig, the train settings the user typed) from parsed flags."""
-    from perspective.training import TrainConfig
-
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     return TrainConfig(**values), {n: v for n, v in values.items() if n in typed}
 
@@ -86,8 +84,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective search") ->
     setup_logging(args.quiet)
     import optuna
 
-    from perspective.errors import UserError
-    from perspective.search.study import SearchSettings, run_search
+    from perspective.search import run_search
 
     optuna.logging.disable_default_handler()  # Optuna's messages go through our logging set-up
     optuna.logging.enable_propagation()
@@ -95,8 +92,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective search") ->
     if args.run_name:
         raise UserError("--run-name is set by search.py (<study>-trial<number>)")
     cfg, given = split_args(args, typed_flags(argv))
-    settings = SearchSettings(trials=args.trials, timeout=args.timeout, outdir=args.outdir, storage=args.storage,
-                              study=args.study, sampler=args.sampler, metric=args.metric, space=args.space)
+    settings = SearchConfig(**{f.name: getattr(args, f.name) for f in fields(SearchConfig)})
     result = run_search(settings, cfg, given)
     counts = ", ".join(f"{n} {s}" for s, n in result.counts.items())
     best = result.best

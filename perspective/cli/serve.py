@@ -1,7 +1,7 @@
 """Serve perspective predictions over HTTP: POST an image, get its scores back as JSON.
 
-    python serve.py                                  # the shipped model on http://127.0.0.1:8000
-    python serve.py -c best.ckpt --port 9000 --api-key s3cret
+    perspective serve                                  # the shipped model on http://127.0.0.1:8000
+    perspective serve -c best.ckpt --port 9000 --api-key s3cret
     curl -F file=@car.jpg http://127.0.0.1:8000/predict
 
 Requests, rejected uploads and predictions are logged to --log-file (rotated by size) and to stderr.
@@ -13,67 +13,80 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from ..config import ServeConfig
 from .common import (
     ArgumentParser,
     add_checkpoint_flag,
-    add_device_flag,
+    add_config_flag,
+    add_device_flags,
     add_prediction_flags,
+    add_quiet_flag,
+    config_of,
     non_negative_float,
     non_negative_int,
     port,
     positive_float,
     positive_int,
-    prediction_device,
     run,
     setup_logging,
 )
+
+D = ServeConfig  # every default is ServeConfig's
 
 
 def get_args_parser(prog: str = "perspective serve") -> argparse.ArgumentParser:
     p = ArgumentParser(
         prog=prog,
         description="HTTP prediction server (FastAPI + uvicorn): POST /predict with one or more image files, "
-                    "GET /health, GET /model, docs at /docs. Concurrent requests are batched into one forward "
-                    "pass. Long flags also accept underscores.",
+                    "GET /health, GET /model, docs at /docs, a demo page at /. Concurrent requests are batched "
+                    "into one forward pass. Long flags also accept underscores.",
     )
+    add_config_flag(p, "serve")
     add_checkpoint_flag(p, exported=True)
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 opens it to the network)")
-    p.add_argument("--port", type=port, default=8000, help="port (default 8000; 0 = any free port, logged)")
-    p.add_argument("--log-file", default="api.log", help="log file, rotated by size (default ./api.log)")
-    p.add_argument("--log-max-mb", type=positive_float, default=10.0,
-                   help="rotate the log file at this size (default 10)")
-    p.add_argument("--log-backups", type=non_negative_int, default=5, help="rotated log files kept (default 5)")
-    p.add_argument("--max-batch", type=positive_int, default=16, help="most images in one forward pass (default 16)")
-    p.add_argument("--max-wait-ms", type=non_negative_float, default=10.0,
-                   help="how long a batch may wait for more images while requests are being decoded (default 10)")
-    p.add_argument("--max-upload-mb", type=positive_float, default=10.0,
-                   help="largest request body in MiB; bigger ones get 413 (default 10)")
-    p.add_argument("--max-pixels", type=positive_int, default=50_000_000,
-                   help="largest image, width x height; bigger ones get 400 before decoding (default 50000000)")
-    p.add_argument("--max-files", type=positive_int, default=64, help="most files in one request (default 64)")
+    p.add_argument("--host", default=D.host,
+                   help=f"address to listen on (default {D.host}, this machine only; 0.0.0.0 opens it to the network)")
+    p.add_argument("--port", type=port, default=D.port, help=f"port (default {D.port}; 0 = any free port, logged)")
+    p.add_argument("--log-file", default=D.log_file, help=f"log file, rotated by size (default ./{D.log_file})")
+    p.add_argument("--log-max-mb", type=positive_float, default=D.log_max_mb,
+                   help=f"rotate the log file at this size (default {D.log_max_mb:g})")
+    p.add_argument("--log-backups", type=non_negative_int, default=D.log_backups,
+                   help=f"rotated log files kept (default {D.log_backups})")
+    p.add_argument("-s", "--batch-size", "--max-batch", dest="batch_size", type=positive_int, default=D.batch_size,
+                   help="most images in one forward pass; a batch answers when its slowest upload is decoded, so "
+                        f"smaller than offline prediction's (default {D.batch_size})")
+    p.add_argument("-w", "--workers", type=non_negative_int, default=D.workers,
+                   help="threads that parse uploads and decode images (default: min(CPU count, 8))")
+    p.add_argument("--max-wait-ms", type=non_negative_float, default=D.max_wait_ms,
+                   help=f"how long a batch may wait for more images while requests are being decoded (default "
+                        f"{D.max_wait_ms:g})")
+    p.add_argument("--max-upload-mb", type=positive_float, default=D.max_upload_mb,
+                   help=f"largest request body in MiB; bigger ones get 413 (default {D.max_upload_mb:g})")
+    p.add_argument("--max-pixels", type=positive_int, default=D.max_pixels,
+                   help=f"largest image, width x height; bigger ones get 400 before decoding (default {D.max_pixels})")
+    p.add_argument("--max-files", type=positive_int, default=D.max_files,
+                   help=f"most files in one request (default {D.max_files})")
     p.add_argument("--api-key", default=None,
                    help="require this key in the X-API-Key header for /predict and /model (/health stays open)")
-    add_device_flag(p)
+    add_device_flags(p, D, processes=False)
     add_prediction_flags(p)
+    add_quiet_flag(p, "only warnings on stderr (the log file keeps every line)")
     return p
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perspective serve") -> int:
     args = get_args_parser(prog).parse_args(argv)
-    setup_logging()
-    from perspective.predict import Predictor, load_model, shipped_checkpoint
-    from perspective.serving import ServeConfig, create_app, serve, setup_log_file
+    setup_logging(args.quiet)
+    from perspective.models import shipped_checkpoint
+    from perspective.prediction import Predictor, load_model, one_device
+    from perspective.serving import create_app, serve, setup_log_file
 
-    config = ServeConfig(
-        max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_upload_bytes=int(args.max_upload_mb * 2**20),
-        max_pixels=args.max_pixels, max_files=args.max_files, api_key=args.api_key or None,
-    )
-    setup_log_file(args.log_file, max_bytes=int(args.log_max_mb * 2**20), backups=args.log_backups)  # before the slow load
-    checkpoint = args.checkpoint or shipped_checkpoint()
-    predictor = Predictor(load_model(checkpoint), device=prediction_device(args), precision=args.precision,
-                          compile=args.compile, tta=args.tta, interval=args.interval)
-    serve(create_app(predictor, checkpoint, config), args.host, args.port)
+    config = config_of(ServeConfig, args)
+    config.api_key = config.api_key or None
+    setup_log_file(config.log_file, max_bytes=int(config.log_max_mb * 2**20), backups=config.log_backups)  # before the slow load
+    checkpoint = config.checkpoint or shipped_checkpoint()
+    predictor = Predictor(load_model(checkpoint), device=one_device(config), precision=config.precision,
+                          compile=config.compile, tta=config.tta, interval=config.interval)
+    serve(create_app(predictor, checkpoint, config), config.host, config.port)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Train a torchvision backbone with a regression or classification head.
 
-    python train.py -b resnet18 -d ./my_data
+    perspective train -b resnet18 -d ./my_data
 
 At the end the best checkpoint is tested on the test split, the metrics are printed as a table,
 and the last line is ``best checkpoint: <path>``. See README.md for data layouts and examples.
@@ -12,13 +12,34 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..config import (
+    AUGMENT_LEVELS,
+    BACKBONE_NAMES,
+    BALANCES,
+    DEFAULT_PATIENCE,
+    LOGGERS,
+    LOSSES,
+    OPTIMIZERS,
+    OUTPUT_ACTIVATIONS,
+    PRETRAINED_BACKBONE_LR_SCALE,
+    PRETRAINED_FREEZE_EPOCHS,
+    RESIZE_MODES,
+    SCHEDULERS,
+    TASKS,
+    TrainConfig,
+    parse_loggers,
+)
+from ..errors import UserError
 from .common import (
     ArgumentParser,
+    add_batch_flags,
     add_config_flag,
-    add_runtime_flags,
+    add_device_flags,
+    add_precision_flag,
+    add_quiet_flag,
+    config_of,
     existing_path,
     fraction,
-    lightning_devices,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -36,9 +57,6 @@ def ema_decay(text: str) -> float:
 
 
 def logger_names(text: str) -> str:
-    from perspective.config import parse_loggers
-    from perspective.errors import UserError
-
     try:
         parse_loggers(text)
     except UserError as exc:
@@ -47,24 +65,6 @@ def logger_names(text: str) -> str:
 
 
 def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
-    from perspective.config import (
-        AUGMENT_LEVELS,
-        BACKBONE_NAMES,
-        BALANCES,
-        DEFAULT_PATIENCE,
-        LOGGERS,
-        LOSSES,
-        OPTIMIZERS,
-        OUTPUT_ACTIVATIONS,
-        PREDICTION_PRECISIONS,
-        PRETRAINED_BACKBONE_LR_SCALE,
-        PRETRAINED_FREEZE_EPOCHS,
-        RESIZE_MODES,
-        SCHEDULERS,
-        TASKS,
-        TrainConfig,
-    )
-
     D = TrainConfig  # every default is TrainConfig's
 
     p = ArgumentParser(
@@ -171,14 +171,10 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
                    help=f"seed for the split, initialisation and augmentation (default {D.seed})")
 
     g = p.add_argument_group("hardware and output")
-    add_runtime_flags(g, default_batch_size=D.batch_size, training=True)
-    g.add_argument("--precision", default=D.precision,
-                   help=f"{', '.join(PREDICTION_PRECISIONS)}, as in the other commands: bf16 and 16 train in mixed "
-                        "precision (fp32 weights); Lightning's own names (bf16-true, 64-true, ...) pass through "
-                        "(default auto: bf16 where the hardware computes it natively, else 32)")
-    g.add_argument("--devices", type=lightning_devices, default=None, help="devices per node, passed to Lightning (default auto)")
-    g.add_argument("--strategy", default=D.strategy, help=f"Lightning strategy: ddp, ddp_spawn, ... (default {D.strategy})")
-    g.add_argument("--num-nodes", type=positive_int, default=D.num_nodes, help=f"machines for DDP (default {D.num_nodes})")
+    add_batch_flags(g, D, workers_help="DataLoader processes (default: min(CPU count, 8) beside a GPU; on the CPU one "
+                                       "per 8 cores, the main process decoding between steps)")
+    add_device_flags(g, D, device=False)
+    add_precision_flag(g)
     g.add_argument("-c", "--checkpoint-dir", "--checkpoints-location", dest="checkpoints_location",
                    default=D.checkpoints_location,
                    help=f"checkpoint folder; runs go to <it>/<backbone>/<run>/ (default ./{D.checkpoints_location})")
@@ -194,18 +190,17 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
     g.add_argument("--resume", default=None,
                    help="continue a run from this checkpoint (e.g. its last.ckpt), or 'last' for the newest "
                         "last.ckpt of this backbone under -c")
+    add_quiet_flag(g)
     return p
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perspective train") -> int:
     args = get_args_parser(prog).parse_args(argv)
     setup_logging(args.quiet)
-    from perspective.report import format_table
-    from perspective.training import TrainConfig, train
+    from perspective.evaluation import format_table
+    from perspective.training import train
 
-    settings = vars(args)
-    settings.pop("config")  # its values are in the other flags now
-    result = train(TrainConfig(**settings))
+    result = train(config_of(TrainConfig, args))
     if not result.is_global_zero:
         return 0
     if result.test_table is not None:

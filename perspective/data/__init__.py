@@ -6,10 +6,8 @@ Lightning, so a command can check its paths and labels before it loads a model. 
 imported by name (``perspective.data.datasets``).
 """
 
-from ..config import TASKS, default_workers
-from ..formats import IMAGE_EXTENSIONS
+from ..config import IMAGE_EXTENSIONS, MAX_PIXELS, TASKS, default_workers
 from .images import (
-    MAX_PIXELS,
     TooManyPixels,
     failure_reason,
     find_unreadable,
@@ -30,5 +28,5 @@ from .tables import (
 __all__ = [
     "IMAGE_EXTENSIONS", "LABELS_CSV", "MAX_PIXELS", "SCORE_PREFIX", "TASKS", "LabelledData", "TooManyPixels",
     "default_workers", "failure_reason", "find_unreadable", "list_images", "load_image", "load_resized",
-    "read_csv_checked", "read_path_list", "read_path_list", "read_labelled_data", "split_data",
+    "read_csv_checked", "read_labelled_data", "read_path_list", "split_data",
 ]

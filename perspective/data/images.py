@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..formats import IMAGE_EXTENSIONS
+from ..config import IMAGE_EXTENSIONS, MAX_PIXELS
 
 if TYPE_CHECKING:
     import torch
 
-MAX_PIXELS = 120_000_000  # larger images are refused before decoding (a 100 MP camera still passes)
 
 
 class TooManyPixels(ValueError):

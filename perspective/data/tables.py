@@ -25,14 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import TASKS
+from ..config import IMAGE_EXTENSIONS, LABELS_CSV, SCORE_PREFIX, TASKS
 from ..errors import UserError
-from ..formats import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
-LABELS_CSV = "labels.csv"
-SCORE_PREFIX = "perspective_score_"
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """The search space: which training settings a search may vary, their legal values, and the metrics
 a trial can be judged by.
 
-Light on purpose (no torch, no Lightning): ``search.py`` builds its parser and ``-h`` from these
-names, and a space file is checked before any trial starts.
+The names (parameters, metrics, the default space) are in ``perspective.config``, where the
+command's parser reads them without importing Optuna; here a space becomes Optuna distributions,
+checked before any trial starts.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from ..config import AUGMENT_LEVELS, BACKBONE_NAMES, LOSSES, OPTIMIZERS, SCHEDULERS
+from ..config import CHOICE_PARAMS, DEFAULT_SPACE, METRICS, NUMERIC_PARAMS
+from ..config import SEARCH_PARAMS as PARAMS
 from ..errors import UserError
 
 if TYPE_CHECKING:
@@ -26,50 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The metrics a trial can be judged by: what PerspectiveModel logs per validation epoch.
-METRICS: dict[str, dict[str, str]] = {
-    "regression": {"val_loss": "minimize", "val_mse": "minimize", "val_mae": "minimize",
-                   "val_rmse": "minimize", "val_r2": "maximize"},
-    "classification": {"val_loss": "minimize", "val_acc": "maximize", "val_f1": "maximize"},
-}
-
-# Parameters a space may name (TrainConfig fields): numeric ones with their type and legal values,
-# categorical ones with their choices.
-NUMERIC_PARAMS: dict[str, tuple[type, Any, str]] = {
-    "learning_rate": (float, lambda v: v > 0, "> 0"),
-    "weight_decay": (float, lambda v: v >= 0, ">= 0"),
-    "dropout": (float, lambda v: 0 <= v < 1, "in [0, 1)"),
-    "warmup_epochs": (float, lambda v: v >= 0, ">= 0"),
-    "huber_delta": (float, lambda v: v > 0, "> 0"),
-    "weighted_mse_alpha": (float, lambda v: v > 0, "> 0"),
-    "label_smoothing": (float, lambda v: 0 <= v < 1, "in [0, 1)"),
-    "batch_size": (int, lambda v: v >= 1, ">= 1"),
-    "image_size": (int, lambda v: v >= 1, ">= 1"),
-}
-CHOICE_PARAMS: dict[str, tuple[str, ...]] = {
-    "augment": AUGMENT_LEVELS,
-    "loss": LOSSES,
-    "backbone": BACKBONE_NAMES,
-    "optimizer": OPTIMIZERS,
-    "scheduler": SCHEDULERS,
-}
-PARAMS = (*NUMERIC_PARAMS, *CHOICE_PARAMS)
-
-# val_loss is each trial's own training loss: Huber (delta 0.1) reads about half of MSE on small
-# errors, so a regression search that varies the loss compares trials by val_mse instead.
-DEFAULT_METRIC = {"regression": "val_mse", "classification": "val_loss"}
 LOSS_SETTINGS = ("loss", "huber_delta", "weighted_mse_alpha", "label_smoothing")
-
-# The issue's space; a space file replaces it as a whole. ``loss`` is dropped for classification
-# (always cross-entropy); ``backbone`` is added when -b lists several.
-DEFAULT_SPACE: dict[str, Any] = {
-    "learning_rate": {"low": 1e-5, "high": 1e-2, "log": True},
-    "batch_size": [16, 32, 64],
-    "weight_decay": {"low": 1e-6, "high": 1e-2, "log": True},
-    "dropout": {"low": 0.0, "high": 0.5},
-    "augment": ["none", "light", "strong"],
-    "loss": ["mse", "huber", "weighted_mse"],
-}
 
 
 def _number(name: str, value: Any, where: str) -> int | float:
@@ -177,7 +136,7 @@ def fit_space(
     return space
 
 
-def _values(dist: BaseDistribution) -> tuple:
+def choices_of(dist: BaseDistribution) -> tuple:
     """The choices of a categorical distribution; a range stands for many values."""
     return dist.choices if isinstance(dist, CategoricalDistribution) else (dist.low, dist.high)
 

@@ -2,7 +2,7 @@
 
 The space it draws from, and the metrics, are in ``search.space``.
 
-``run_search(SearchSettings(...), TrainConfig(...))`` is what ``search.py`` calls. The choices, and why:
+``run_search(SearchConfig(...), TrainConfig(...))`` is what ``perspective search`` calls. The choices, and why:
 
 - Every trial is ``perspective.training.train`` in this process (not a subprocess of train.py), with
   its own run name, so its checkpoints and TensorBoard logs sit under OUTDIR like any run's and a
@@ -44,14 +44,15 @@ import torch
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from ..backbones import default_preprocessing
-from ..config import RUN_CONFIG, config_yaml
+from ..config import DEFAULT_METRIC, RUN_CONFIG, SearchConfig, TrainConfig, config_yaml
 from ..data import LabelledData
 from ..errors import NothingDone, UserError
+from ..models.backbones import default_preprocessing
+from ..models.transforms import parse_flip_pairs
+from ..progress import format_duration
 from ..results import ResultWriter, atomic_write
-from ..training import TrainConfig, read_training_data, train
-from ..transforms import parse_flip_pairs
-from .space import DEFAULT_METRIC, LOSS_SETTINGS, _values, check_metric, fit_space, read_space, suggest
+from ..training import read_training_data, train
+from .space import LOSS_SETTINGS, check_metric, choices_of, fit_space, read_space, suggest
 
 log = logging.getLogger(__name__)
 
@@ -66,31 +67,6 @@ GRACE_S = 300
 
 STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.WAITING: 3,
                TrialState.FAIL: 4}
-
-
-@dataclass
-class SearchSettings:
-    """What to search and where; the fixed training settings are a TrainConfig beside it.
-
-    Args:
-        trials: trials to add in this call (None: until ``timeout``).
-        timeout: stop starting trials after this many seconds (None: no limit).
-        outdir: results, plots, the default SQLite storage and (unless given) checkpoints and logs.
-        storage: an SQLAlchemy URL (default ``sqlite:///<outdir>/search.db``).
-        study: study name in the storage; the same name continues the study.
-        sampler: ``tpe`` or ``random``.
-        metric: the validation metric to optimise (``METRICS``); None: ``DEFAULT_METRIC`` of the task.
-        space: a YAML file replacing ``DEFAULT_SPACE``, or the space itself as a dict.
-    """
-
-    trials: int | None = 20
-    timeout: float | None = None
-    outdir: str = "search"
-    storage: str | None = None
-    study: str = "search"
-    sampler: str = "tpe"
-    metric: str | None = None
-    space: str | Path | Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -422,7 +398,7 @@ def best_command(trial: FrozenTrial) -> str:
 
 
 def run_search(
-    settings: SearchSettings,
+    settings: SearchConfig,
     base: TrainConfig,
     given: Mapping[str, Any] | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
@@ -440,7 +416,7 @@ def run_search(
     Bad input (space, metric, data, storage) raises UserError before any trial runs. Raises
     NothingDone when no trial of the study has completed.
     """
-    outdir = Path(settings.outdir)
+    outdir = Path(settings.output)
     backbones = [b.strip() for b in base.backbone.split(",") if b.strip()]
     if not backbones:
         raise UserError("-b: no backbone named")
@@ -455,7 +431,7 @@ def run_search(
     direction = check_metric(metric, data.task)
     space = fit_space(space, where, data, backbones)
     check_fixed_settings(base, backbones, space)
-    varied = [n for n in LOSS_SETTINGS if n in space and len(_values(space[n])) != 1]
+    varied = [n for n in LOSS_SETTINGS if n in space and len(choices_of(space[n])) != 1]
     if metric == "val_loss" and varied:
         log.warning("--metric val_loss compares trials by their own loss, and %s varies; val_loss values of "
                     "different losses are not comparable", ", ".join(varied))
@@ -494,14 +470,44 @@ def run_search(
             n_trials=settings.trials,
             timeout=settings.timeout,
             catch=(Exception,),
-            callbacks=[lambda s, t: write_results(s, settings.metric, results_csv)],
+            callbacks=[lambda s, t: write_results(s, settings.metric, results_csv),
+                       TrialLog(settings.trials, settings.timeout)],
         )
     finally:
         write_results(study, settings.metric, results_csv)
     return _summarise(study, settings, url, results_csv, write_plots(study, settings.metric, outdir))
 
 
-def _summarise(study: optuna.Study, settings: SearchSettings, url: str, results_csv: Path,
+class TrialLog:
+    """A log line after each trial of this call: its state and value, the best so far, and the time left.
+
+    Written whatever the terminal, so a search under nohup, CI or a scheduler shows its progress; the
+    time left assumes the remaining trials take as long as this call's so far.
+    """
+
+    def __init__(self, trials: int | None, timeout: float | None) -> None:
+        self.trials, self.timeout = trials, timeout
+        self.start, self.done = time.monotonic(), 0
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.done += 1
+        elapsed = time.monotonic() - self.start
+        left = float("inf")
+        if self.trials is not None:
+            left = (self.trials - self.done) * elapsed / self.done
+        if self.timeout is not None:
+            left = min(left, max(0.0, self.timeout - elapsed))
+        value = f" {trial.value:.6g}" if trial.value is not None else ""
+        try:
+            best = f"; best {study.best_value:.6g} (trial {study.best_trial.number})"
+        except ValueError:  # no completed trial yet
+            best = ""
+        of = f" of {self.trials}" if self.trials is not None else ""
+        log.info("trial %d%s of this search: #%d %s%s%s; %s per trial, about %s left", self.done, of, trial.number,
+                 trial.state.name.lower(), value, best, format_duration(elapsed / self.done), format_duration(left))
+
+
+def _summarise(study: optuna.Study, settings: SearchConfig, url: str, results_csv: Path,
                plots: list[Path]) -> SearchResult:
     counts: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
@@ -512,7 +518,7 @@ def _summarise(study: optuna.Study, settings: SearchSettings, url: str, results_
     result.best = study.best_trial
     result.best_checkpoint = result.best.user_attrs.get("checkpoint")
     result.command = best_command(result.best)
-    result.config = Path(settings.outdir) / RUN_CONFIG
+    result.config = Path(settings.output) / RUN_CONFIG
     atomic_write(result.config, config_yaml(
         {**result.best.user_attrs.get("train_flags", {}), **result.best.params},
         f"The best trial of study {settings.study!r} (trial {result.best.number}): the flags of its search call\n"

@@ -1,7 +1,8 @@
 """The HTTP prediction server: ``app`` (the FastAPI application, its log), ``uploads`` (reading and
 decoding what clients send), ``batcher`` (concurrent requests into one forward pass)."""
 
-from .app import LOG_FORMAT, ServeConfig, bind, create_app, model_summary, serve, setup_log_file
+from ..config import ServeConfig
+from .app import LOG_FORMAT, bind, create_app, model_summary, serve, setup_log_file
 from .batcher import MicroBatcher
 from .uploads import Upload, decode_image, parse_multipart, read_body, reject
 

@@ -9,7 +9,7 @@ Why it is shaped this way:
   a dedicated thread so the event loop keeps accepting and reading requests meanwhile.
 - Multipart parsing, image decoding and resizing run in a small thread pool (Pillow releases the
   GIL), never on the event loop; the images wait as uint8 and are normalised a batch at a time.
-- The predictions come from ``perspective.predict.Predictor`` (its resize, ``predict_images`` and
+- The predictions come from ``prediction.Predictor`` (its resize, ``predict_images`` and
   row building), the same path as ``infer.py``, so both give the same numbers for the same image.
 - Every bad upload is a 4xx with a JSON ``detail`` and a log line with the reason; the request body
   is counted while it streams in, so an oversized upload is refused before it fills memory.
@@ -28,7 +28,6 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
@@ -42,9 +41,11 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..conformal import SET_SEPARATOR
+from ..config import ServeConfig
 from ..errors import UserError
-from ..predict import Predictor
+from ..prediction.predictor import Predictor
+from ..trust.conformal import SET_SEPARATOR
+from ..trust.explain import Explainer, check_explainable, explain_picture
 from .batcher import MicroBatcher
 from .uploads import FILE_FIELD, RAW_TYPES, Upload, decode_image, parse_multipart, read_body, reject
 
@@ -55,35 +56,10 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
-@dataclass(frozen=True)
-class ServeConfig:
-    """Limits and batching of the server.
-
-    Args:
-        max_batch: most images in one forward pass.
-        max_wait_ms: how long the first image of a batch may wait for more; the batcher only waits
-            while other requests are still being decoded, so a lone request never waits.
-        max_upload_bytes: largest request body; bigger ones get 413.
-        max_pixels: largest image (width x height); bigger ones get 400 before they are decoded.
-        max_files: most ``file`` parts in one request (413 beyond).
-        max_queue: most images waiting for the model (queued or being decoded); beyond, 503.
-        api_key: when set, /predict and /model need it in the ``X-API-Key`` header.
-        decode_threads: threads that parse uploads and decode images.
-    """
-
-    max_batch: int = 16
-    max_wait_ms: float = 10.0
-    max_upload_bytes: int = 10 * 2**20
-    max_pixels: int = 50_000_000
-    max_files: int = 64
-    max_queue: int = 512
-    api_key: str | None = None
-    decode_threads: int = field(default_factory=lambda: max(1, min(os.cpu_count() or 1, 4)))
-
-
 # --- logging ----------------------------------------------------------------------------------
 
-def setup_log_file(path: str | os.PathLike, max_bytes: int = 10 * 2**20, backups: int = 5) -> RotatingFileHandler:
+def setup_log_file(path: str | os.PathLike, max_bytes: int = int(ServeConfig.log_max_mb * 2**20),
+                   backups: int = ServeConfig.log_backups) -> RotatingFileHandler:
     """Send this toolkit's and uvicorn's logs, INFO and up, to a size-limited rotating file.
 
     Calling it again replaces the previous file handler instead of doubling every line.
@@ -274,7 +250,7 @@ def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: Serv
     summary = model_summary(predictor, checkpoint)
     model_name = summary["name"]
     batcher = MicroBatcher(lambda images: predictor.predict_images(torch.stack(images)),
-                           config.max_batch, config.max_wait_ms / 1000, config.max_queue)
+                           config.batch_size, config.max_wait_ms / 1000, config.max_queue)
     decoder = ThreadPoolExecutor(max_workers=config.decode_threads, thread_name_prefix="decode")
 
     @asynccontextmanager
@@ -282,10 +258,11 @@ def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: Serv
         batcher.start()
         log.info("model %s ready (%s, %s, %d px, %s on %s); max batch %d, max wait %g ms", model_name,
                  summary["backbone"], summary["task"], summary["image_size"], predictor.precision,
-                 predictor.device, config.max_batch, config.max_wait_ms)
+                 predictor.device, config.batch_size, config.max_wait_ms)
         yield
         await batcher.stop()
         decoder.shutdown(wait=False, cancel_futures=True)
+        explaining.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="perspective", version=__version__, lifespan=lifespan,
                   description="Perspective scores (or class labels) for uploaded car images.")
@@ -358,8 +335,6 @@ def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: Serv
     explaining = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explain")
 
     def explain_one(picture: torch.Tensor) -> bytes:
-        from ..explain import Explainer, explain_picture
-
         if not explainer:
             explainer.append(Explainer(predictor.model))
         return explain_picture(explainer[0], picture)
@@ -369,8 +344,6 @@ def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: Serv
               summary="A PNG: Grad-CAM of each score (or of the predicted class) over the uploaded image")
     async def explain(request: Request):
         try:
-            from ..explain import check_explainable
-
             check_explainable(predictor.model)
         except UserError as exc:
             raise reject(501, str(exc)) from None

@@ -1,0 +1,6 @@
+"""``python -m perspective.export``: the same as ``perspective export``."""
+
+from ..cli.common import run
+from ..cli.export import main
+
+run(main, "python -m perspective.export")

@@ -1,0 +1,21 @@
+"""Models: the backbone registry (``backbones``), the LightningModule with its heads, losses and
+metrics (``module``), the image transforms and the label-aware flip (``transforms``), and checkpoint
+files (``checkpoint``: safe loading, slim copies, the shipped model)."""
+
+from .backbones import BACKBONES, BackboneSpec, Preprocessing, create_backbone, default_preprocessing, get_spec
+from .checkpoint import load_checkpoint, shipped_checkpoint, slim_checkpoint, store_calibration
+from .module import PerspectiveModel
+from .transforms import (
+    eval_resize,
+    eval_transform,
+    flip_permutation,
+    normalise_batch,
+    parse_flip_pairs,
+    train_transform,
+)
+
+__all__ = [
+    "BACKBONES", "BackboneSpec", "PerspectiveModel", "Preprocessing", "create_backbone", "default_preprocessing",
+    "eval_resize", "eval_transform", "flip_permutation", "get_spec", "load_checkpoint", "normalise_batch",
+    "parse_flip_pairs", "shipped_checkpoint", "slim_checkpoint", "store_calibration", "train_transform",
+]

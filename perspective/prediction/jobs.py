@@ -1,0 +1,248 @@
+"""The prediction jobs the commands run, each one call: infer (images -> a result file) and evaluate
+(labelled images -> metrics and a report); and the evaluation a training run makes of its test split.
+
+- ``run_inference(InferConfig)``: collect the images, load the model, predict in this process (the
+  ``Predictor``'s own loop) or in several (Lightning), rows streaming into part files
+  (``parts``) that are merged in input order into the result file (CSV, JSON or parquet); the
+  truth joined when labels are found, with its metrics; Grad-CAM images with ``explain``.
+- ``run_evaluation(EvaluateConfig)``: the same prediction path on a labelled data set (or one split
+  of a training run's), then ``evaluation.report`` writes the metrics, plots and report.html.
+- ``evaluate_frame``: predict and report labelled rows with a ``Predictor`` already made.
+
+The commands parse their flags into the config, call the job and print what it returns; nothing
+here parses arguments or prints.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..config import EvaluateConfig, InferConfig
+from ..errors import NothingDone, UserError
+from ..evaluation.metrics import calibrate_from_predictions, compute_metrics
+from ..evaluation.report import Evaluation, report_predictions
+from ..evaluation.truth import (
+    find_labels,
+    load_truth,
+    result_columns,
+    select_split,
+    truth_columns,
+    truth_for,
+    truth_lookup,
+    with_truth,
+)
+from ..models.checkpoint import shipped_checkpoint, store_calibration
+from ..models.outputs import output_columns
+from ..results import ResultWriter, require_pyarrow
+from ..trust.explain import Explainer, check_explainable, explain_image, write_explanations
+from .devices import prediction_device, process_plan
+from .distributed import predict_distributed
+from .inputs import collect_paths
+from .parts import Merged, PartStore, merge, predict_local
+from .predictor import Predictor
+from .runtimes import load_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class InferenceResult:
+    """What ``run_inference`` did: where the rows went, how many, the first ones, and their metrics."""
+
+    checkpoint: str
+    output: str
+    task: str
+    columns: list[str]  # the prediction columns (without the truth)
+    counts: Merged = field(default_factory=Merged)
+    skipped: int = 0  # images already predicted by the interrupted run that --resume continued
+    shown: list[dict[str, Any]] = field(default_factory=list)  # the first rows, for the terminal
+    labels: str | None = None  # the labels CSV joined to the rows
+    metrics: dict[str, Any] | None = None
+    explained: int | None = None  # Grad-CAM images written (None: not asked for)
+    is_main: bool = True  # False in the other processes of a multi-process run, which report nothing
+
+    @property
+    def predicted(self) -> int:
+        return self.counts.rows - self.counts.unreadable
+
+
+def run_inference(cfg: InferConfig) -> InferenceResult:
+    """Predict every image of ``cfg`` (``image``, ``data``, ``list``) into ``cfg.output``.
+
+    Raises ``NothingDone`` when there is no image to predict.
+    """
+    paths = collect_paths(cfg.image, cfg.data, cfg.recursive, cfg.list)
+    if not paths:
+        raise NothingDone("no images to predict")
+    if cfg.format == "parquet":
+        require_pyarrow()
+    checkpoint = str(cfg.checkpoint or shipped_checkpoint())
+    model = load_model(checkpoint)
+    labels, explicit = find_labels(cfg.labels, cfg.data)
+    lookup = truth_for(model, labels, explicit, cfg.data, cfg.label_column)  # a mismatch stops us now
+    if cfg.explain:  # before predicting: a missing extra or an exported model stops us now
+        check_explainable(model)
+    store = PartStore(cfg.output, output_columns(model, cfg.interval))
+    plan = process_plan(cfg)
+    if plan is None:
+        predictor = Predictor(model, device=prediction_device(cfg), precision=cfg.precision, compile=cfg.compile,
+                              tta=cfg.tta, interval=cfg.interval)
+        try:
+            outcome = predict_local(predictor, paths, store, resume=cfg.resume, result_format=cfg.format,
+                                    batch_size=cfg.batch_size, workers=cfg.decoding_workers, progress=not cfg.quiet,
+                                    log_every=cfg.log_every)
+        except KeyboardInterrupt:  # the rows so far go into the result, as a finished run's would
+            generation = max((store.generation(p) for p in store.files()), default=0)
+            write_result(store, generation, cfg.output, store.columns, cfg.format)
+            raise
+    else:
+        outcome = predict_distributed(model, paths, store, cfg, plan, resume=cfg.resume, result_format=cfg.format,
+                                      log_every=cfg.log_every)
+    result = InferenceResult(checkpoint, cfg.output, model.hparams.task, store.columns, skipped=outcome.skipped, labels=labels,
+                             is_main=outcome.is_main)
+    if not outcome.is_main:
+        return result  # the first process merges and reports
+    columns = result_columns(model, lookup is not None, cfg.interval)
+    rows, result.counts = merge(store, outcome.generation)
+    if lookup is not None:
+        rows = with_truth(rows, lookup, truth_columns(model))
+    scored = []
+    with ResultWriter(cfg.output, columns, cfg.format) as out:
+        for row in rows:
+            out.write(row)
+            if len(result.shown) < cfg.show:
+                result.shown.append(row)
+            if lookup is not None:
+                scored.append(row)
+    store.clear()
+    if result.predicted == 0:
+        return result  # the command says that no image could be read
+    if cfg.explain:
+        result.explained = write_explanations(Explainer(model), paths, cfg.explain, progress=not cfg.quiet)
+    if lookup is not None:
+        result.metrics = compute_metrics(model, pd.DataFrame(scored, columns=columns), cfg.interval)
+    return result
+
+
+def write_result(store: PartStore, generation: int, path: str, columns: list[str], result_format: str) -> None:
+    """The rows the parts hold so far, as the result file (an interrupted run keeps what it predicted)."""
+    rows, _ = merge(store, generation)
+    with ResultWriter(path, columns, result_format) as out:
+        for row in rows:
+            out.write(row)
+    store.clear()
+
+
+@dataclass
+class EvaluationRun:
+    """What ``run_evaluation`` did: the evaluation, of which checkpoint, on how many images."""
+
+    evaluation: Evaluation
+    checkpoint: str
+    images: int
+    calibrated: int | None = None  # images of the calibration stored with ``calibrate``
+
+
+def run_evaluation(cfg: EvaluateConfig) -> EvaluationRun | None:
+    """Evaluate ``cfg.checkpoint`` on ``cfg.data`` (or one split of it) into ``cfg.output``.
+
+    Returns None in the other processes of a multi-process run (the first one writes the report).
+    With ``calibrate``, the checkpoint then stores a conformal calibration made from these images.
+    """
+    if cfg.calibrate and cfg.checkpoint is None:
+        raise UserError("--calibrate writes into the checkpoint: name it with -c (the shipped model is calibrated "
+                        "already)")
+    checkpoint = str(cfg.checkpoint or shipped_checkpoint())
+    model = load_model(checkpoint)
+    labelled = load_truth(model, cfg.data, cfg.images, cfg.label_column)
+    frame = select_split(labelled, cfg.split, model, cfg.seed)
+    summary = {"data": labelled.source, "split": cfg.split, "checkpoint": checkpoint}
+    title = f"Evaluation of {checkpoint}"
+    plan = process_plan(cfg)
+    if plan is None:
+        predictor = Predictor(model, device=prediction_device(cfg), precision=cfg.precision, compile=cfg.compile,
+                              tta=cfg.tta, interval=cfg.interval)
+        evaluation = evaluate_frame(predictor, frame, cfg.output, title=title, summary=summary,
+                                    batch_size=cfg.batch_size, workers=cfg.decoding_workers, samples=cfg.samples,
+                                    progress=not cfg.quiet, explain_samples=cfg.explain_samples)
+    else:
+        predictions = predict_frame_in_processes(model, frame, cfg, plan)
+        if predictions is None:
+            return None
+        evaluation = report_predictions(model, predictions, cfg.output, title=title, summary=summary,
+                                        samples=cfg.samples, interval=cfg.interval,
+                                        more_plots=saliency_section(model, cfg.explain_samples, 0))
+    run = EvaluationRun(evaluation, checkpoint, len(frame))
+    if cfg.calibrate:
+        calibration = calibrate_from_predictions(model, evaluation.predictions)
+        store_calibration(checkpoint, calibration)
+        run.calibrated = calibration["n"]
+    return run
+
+
+def evaluate_frame(predictor: Predictor, labelled_frame: pd.DataFrame, outdir: str | os.PathLike | None, *,
+                   title: str, summary: dict[str, Any] | None = None, batch_size: int = EvaluateConfig.batch_size,
+                   workers: int = 0, samples: int = EvaluateConfig.samples, seed: int = 0, progress: bool = True,
+                   explain_samples: int = 0) -> Evaluation:
+    """Predict every image of ``labelled_frame``, score it against the truth and write the report.
+
+    Args:
+        predictor: the loaded model.
+        labelled_frame: ``path`` plus truth columns as in ``LabelledData.frame`` (from ``load_truth``).
+        outdir: where metrics, predictions, plots and report.html go; None writes nothing.
+        title, summary: the report's heading and its data section.
+        samples, seed: size and seed of the random sample grid (and of the saliency images).
+        explain_samples: a saliency section of this many images (0: none).
+    """
+    model = predictor.model
+    rows = with_truth(predictor.predict_paths(labelled_frame["path"].tolist(), batch_size, workers, progress),
+                      truth_lookup(labelled_frame, model), truth_columns(model))
+    predictions = pd.DataFrame(list(rows), columns=result_columns(model, True, predictor.interval))
+    return report_predictions(model, predictions, outdir, title=title, summary=summary, samples=samples, seed=seed,
+                              interval=predictor.interval, more_plots=saliency_section(model, explain_samples, seed))
+
+
+def predict_frame_in_processes(model, frame: pd.DataFrame, cfg: EvaluateConfig, plan: dict[str, Any]
+                               ) -> pd.DataFrame | None:
+    """The predictions (with truth) of several processes through Lightning, in the first process; None in the others.
+
+    The processes stream their rows into part files in the output folder (``predictions.csv.parts/``),
+    merged here in the order of the data.
+    """
+    store = PartStore(Path(cfg.output) / "predictions.csv", output_columns(model, cfg.interval))
+    outcome = predict_distributed(model, frame["path"].tolist(), store, cfg, plan, resume=False, result_format="csv",
+                                  log_every=InferConfig.log_every)
+    if not outcome.is_main:
+        return None
+    rows, _ = merge(store, outcome.generation)
+    rows = with_truth(rows, truth_lookup(frame, model), truth_columns(model))
+    predictions = pd.DataFrame(list(rows), columns=result_columns(model, True, cfg.interval))
+    store.clear()
+    return predictions
+
+
+def saliency_section(model, count: int, seed: int):
+    """The report's saliency plots (``saliency_<n>.png``: Grad-CAM of every score for ``count`` random
+    readable images), as ``report_predictions``' ``more_plots``; None for no section.
+
+    Skipped with a log line, not an error, where it cannot run: an exported model, or no grad-cam package.
+    """
+    if not count:
+        return None
+
+    def plots(readable: pd.DataFrame) -> dict[str, bytes]:
+        try:
+            explainer = Explainer(model)
+        except UserError as exc:
+            log.info("no saliency section in the report: %s", exc)
+            return {}
+        chosen = readable.sample(min(count, len(readable)), random_state=seed)["path"]
+        return {f"saliency_{i}.png": explain_image(explainer, path) for i, path in enumerate(chosen, 1)}
+
+    return plots

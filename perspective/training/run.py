@@ -1,0 +1,377 @@
+"""One training run, from a config to a best checkpoint and its test metrics.
+
+``train(TrainConfig(...))`` is what ``perspective train`` calls and what a hyperparameter search calls per
+trial: read and split the data, build the model and the Lightning Trainer (checkpoints, early
+stopping, learning-rate monitor, TensorBoard), fit, then test the best checkpoint.
+
+Checkpoints go to ``<checkpoints_location>/<backbone>/<run>/`` (best 3 by the monitored metric and
+``last.ckpt``), TensorBoard logs to ``<logs_location>/<backbone>/<run>/``; ``run`` is a timestamp
+unless given. Under DDP every process builds the same split from the same seed, and Lightning
+takes rank 0's checkpoint folder.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+from PIL import Image
+from pytorch_lightning.callbacks import LearningRateMonitor
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from ..config import (
+    PRETRAINED_BACKBONE_LR_SCALE,
+    PRETRAINED_FREEZE_EPOCHS,
+    RUN_CONFIG,
+    TrainConfig,
+    config_yaml,
+    lightning_precision,
+    parse_loggers,
+    run_config,
+)
+from ..data import LabelledData
+from ..data.datasets import PerspectiveDataModule
+from ..errors import UserError
+from ..evaluation.metrics import flat_metrics
+from ..hardware import default_precision, resolve_devices
+from ..models.backbones import Preprocessing, default_preprocessing
+from ..models.checkpoint import load_checkpoint
+from ..models.module import PerspectiveModel
+from ..models.transforms import eval_transform, flip_permutation, parse_flip_pairs, train_transform
+from ..prediction.jobs import Evaluation, evaluate_frame
+from ..prediction.predictor import Predictor
+from ..results import atomic_write
+from ..trust.conformal import REPORT_LEVEL
+from .callbacks import (
+    BackboneFreeze,
+    ScheduleAwareEarlyStopping,
+    WarmupEMA,
+    default_min_epochs,
+    default_patience,
+)
+from .checkpointing import BackgroundCheckpointIO, RunCheckpoint
+from .data import decoding_threads, load_splits, loader_workers
+from .epoch_log import EpochLog, draws_progress_bar
+from .loggers import EpochCSVLogger, create_loggers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    best_checkpoint: str
+    run_dir: str
+    test_metrics: dict[str, float]
+    test_table: pd.DataFrame | None
+    is_global_zero: bool = True  # False in the other DDP processes, which should print nothing
+    found_learning_rate: float | None = None  # --lr-find's suggestion, which the run trained with
+
+
+def fine_tuning(cfg: TrainConfig) -> tuple[int, float]:
+    """``(freeze_epochs, backbone_lr_scale)``: the flags, or the defaults that suit the starting weights.
+
+    Pretrained weights (``imagenet``, a state_dict or a toolkit checkpoint): one epoch for the
+    random head alone, then the backbone at a tenth of the head's learning rate, so the head's
+    first, large gradients do not wash out what the backbone knows. Random weights have nothing to
+    protect: no freezing, one learning rate.
+    """
+    pretrained = cfg.weights != "none"
+    freeze = cfg.freeze_epochs if cfg.freeze_epochs is not None else (PRETRAINED_FREEZE_EPOCHS if pretrained else 0)
+    scale = cfg.backbone_lr_scale
+    if scale is None:
+        scale = PRETRAINED_BACKBONE_LR_SCALE if pretrained else 1.0
+    return freeze, scale
+
+
+def resolve_resume(cfg: TrainConfig) -> str | None:
+    """``--resume PATH``, or ``--resume last``: the newest last.ckpt of this backbone's runs."""
+    if not cfg.resume or cfg.resume != "last":
+        if cfg.resume and not Path(cfg.resume).is_file():
+            raise UserError(f"--resume {cfg.resume}: no such checkpoint file")
+        return cfg.resume
+    runs = Path(cfg.checkpoints_location) / cfg.backbone
+    found = sorted(runs.glob("*/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise UserError(f"--resume last: no last.ckpt under {runs}")
+    log.info("resuming from %s", found[-1])
+    return str(found[-1])
+
+
+def _train_stats(data: LabelledData, train: pd.DataFrame) -> dict[str, Any]:
+    if data.task == "classification":
+        counts = train["label"].value_counts()
+        return {"n": len(train), "counts": {c: int(counts.get(c, 0)) for c in data.names}}
+    values = train[data.names].to_numpy(dtype=np.float64)  # NaN: a blank cell (--allow-missing-targets)
+    labelled = np.isfinite(values).sum(axis=0)
+    if not labelled.all():
+        empty = [n for n, c in zip(data.names, labelled) if c == 0]
+        raise UserError(f"{data.source}: the training split has no value for target(s) {', '.join(empty)}")
+    return {
+        "n": len(train),
+        "labelled": labelled.tolist(),
+        "mean": np.nanmean(values, axis=0).tolist(),
+        "std": np.nanstd(values, axis=0).tolist(),
+        "min": np.nanmin(values, axis=0).tolist(),
+        "max": np.nanmax(values, axis=0).tolist(),
+    }
+
+
+def _output_activation(cfg: TrainConfig, stats: dict[str, Any]) -> str:
+    in_unit_range = min(stats["min"]) >= 0 and max(stats["max"]) <= 1
+    if cfg.output_activation == "auto":
+        return "sigmoid" if in_unit_range else "none"
+    if cfg.output_activation == "sigmoid" and not in_unit_range:
+        raise UserError("--output-activation sigmoid: some training targets lie outside [0, 1]")
+    return cfg.output_activation
+
+
+def build_model(cfg: TrainConfig, data: LabelledData, train: pd.DataFrame, pre: Preprocessing,
+                flip: list[int] | None = None) -> PerspectiveModel:
+    """The model ``cfg`` asks for; ``flip`` is the mirror's target or class permutation (for test-time augmentation)."""
+    stats = _train_stats(data, train)
+    regression = data.task == "regression"
+    if regression and cfg.loss == "weighted_mse" and min(stats["min"]) < 0:
+        raise UserError("--loss weighted_mse needs non-negative targets (its weight is alpha + target)")
+    freeze_epochs, backbone_lr_scale = fine_tuning(cfg)
+    return PerspectiveModel(
+        backbone=cfg.backbone,
+        task=data.task,
+        target_names=data.names if regression else None,
+        class_names=None if regression else data.names,
+        weights=cfg.weights,
+        preprocessing=pre.to_dict(),
+        output_activation=_output_activation(cfg, stats) if regression else "none",
+        loss=cfg.loss,
+        huber_delta=cfg.huber_delta,
+        weighted_mse_alpha=cfg.weighted_mse_alpha,
+        label_smoothing=cfg.label_smoothing,
+        dropout=cfg.dropout,
+        optimizer=cfg.optimizer,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        scheduler=cfg.scheduler,
+        warmup_epochs=cfg.warmup_epochs,
+        backbone_lr_scale=backbone_lr_scale,
+        freeze_epochs=freeze_epochs,
+        balance=cfg.balance,
+        flip_permutation=flip,
+        train_stats=stats,
+        data_config={"source": data.source, "label_column": cfg.label_column, "seed": cfg.seed,
+                     "val_fraction": 0.0 if cfg.val_data else cfg.val_fraction,
+                     "test_fraction": 0.0 if cfg.test_data else cfg.test_fraction,
+                     "val_data": cfg.val_data, "test_data": cfg.test_data},
+    )
+
+
+def _run_name(cfg: TrainConfig) -> str:
+    if cfg.resume:
+        return Path(cfg.resume).parent.name  # continue in the folder of the resumed run
+    return cfg.run_name or time.strftime("%Y%m%d-%H%M%S")
+
+
+def build_trainer(
+    cfg: TrainConfig, model: PerspectiveModel, steps_per_epoch: int, callbacks: Sequence[pl.Callback] = ()
+) -> pl.Trainer:
+    accelerator, devices = resolve_devices(cfg.gpus, cfg.accelerator, cfg.devices)
+    run = _run_name(cfg)
+    if cfg.resume:  # the run's own folder holds checkpoints already, as it should
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    monitor, mode = model.monitor
+    min_epochs = cfg.min_epochs if cfg.min_epochs is not None else default_min_epochs(cfg.max_epochs, cfg.scheduler)
+    checkpoint = RunCheckpoint(
+        start_epoch=min_epochs,
+        dirpath=Path(cfg.checkpoints_location) / cfg.backbone / run,
+        filename=f"epoch={{epoch:02d}}-{monitor}={{{monitor}:.4f}}",
+        auto_insert_metric_name=False,
+        monitor=monitor,
+        mode=mode,
+        save_top_k=3,
+        save_last=True,
+    )
+    patience = cfg.patience if cfg.patience is not None else default_patience(cfg.scheduler)
+    stopping = [] if patience is None else [
+        ScheduleAwareEarlyStopping(min_epochs, monitor=monitor, mode=mode, patience=patience)]
+    averaging = [WarmupEMA(cfg.ema_decay)] if cfg.ema_decay > 0 else []
+    freeze = [BackboneFreeze(model.hparams.freeze_epochs)] if model.hparams.freeze_epochs else []
+    loggers = create_loggers(parse_loggers(cfg.logger), cfg.logs_location, cfg.backbone, run)
+    rate_log = [LearningRateMonitor(logging_interval="epoch")] if loggers else []  # it refuses a run without loggers
+    bar = draws_progress_bar(cfg.quiet)
+    epoch_lines = [EpochLog(monitor)] if not cfg.quiet and not bar else []  # a log a file can show, without a terminal
+    return pl.Trainer(
+        max_epochs=cfg.max_epochs,
+        accelerator=accelerator,
+        devices=devices,
+        strategy=cfg.strategy,
+        num_nodes=cfg.num_nodes,
+        precision=lightning_precision(cfg.precision) or default_precision(accelerator),
+        callbacks=[
+            checkpoint,
+            *stopping,
+            *averaging,
+            *freeze,
+            *rate_log,
+            *epoch_lines,
+            *callbacks,
+        ],
+        logger=loggers or False,
+        log_every_n_steps=max(1, min(50, steps_per_epoch)),
+        num_sanity_val_steps=0,  # validation is this toolkit's own tested step; the first epoch's end runs it anyway
+        enable_progress_bar=bar,
+        enable_model_summary=not cfg.quiet,
+        default_root_dir=checkpoint.dirpath,
+        plugins=[BackgroundCheckpointIO()],
+    )
+
+
+def evaluate_test_split(
+    cfg: TrainConfig, trainer: pl.Trainer, best: str, data: LabelledData, test: pd.DataFrame, run_dir: str
+) -> Evaluation:
+    """The evaluation report of the best checkpoint on the test split, beside the checkpoints.
+
+    It goes through the same prediction path as infer.py and evaluate.py, so the numbers printed at
+    the end of training are the ones a user gets later; metrics and plots also go to TensorBoard.
+    """
+    model = load_checkpoint(best)
+    device = "cpu" if trainer.strategy.root_device.type == "cpu" else str(trainer.strategy.root_device)
+    summary = {"data": data.source, "split": f"test ({len(test)} images, seed {cfg.seed})", "checkpoint": best}
+    level = REPORT_LEVEL if model.conformal else None  # the coverage its validation calibration reaches on test
+    result = evaluate_frame(Predictor(model, device=device, tta=cfg.tta, interval=level), test,
+                            Path(run_dir) / "test_report", title=f"Test split of {best}", summary=summary,
+                            batch_size=cfg.batch_size, workers=decoding_threads(cfg), seed=cfg.seed,
+                            progress=not cfg.quiet)
+    for logger in trainer.loggers:
+        if isinstance(logger, EpochCSVLogger):
+            continue  # its table is one row per epoch; the test metrics are in test_report/metrics.json
+        logger.log_metrics(flat_metrics(result.metrics), step=trainer.global_step)
+        if isinstance(logger, TensorBoardLogger):
+            for name, png in result.plots.items():
+                image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+                logger.experiment.add_image(f"test/{Path(name).stem}", image, trainer.global_step, dataformats="HWC")
+            logger.experiment.flush()
+        logger.save()
+    return result
+
+
+LR_FIND_STEPS = 100
+
+
+def find_learning_rate(cfg: TrainConfig, trainer: pl.Trainer, model: PerspectiveModel,
+                       datamodule: PerspectiveDataModule, steps_per_epoch: int) -> float | None:
+    """``--lr-find``: Lightning's learning-rate range test; returns its suggestion (None when it has none).
+
+    The test raises the learning rate batch by batch over ``LR_FIND_STEPS`` training batches, as
+    many epochs as that takes on a small set, and puts the model back as it was; the suggestion is
+    the steepest fall of the loss. It runs in a Trainer of its own, on one device, so that the run's
+    checkpoints, logs and weight average never see it. The plot goes to ``lr_find.png`` in the run
+    folder; the backbone keeps its ``--backbone-lr-scale`` share of the rate.
+    """
+    from pytorch_lightning.tuner import Tuner
+
+    if trainer.world_size > 1:  # every process would find its own rate
+        raise UserError("--lr-find runs on one device; find the rate there, then train on several with -l")
+    run_dir = Path(trainer.checkpoint_callback.dirpath)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    accelerator, _ = resolve_devices(cfg.gpus, cfg.accelerator, cfg.devices)
+    finder_trainer = pl.Trainer(
+        accelerator=accelerator, devices=1, precision=lightning_precision(cfg.precision) or default_precision(accelerator),
+        max_epochs=-(-LR_FIND_STEPS // steps_per_epoch) + 1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=draws_progress_bar(cfg.quiet), enable_model_summary=False, default_root_dir=run_dir,
+    )
+    finder = Tuner(finder_trainer).lr_find(model, datamodule=datamodule, num_training=LR_FIND_STEPS,
+                                           update_attr=False)
+    suggestion = finder.suggestion() if finder is not None else None
+    if finder is not None:
+        import matplotlib.pyplot as plt
+
+        figure = finder.plot(suggest=suggestion is not None, show=False)
+        figure.savefig(run_dir / "lr_find.png", dpi=100)
+        plt.close(figure)
+    if suggestion is None:
+        log.warning("--lr-find: no suggestion; training with -l %g", model.hparams.learning_rate)
+        return None
+    model.hparams.learning_rate = float(suggestion)
+    log.info("--lr-find: training with a learning rate of %.3g (plot: %s)", suggestion, run_dir / "lr_find.png")
+    return float(suggestion)
+
+
+def write_run_config(cfg: TrainConfig, run_dir: Path) -> Path:
+    """``<run>/config.yaml``: the resolved settings; ``perspective train --config`` it to repeat the run."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / RUN_CONFIG
+    atomic_write(path, config_yaml(run_config(cfg), f"Settings of the run in {run_dir.name}.\n"
+                                   f"perspective train --config {RUN_CONFIG} repeats it (into a new folder); "
+                                   "flags on the command line win over these."))
+    return path
+
+
+def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = (),
+          prepared: tuple[LabelledData, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]] | None = None) -> TrainResult:
+    """Fit a model as ``cfg`` says, test its best checkpoint, and say where it is.
+
+    ``callbacks`` are added to the Trainer's own (a hyperparameter search passes its pruning callback).
+    ``prepared``: ``cfg``'s data, already read, and the (train, validation, test) rows the caller chose
+    instead of the run's own split (the label audit's folds: the data is read once for all of them).
+    """
+    cfg = replace(cfg, resume=resolve_resume(cfg))
+    if cfg.lr_find and cfg.resume:
+        raise UserError("--lr-find starts a run; a resumed run keeps the learning rate it started with")
+    pre = default_preprocessing(cfg.backbone, cfg.image_size, cfg.resize_mode)  # checks backbone and size before the data
+    flip_pairs = parse_flip_pairs(cfg.flip_pairs)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    data, splits = prepared if prepared is not None else load_splits(cfg)
+    if cfg.balance != "none" and data.task != "classification":
+        raise UserError("--balance is for classification; regression targets have no classes")
+    if cfg.allow_missing_targets and data.task != "regression":
+        raise UserError("--allow-missing-targets is for regression targets; every image of a classification "
+                        "set needs its label")
+    perm = flip_permutation(data.names, flip_pairs)
+    model = build_model(cfg, data, splits[0], pre, perm)
+    datamodule = PerspectiveDataModule(
+        splits, data.task, data.names,
+        train_transform=train_transform(pre, cfg.augment),
+        eval_transform=eval_transform(pre),
+        flip_permutation=perm if cfg.augment != "none" else None,
+        balance_classes=cfg.balance == "sampler",
+        batch_size=cfg.batch_size,
+        workers=loader_workers(cfg),
+        draft_size=pre.decode_size,
+        train_draft_size=None if cfg.augment == "strong" else pre.decode_size,  # a random crop needs every pixel
+    )
+    steps_per_epoch = max(1, len(splits[0]) // cfg.batch_size)
+    trainer = build_trainer(cfg, model, steps_per_epoch, callbacks)
+    if trainer.is_global_zero and not cfg.resume:  # a resumed run keeps the config it started with
+        write_run_config(cfg, Path(trainer.checkpoint_callback.dirpath))
+    found_rate = None
+    if cfg.lr_find:
+        found_rate = find_learning_rate(cfg, trainer, model, datamodule, steps_per_epoch)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.resume, weights_only=True)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning ends its graceful Ctrl-C shutdown with sys.exit(1)
+            log.warning("training interrupted; resume with --resume %s",
+                        Path(trainer.checkpoint_callback.dirpath) / "last.ckpt")
+            raise KeyboardInterrupt from None
+        raise
+    best = trainer.checkpoint_callback.best_model_path or trainer.checkpoint_callback.last_model_path
+    run_dir = str(Path(best).parent) if best else str(trainer.checkpoint_callback.dirpath)
+    metrics: dict[str, float] = {}
+    table = None
+    if trainer.interrupted:
+        log.warning("training interrupted; the checkpoints so far are in %s", run_dir)
+    elif not trainer.is_global_zero or not cfg.test:
+        pass  # rank 0 evaluates and reports, unless the caller asked for no test
+    elif len(splits[2]) and best:
+        result = evaluate_test_split(cfg, trainer, best, data, splits[2], run_dir)
+        metrics, table = flat_metrics(result.metrics), result.table
+    else:
+        log.info("no test split (--test-fraction 0 and no --test-data): skipping the test")
+    return TrainResult(best, run_dir, metrics, table, trainer.is_global_zero, found_rate)
