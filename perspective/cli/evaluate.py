@@ -51,7 +51,7 @@ def get_args_parser(prog: str = "perspective evaluate") -> argparse.ArgumentPars
     p.add_argument("--split", choices=SPLITS, default=D.split,
                    help="evaluate the whole data (all) or one part of the training run's split, rebuilt from "
                         f"the fractions and seed stored in the checkpoint (default {D.split})")
-    p.add_argument("--seed", type=int, default=D.seed, help="split seed (default: the training run's)")
+    p.add_argument("--seed", type=non_negative_int, default=D.seed, help="split seed (default: the training run's)")
     p.add_argument("--samples", type=non_negative_int, default=D.samples,
                    help=f"images in the sample grid (default {D.samples})")
     p.add_argument("--explain-samples", type=non_negative_int, default=D.explain_samples, metavar="N",

@@ -40,8 +40,9 @@ def get_args_parser(prog: str = "perspective synth") -> argparse.ArgumentParser:
     p.add_argument("--seed", type=non_negative_int, required=True, help="data set seed (0 or more)")
     p.add_argument("--size", type=_size_argument, default=D.size, metavar="WIDTHxHEIGHT",
                    help=f"image size WIDTHxHEIGHT (default {D.size[0]}x{D.size[1]})")
-    p.add_argument("-w", "--workers", type=positive_int, default=D.workers,
-                   help="rendering processes; the files do not depend on it (default: min(CPU count, 8))")
+    p.add_argument("-w", "--workers", type=non_negative_int, default=D.workers,
+                   help="rendering processes, 0 renders in this one; the files do not depend on it (default: "
+                        "min(CPU count, 8))")
     add_quiet_flag(p, "no progress bar")
     return p
 

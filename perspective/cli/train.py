@@ -56,6 +56,11 @@ def ema_decay(text: str) -> float:
     return value
 
 
+def comma_list(text: str) -> list[str]:
+    """``a, b,c`` -> ``["a", "b", "c"]``."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
 def logger_names(text: str) -> str:
     try:
         parse_loggers(text)
@@ -105,7 +110,7 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
     g.add_argument("--images", type=existing_path, default=None, help="images folder for a CSV given with -d (default: images/ beside it)")
     g.add_argument("--task", choices=TASKS, default=None,
                    help="force the task (default: detected from the data layout)")
-    g.add_argument("--targets", type=lambda s: [t.strip() for t in s.split(",") if t.strip()], default=None,
+    g.add_argument("--targets", type=comma_list, default=None,
                    help="regression target columns, comma-separated (default: the perspective_score_* "
                         "columns if any, else every numeric column)")
     g.add_argument("--label-column", default=None, help="class column of a CSV (default label); implies classification")
@@ -167,7 +172,7 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
     g.add_argument("--lr-find", action="store_true",
                    help="run Lightning's learning-rate finder first (up to 100 batches), save its plot as "
                         "lr_find.png in the run folder and train with its suggestion instead of -l (default off)")
-    g.add_argument("--seed", type=int, default=D.seed,
+    g.add_argument("--seed", type=non_negative_int, default=D.seed,
                    help=f"seed for the split, initialisation and augmentation (default {D.seed})")
 
     g = p.add_argument_group("hardware and output")
@@ -187,9 +192,9 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
     g.add_argument("--run-name", default=None, help="name of this run's folders (default: a timestamp)")
     g.add_argument("--tta", action="store_true",
                    help="the final test report averages each image with its mirror (as infer.py --tta; default off)")
-    g.add_argument("--resume", default=None,
-                   help="continue a run from this checkpoint (e.g. its last.ckpt), or 'last' for the newest "
-                        "last.ckpt of this backbone under -c")
+    g.add_argument("--resume", nargs="?", const="last", default=None, metavar="CHECKPOINT",
+                   help="continue an interrupted run from this checkpoint (e.g. its last.ckpt); alone, or 'last': "
+                        "the newest last.ckpt of this backbone under -c (default: start a new run)")
     add_quiet_flag(g)
     return p
 

@@ -74,7 +74,10 @@ class WarmupEMA(WeightAveraging):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # The average is built in setup(), before the strategy moves the model to its device; keep
-        # it beside the model so that each update stays on the GPU.
+        # it beside the model so that each update stays on the GPU. WeightAveraging keeps the average
+        # in a private attribute and offers no public way to move it: this holds for the
+        # pytorch-lightning range pinned in pyproject.toml (>=2.6.6,<2.7), and the recipe tests train
+        # with it on every run.
         if self._average_model is not None:
             self._average_model.to(pl_module.device)
 
@@ -93,9 +96,13 @@ class ScheduleAwareEarlyStopping(EarlyStopping):
         super().__init__(**kwargs)
         self.start_epoch = start_epoch
 
-    def _run_early_stopping_check(self, trainer: pl.Trainer) -> None:
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.current_epoch >= self.start_epoch:
-            super()._run_early_stopping_check(trainer)
+            super().on_train_epoch_end(trainer, pl_module)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch >= self.start_epoch:
+            super().on_validation_end(trainer, pl_module)
 
 
 def default_min_epochs(max_epochs: int, scheduler: str, share: float = 0.25) -> int:

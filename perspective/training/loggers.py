@@ -2,9 +2,9 @@
 
 - ``tensorboard`` (default): ``<logs>/<backbone>/<run>/events.*``, with the test report's plots.
 - ``csv``: ``<logs>/<backbone>/<run>/metrics.csv``, one row per epoch with every epoch metric side by
-  side, the table a spreadsheet opens. Lightning's ``CSVLogger`` writes a row per logging call
-  (training and validation of one epoch on separate rows, per-step losses between them) and deletes
-  the file when a resumed run starts; here a resumed run goes on with its table.
+  side, the table a spreadsheet opens (Lightning's ``CSVLogger`` writes a row per logging call,
+  training and validation of one epoch on separate rows, and deletes the file when a resumed run
+  starts; here a resumed run goes on with its table).
 - ``mlflow``: an MLflow run named after the run folder in the experiment named after the backbone;
   its store is ``$MLFLOW_TRACKING_URI``, else the SQLite file ``<logs>/mlflow.db`` (``mlflow ui
   --backend-store-uri sqlite:///<logs>/mlflow.db``; MLflow 3 retired the plain-folder store).
@@ -22,34 +22,59 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lightning_fabric.loggers.csv_logs import _ExperimentWriter
-from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
-from pytorch_lightning.loggers.logger import rank_zero_experiment
+from pytorch_lightning.loggers import Logger, TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_only
 
 from ..results import atomic_write
 
 WANDB_PROJECT = "perspective"
+METRICS_CSV = "metrics.csv"
 
 
-class _EpochTable(_ExperimentWriter):
-    """One row per epoch, merged from every logging call of that epoch; the whole file rewritten atomically."""
+class EpochCSVLogger(Logger):
+    """``<save_dir>/<name>/<version>/metrics.csv``: one row per epoch, merged from every logging call of that epoch.
 
-    def __init__(self, log_dir: str) -> None:  # not the parent's: it deletes the table of a resumed run
-        self.log_dir = log_dir
-        self.metrics_file_path = os.path.join(log_dir, self.NAME_METRICS_FILE)
-        self.metrics: list[dict[str, float]] = []
-        self.metrics_keys: list[str] = []
-        Path(log_dir).mkdir(parents=True, exist_ok=True)
+    Built on Lightning's public ``Logger`` interface. Per-step values (``*_step``) stay in TensorBoard;
+    a value logged without an epoch (the learning-rate monitor, at the start of an epoch) joins that
+    epoch's row. The whole table is rewritten atomically at each ``save``; a resumed run reads the
+    table it left and goes on with it.
+    """
+
+    def __init__(self, save_dir: str, name: str, version: str) -> None:
+        super().__init__()
+        self._root, self._name, self._version = save_dir, name, version
         self.rows: dict[int, dict[str, Any]] = {}
-        self.pending: dict[str, float] = {}  # logged without an epoch, joins the next epoch's row
-        if os.path.isfile(self.metrics_file_path):
-            with open(self.metrics_file_path, newline="") as file:
+        self.pending: dict[str, float] = {}
+        self.path = Path(self.log_dir) / METRICS_CSV
+        if self.path.is_file():
+            with open(self.path, newline="") as file:
                 for row in csv.DictReader(file):
                     self.rows[int(row["epoch"])] = {k: v for k, v in row.items() if v != ""}
 
-    def log_metrics(self, metrics_dict: dict[str, float], step: int | None = None) -> None:
-        values = {k: float(v.item() if hasattr(v, "item") else v) for k, v in metrics_dict.items()
-                  if not k.endswith("_step")}  # per-step values stay in TensorBoard
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @property
+    def root_dir(self) -> str:
+        return os.path.join(self._root, self._name)
+
+    @property
+    def log_dir(self) -> str:
+        return os.path.join(self._root, self._name, self._version)
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass  # the checkpoint and the run's config.yaml hold them
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        values = {k: float(v.item() if hasattr(v, "item") else v) for k, v in metrics.items()
+                  if not k.endswith("_step")}
         if "epoch" not in values:  # the learning-rate monitor, at the start of an epoch: held for its row
             self.pending.update(values)
             return
@@ -59,6 +84,7 @@ class _EpochTable(_ExperimentWriter):
         self.pending.clear()
         row["step"] = step
 
+    @rank_zero_only
     def save(self) -> None:
         if not self.rows:
             return
@@ -68,21 +94,12 @@ class _EpochTable(_ExperimentWriter):
         writer.writeheader()
         for epoch in sorted(self.rows):
             writer.writerow({"epoch": epoch, **self.rows[epoch]})
-        atomic_write(self.metrics_file_path, buffer.getvalue())
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path, buffer.getvalue())
 
-
-class EpochCSVLogger(CSVLogger):
-    """Lightning's CSVLogger writing ``metrics.csv`` as one row per epoch (see ``_EpochTable``)."""
-
-    @property
-    @rank_zero_experiment
-    def experiment(self) -> _EpochTable:
-        if self._experiment is None:
-            self._experiment = _EpochTable(self.log_dir)
-        return self._experiment
-
-    def log_hyperparams(self, params: Any = None) -> None:
-        pass  # the checkpoint and the run's config.yaml hold them
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        self.save()
 
 
 def create_loggers(names: list[str], save_dir: str, name: str, version: str) -> list[Logger]:
