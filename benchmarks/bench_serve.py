@@ -32,12 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from perspective.cli import (  # noqa: E402
-    PREDICTION_PRECISIONS,
     ArgumentParser,
     non_negative_float,
     positive_float,
     positive_int,
 )
+from perspective.config import PRECISIONS  # noqa: E402
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")  # serve.py's LOOPBACK_HOSTS, without importing torch for it
 
@@ -68,7 +68,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-seconds", type=positive_float, default=300, help="time bound per level (default 300)")
     p.add_argument("--max-batch", type=positive_int, default=16, help="server's --max-batch (default 16)")
     p.add_argument("--max-wait-ms", type=non_negative_float, default=10, help="server's --max-wait-ms (default 10)")
-    p.add_argument("--precision", choices=PREDICTION_PRECISIONS, default="auto", help="server's --precision (default auto)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help="server's --precision (default auto)")
     return p
 
 
@@ -78,7 +78,7 @@ def start_server(checkpoint: Path, workdir: Path, max_batch: int, max_wait_ms: f
     log_file = workdir / "api.log"
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "serve.py"), "-c", str(checkpoint), "--host", "127.0.0.1", "--port", "0",
-         "--log-file", str(log_file), "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
+         "--log-file", str(log_file), "--batch-size", str(max_batch), "--max-wait-ms", str(max_wait_ms),
          "--precision", precision],
         stdout=subprocess.DEVNULL, stderr=(workdir / "stderr.txt").open("w"),
     )
@@ -197,7 +197,7 @@ def main() -> int:
             rows = benchmark(url, args, levels)
         finally:
             stop_server(proc)
-        print(f"server: serve.py --max-batch {args.max_batch} --max-wait-ms {args.max_wait_ms:g} "
+        print(f"server: serve.py --batch-size {args.max_batch} --max-wait-ms {args.max_wait_ms:g} "
               f"--precision {args.precision}")
         print_table(model, rows)
     return 0

@@ -1,7 +1,7 @@
 """perspective: fine-tune torchvision backbones to predict scores (regression) or labels from images.
 
-The scripts (train.py, infer.py) are thin front ends over this package; see ARCHITECTURE.md in the
-shared folder and README.md for the layout.
+The commands (``perspective train``, ``infer``, ...) are thin front ends (``perspective.cli``) over
+this package; docs/architecture.md describes the packages and their layering.
 """
 
 __version__ = "0.1.0"

@@ -61,10 +61,14 @@ CALIBRATION_IMAGES = 300  # export --int8: images NNCF calibrates on (its defaul
 
 
 def lightning_precision(value: str | None) -> str | None:
-    """--precision as Lightning spells it; None (auto) stays None for ``hardware.default_precision``."""
+    """--precision as Lightning spells it; None (auto) stays None for ``hardware.default_precision``.
+
+    The library also takes Lightning's own names (``32-true``, ``bf16-true``, ...) as they are; the
+    commands offer ``PRECISIONS``, the same on every command.
+    """
     if value in (None, "auto"):
         return None
-    return LIGHTNING_PRECISION[value]
+    return LIGHTNING_PRECISION.get(value, value)
 
 
 def default_workers() -> int:

@@ -326,7 +326,7 @@ def test_safe_name(text, name):
 def test_size_and_pixel_limits(site, tmp_path):
     u = site.url
     items, _ = read_url_list(write_list(tmp_path / "urls.txt", [f"{u}/big.jpg", f"{u}/big-stream.jpg"]))
-    download_all(items, tmp_path / "out", DownloadConfig(timeout=5, retries=2, backoff=0.01, max_bytes=10_000))
+    download_all(items, tmp_path / "out", DownloadConfig(timeout=5, retries=2, backoff=0.01, max_mb=10_000 / 2**20))
     assert [i.status for i in items] == ["error", "error"]
     assert "50000 bytes is over the limit of 10000 bytes" in items[0].error  # from Content-Length, nothing read
     assert "over the limit of 10000 bytes" in items[1].error  # counted while streaming

@@ -165,3 +165,16 @@ def test_ddp_on_two_cpu_processes_trains_with_the_weight_average_and_a_frozen_ep
     _, val, _ = split_data(read_labelled_data(regression_dir), 0.15, 0.15, 42)
     errors = sum(len(e) for e in checkpoint["conformal"]["targets"]["redness"]["errors"])
     assert len(val) <= errors <= len(val) + 1  # the sampler pads an odd split with one repeat
+
+
+def test_without_a_terminal_training_logs_a_line_per_epoch(regression_dir, tmp_path):
+    """Under `perspective train > train.log` (no terminal) there is no progress bar: one log line per epoch."""
+    result = run_script("train.py", "-d", str(regression_dir), "--weights", "none", "--image-size", "32", "-w", "0",
+                        "--augment", "none", "-e", "2", "-s", "16", "-c", str(tmp_path / "ckpt"), "--logger", "none")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if "perspective.train: epoch " in line]
+    assert [line.split("epoch ")[1].split(":")[0] for line in lines] == ["1/2", "2/2"], result.stderr[-3000:]
+    for line in lines:
+        assert "train_loss" in line and "val_loss" in line and "(monitored)" in line
+        assert "images/s" in line and "left" in line
+    assert "\r" not in result.stdout + result.stderr  # no bar redrawn into the log

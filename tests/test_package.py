@@ -11,12 +11,12 @@ import shutil
 import site
 import subprocess
 import sys
-import tomllib
 import venv
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import tomllib
 from conftest import ROOT
 
 import perspective

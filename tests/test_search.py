@@ -20,7 +20,7 @@ from synthetic import make_regression_set
 
 from perspective.cli import search as search_cli
 from perspective.cli import train as train_cli
-from perspective.config import TrainConfig
+from perspective.config import SearchConfig, TrainConfig
 from perspective.errors import UserError
 from perspective.search import space as search_space
 from perspective.search import study as search_lib
@@ -131,7 +131,7 @@ class PruneTrialZero(optuna.pruners.BasePruner):
         return trial.number == 0
 
 
-def test_pruned_and_failed_trials_are_recorded_and_the_search_goes_on(data, space, tmp_path, monkeypatch):
+def test_pruned_and_failed_trials_are_recorded_and_the_search_goes_on(data, space, tmp_path, monkeypatch, caplog):
     real_train = search_lib.train
 
     def out_of_memory_in_trial_one(cfg, callbacks=()):
@@ -141,11 +141,16 @@ def test_pruned_and_failed_trials_are_recorded_and_the_search_goes_on(data, spac
 
     monkeypatch.setattr(search_lib, "train", out_of_memory_in_trial_one)
     out = tmp_path / "out"
-    settings = search_lib.SearchSettings(trials=3, outdir=str(out), space=space, sampler="random")
+    settings = SearchConfig(trials=3, output=str(out), space=space, sampler="random")
     base = TrainConfig(data=str(data), max_epochs=2, workers=0, weights="none", image_size=32, quiet=True,
                        checkpoints_location=None, logs_location=None)
-    result = search_lib.run_search(settings, base, pruner=PruneTrialZero())
+    with caplog.at_level("INFO", logger="perspective.search"):
+        result = search_lib.run_search(settings, base, pruner=PruneTrialZero())
     assert result.counts == {"pruned": 1, "fail": 1, "complete": 1}
+    progress = [r.getMessage() for r in caplog.records if "of this search" in r.getMessage()]
+    assert [m.split(":")[0] for m in progress] == [f"trial {i} of 3 of this search" for i in (1, 2, 3)]
+    assert "#0 pruned" in progress[0] and "#1 fail" in progress[1] and "#2 complete" in progress[2]
+    assert all("per trial, about" in m for m in progress)
     assert result.best.number == 2
 
     results = pd.read_csv(out / "results.csv").set_index("number")

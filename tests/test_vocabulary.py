@@ -88,7 +88,7 @@ def test_every_concept_is_spelled_one_way_with_one_meaning_choices_and_default()
                 problems.append(f"{name}: short flags {mine} in {command}, {theirs} in {first}")
             if action.choices != other.choices and name not in OWN_VALUE:
                 problems.append(f"{name}: choices {action.choices} in {command}, {other.choices} in {first}")
-            other_kind = (name, command) in KIND_DIFFERS or (name, first) in KIND_DIFFERS
+            other_kind = (name, command) in KIND_DIFFERS or (name, first) in KIND_DIFFERS or name in OWN_VALUE
             if (type(action) is not type(other) or action.type is not other.type) and not other_kind:
                 problems.append(f"{name}: another kind of value in {command} than in {first}")
             differs = (name, command) in DEFAULT_DIFFERS or (name, first) in DEFAULT_DIFFERS or name in OWN_VALUE

@@ -21,7 +21,7 @@ COMMANDS = {
     "evaluate": "metrics and an HTML report of a checkpoint on labelled data",
     "serve": "an HTTP prediction server with micro-batching",
     "search": "hyperparameter search with Optuna; every trial a real training run",
-    "export": "export a checkpoint to ONNX or TorchScript, checked against PyTorch",
+    "export": "export a checkpoint to ONNX, TorchScript or OpenVINO (fp32 or int8), checked before it is kept",
     "download": "download the images of a URL list, verified and resumable",
     "synth": "render synthetic car photos labelled with perspective scores",
     "audit": "rank a data set's labels by how much a model that never saw them disagrees",

@@ -1,6 +1,6 @@
 """Audit the labels of a data set: k short training runs, out-of-fold predictions, worst labels first.
 
-    perspective audit -d ./my_data -o audit/                 # 5 folds of 8 epochs, train.py's other defaults
+    perspective audit -d ./my_data -o audit/                 # 5 folds of 8 epochs, train's other defaults
     perspective audit -d ./my_data --folds 3 -e 5 --weights none
 
 Writes audit.csv (filename, label quality in [0, 1] with the lowest first, the given label or
@@ -24,7 +24,7 @@ def get_args_parser(prog: str = "perspective audit") -> argparse.ArgumentParser:
     p = train_parser(prog)
     p.description = ("Rank the rows of a labelled data set by how much their label disagrees with a model that "
                      "never saw it (k-fold out-of-fold predictions scored by cleanlab), worst first. Takes "
-                     "train.py's flags. Long flags also accept underscores.")
+                     "train's flags. Long flags also accept underscores.")
     g = p.add_argument_group("audit")
     g.add_argument("--folds", type=positive_int, default=D.folds,
                    help=f"training runs, each leaving one fold out (default {D.folds})")

@@ -272,6 +272,13 @@ def existing_path(text: str) -> str:
     return text
 
 
+def existing_folder(text: str) -> str:
+    """A folder that must exist (images to predict): checked while parsing."""
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"not a folder: {text}")
+    return text
+
+
 def existing_file(text: str) -> str:
     """A path that must name a file: checked while parsing, before any model library loads."""
     if not os.path.isfile(text):

@@ -5,7 +5,7 @@
     perspective export -c best.ckpt --format openvino --int8 --calibration photos/ -o model_int8.xml
     perspective infer -d ./photos -c model_int8.xml                           # same CSV columns
 
-The exported model outputs what infer.py reports (scores, or class probabilities), any batch size;
+The exported model outputs what infer reports (scores, or class probabilities), any batch size;
 targets or classes and the preprocessing are stored inside the file. An fp32 export is written only
 if it agrees with the PyTorch model within --tolerance (max abs difference). An int8 export is
 calibrated on up to 300 images of --calibration and written only if, on held-out images (the rest

@@ -28,7 +28,7 @@ from .common import (
     add_quiet_flag,
     config_of,
     existing_file,
-    existing_path,
+    existing_folder,
     output_path,
     positive_int,
     run,
@@ -48,7 +48,7 @@ def get_args_parser(prog: str = "perspective infer") -> argparse.ArgumentParser:
     add_config_flag(p, "infer")
     p.add_argument("-i", "--image", nargs="+", default=[], metavar="PATH",
                    help="image paths or glob patterns (quote patterns to let infer expand them)")
-    p.add_argument("-d", "--data", "--directory", dest="data", type=existing_path, default=None,
+    p.add_argument("-d", "--data", "--directory", dest="data", type=existing_folder, default=None,
                    help="predict every image in this folder (--directory is the original scripts' spelling)")
     p.add_argument("-R", "--recursive", action="store_true", help="with -d, include subfolders")
     p.add_argument("--list", type=existing_file, default=None, metavar="FILE",

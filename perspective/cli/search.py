@@ -3,10 +3,10 @@
     perspective search --trials 30 -d ./my_data -e 15 --weights none --image-size 128
     perspective search --trials 20 -d ./my_data -b resnet18,efficientnet_b0 --space space.yaml
 
-Flags of train.py stay fixed across trials; the space (default: learning rate, batch size, weight
+Flags of train stay fixed across trials; the space (default: learning rate, batch size, weight
 decay, dropout, augmentation, loss) is searched. The study lives in --storage (SQLite in OUTDIR by
 default): run the same command again to add trials. Writes OUTDIR/results.csv (best first) and
-plots; the last line of stdout is a ready ``python train.py ...`` command with the best parameters.
+plots; the last line of stdout is a ready ``python train.py ...`` command (``perspective train`` takes the same flags) with the best parameters.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def get_args_parser(prog: str = "perspective search") -> argparse.ArgumentParser
     p = train_args_parser(prog)
     p.prog = prog
     p.description = (
-        "Search hyperparameters with Optuna: every trial trains with train.py's settings below, except "
+        "Search hyperparameters with Optuna: every trial trains with train's settings below, except "
         f"the searched ones ({', '.join(DEFAULT_SPACE)}, or those of --space). Every flag has a default."
     )
     folders = {"checkpoints_location": "checkpoint folder of the trials (default OUTDIR/checkpoints)",
@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective search") ->
     optuna.logging.enable_propagation()
     optuna.logging.set_verbosity(optuna.logging.WARNING if args.quiet else optuna.logging.INFO)
     if args.run_name:
-        raise UserError("--run-name is set by search.py (<study>-trial<number>)")
+        raise UserError("--run-name is set by the search (<study>-trial<number>)")
     cfg, given = split_args(args, typed_flags(argv))
     settings = SearchConfig(**{f.name: getattr(args, f.name) for f in fields(SearchConfig)})
     result = run_search(settings, cfg, given)

@@ -66,7 +66,7 @@ def get_args_parser(prog: str = "perspective serve") -> argparse.ArgumentParser:
     p.add_argument("--max-files", type=positive_int, default=D.max_files,
                    help=f"most files in one request (default {D.max_files})")
     p.add_argument("--api-key", default=None,
-                   help="require this key in the X-API-Key header for /predict and /model (/health stays open)")
+                   help="require this key in the X-API-Key header for /predict, /explain and /model (/health and the demo page stay open)")
     add_device_flags(p, D, processes=False)
     add_prediction_flags(p)
     add_quiet_flag(p, "only warnings on stderr (the log file keeps every line)")

@@ -84,7 +84,7 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
                    help=f"backbone: {', '.join(BACKBONE_NAMES)} (default {D.backbone})")
     g.add_argument("--weights", default=D.weights,
                    help="imagenet (torchvision's weights, cached under $TORCH_HOME), none (random "
-                        "initialisation), a path to a state_dict file, or a train.py checkpoint whose backbone "
+                        "initialisation), a path to a state_dict file, or a checkpoint of train whose backbone "
                         f"starts this run with a new head (default {D.weights})")
     g.add_argument("--image-size", type=positive_int, default=None,
                    help="input side in pixels (default: the weights' own, 224 for most)")
@@ -113,7 +113,7 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
     g.add_argument("--targets", type=comma_list, default=None,
                    help="regression target columns, comma-separated (default: the perspective_score_* "
                         "columns if any, else every numeric column)")
-    g.add_argument("--label-column", default=None, help="class column of a CSV (default label); implies classification")
+    g.add_argument("--label-column", default=None, help="class column of a CSV; naming one implies classification (default label)")
     g.add_argument("--val-fraction", type=fraction, default=D.val_fraction, help=f"validation share (default {D.val_fraction})")
     g.add_argument("--test-fraction", type=fraction, default=D.test_fraction, help=f"test share (default {D.test_fraction})")
     g.add_argument("--val-data", type=existing_path, default=None, help="separate validation data (same layout as -d)")
@@ -191,7 +191,7 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
                         f"(default {D.logger})")
     g.add_argument("--run-name", default=None, help="name of this run's folders (default: a timestamp)")
     g.add_argument("--tta", action="store_true",
-                   help="the final test report averages each image with its mirror (as infer.py --tta; default off)")
+                   help="the final test report averages each image with its mirror (as infer --tta; default off)")
     g.add_argument("--resume", nargs="?", const="last", default=None, metavar="CHECKPOINT",
                    help="continue an interrupted run from this checkpoint (e.g. its last.ckpt); alone, or 'last': "
                         "the newest last.ckpt of this backbone under -c (default: start a new run)")

@@ -1,6 +1,6 @@
 """int8 OpenVINO models: post-training quantization with NNCF, kept only if it predicts like fp32.
 
-    export.py -c best.ckpt --format openvino --int8 --calibration photos/ -o model.xml
+    perspective export -c best.ckpt --format openvino --int8 --calibration photos/ -o model.xml
 
 Quantization needs a few hundred of the user's own images (``CALIBRATION_IMAGES``): NNCF runs the
 fp32 model on them, records the range of every activation and sets the int8 scales from those
@@ -145,7 +145,7 @@ def split_images(calibration: str | os.PathLike, check: str | os.PathLike | None
 
 
 def _predict(model, paths: Sequence[str], batch_size: int, workers: int) -> tuple[np.ndarray, list[str]]:
-    """Outputs of ``model`` on the readable ``paths`` (N, K), through the Predictor infer.py uses."""
+    """Outputs of ``model`` on the readable ``paths`` (N, K), through the Predictor infer uses."""
     predictor = Predictor(model, device="cpu")
     keys = output_keys(model.hparams["task"], model.names)
     outputs, readable = [], []

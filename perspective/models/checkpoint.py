@@ -59,7 +59,7 @@ def load_checkpoint(path: str | os.PathLike) -> PerspectiveModel:
     with open(path, "rb") as file:
         head = file.read(4)
     if head != ZIP_MAGIC and head[:1] != PICKLE_MAGIC:  # neither torch.save's zip nor its older pickle
-        raise UserError(f"{path}: not a checkpoint (a .ckpt file that train.py writes; this one starts like "
+        raise UserError(f"{path}: not a checkpoint (a .ckpt file that train writes; this one starts like "
                         f"{'a text file' if _is_text(head) else 'another kind of file'})")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -72,7 +72,7 @@ def load_checkpoint(path: str | os.PathLike) -> PerspectiveModel:
     except Exception as exc:  # noqa: BLE001 - truncated or foreign files
         raise UserError(f"checkpoint {path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(checkpoint, dict) or "hyper_parameters" not in checkpoint or "state_dict" not in checkpoint:
-        raise UserError(f"checkpoint {path}: not a checkpoint written by train.py (no hyper_parameters)")
+        raise UserError(f"checkpoint {path}: not a checkpoint written by train (no hyper_parameters)")
     hparams = {**checkpoint["hyper_parameters"], "weights": "none"}  # weights come from the state_dict
     if "flip_permutation" not in hparams:  # written before checkpoints recorded it: trained with the default pairs
         names = hparams.get("target_names") or hparams.get("class_names") or []

@@ -4,7 +4,7 @@ The space it draws from, and the metrics, are in ``search.space``.
 
 ``run_search(SearchConfig(...), TrainConfig(...))`` is what ``perspective search`` calls. The choices, and why:
 
-- Every trial is ``perspective.training.train`` in this process (not a subprocess of train.py), with
+- Every trial is ``perspective.training.train`` in this process (not a subprocess of train), with
   its own run name, so its checkpoints and TensorBoard logs sit under OUTDIR like any run's and a
   pruning callback can watch it epoch by epoch.
 - The study lives in an RDB storage (SQLite in OUTDIR by default). A repeated or interrupted search
@@ -15,12 +15,12 @@ The space it draws from, and the metrics, are in ``search.space``.
   recorded as failed, with its error, and the search goes on.
 - The value of a trial is the metric at the epoch of its best checkpoint (the one train() keeps by
   val_loss, or val_acc for classification), so a trial's value, its checkpoint and the printed
-  train.py command all describe the same model.
+  train command all describe the same model.
 - Every trial uses the same ``--seed``: the same split and initialisation, so trials differ only by
   their parameters.
 
 Outputs: ``OUTDIR/results.csv`` (every trial of the study, best first, rewritten atomically after
-each trial), ``optimization_history.png`` and ``param_importances.png``, and a ready train.py command.
+each trial), ``optimization_history.png`` and ``param_importances.png``, and a ready train command.
 """
 
 from __future__ import annotations
@@ -100,11 +100,11 @@ def check_single_process(cfg: TrainConfig) -> None:
     """Trials run one after another in this process; DDP would re-run the script per device."""
     many = cfg.num_nodes > 1 or "ddp" in str(cfg.strategy) or (cfg.gpus or 0) > 1 or _many_devices(cfg.devices)
     if many:
-        raise UserError("search.py runs its trials one after another in one process on one device; drop "
-                        "--devices/--strategy/--num-nodes/-g N>1 (for several GPUs, run one search.py per GPU "
+        raise UserError("search runs its trials one after another in one process on one device; drop "
+                        "--devices/--strategy/--num-nodes/-g N>1 (for several GPUs, run one search per GPU "
                         "with the same --storage and --study)")
     if cfg.resume:
-        raise UserError("--resume is a train.py flag; search.py continues a study through --storage and --study")
+        raise UserError("--resume is a train flag; search continues a study through --storage and --study")
 
 
 def inspect_data(cfg: TrainConfig) -> LabelledData:
@@ -378,7 +378,8 @@ def _format(value: Any) -> str:
 
 
 def train_command(flags: Mapping[str, Any]) -> str:
-    """``python train.py ...`` for these TrainConfig settings (field names are train.py's long flags)."""
+    """``python train.py ...`` for these TrainConfig settings (field names are train's long flags); in a
+    checkout as the search was run there, and ``perspective train`` takes the same words."""
     words = ["python", "train.py"]
     for name, value in flags.items():
         flag = "--" + name.replace("_", "-")
@@ -390,7 +391,7 @@ def train_command(flags: Mapping[str, Any]) -> str:
 
 
 def best_command(trial: FrozenTrial) -> str:
-    """The best trial as a train.py command: the fixed flags of its search call plus its parameters."""
+    """The best trial as a train command: the fixed flags of its search call plus its parameters."""
     return train_command({**trial.user_attrs.get("train_flags", {}), **trial.params})
 
 
@@ -410,7 +411,7 @@ def run_search(
         base: the training settings that stay fixed; ``base.backbone`` may list several names
             (comma-separated) to search over them. ``checkpoints_location`` / ``logs_location`` of
             None mean ``<outdir>/checkpoints`` and ``<outdir>/lightning_logs``.
-        given: the train.py settings the user gave (field -> value), repeated in the best command.
+        given: the train settings the user gave (field -> value), repeated in the best command.
         pruner: replaces the median pruner (tests use it to force a prune).
 
     Bad input (space, metric, data, storage) raises UserError before any trial runs. Raises
