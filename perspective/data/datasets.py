@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler, default_collate
 from torchvision.transforms.v2 import functional as F
 
+from ..config import TrainConfig
 from .images import failure_reason, load_image, load_resized
 from .tables import LabelledData
 
@@ -167,7 +168,7 @@ class PerspectiveDataModule(pl.LightningDataModule):
         train_transform: Callable,
         eval_transform: Callable,
         flip_permutation: Sequence[int] | None,
-        batch_size: int = 32,
+        batch_size: int = TrainConfig.batch_size,
         workers: int = 0,
         draft_size: int | None = None,
         train_draft_size: int | None = None,
