@@ -42,7 +42,9 @@ LOSSES = ("mse", "mae", "huber", "weighted_mse")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("cosine", "plateau", "none")
 BALANCES = ("none", "sampler", "loss")
-AUGMENT_LEVELS = ("none", "light", "strong")
+AUGMENT_LEVELS = ("none", "light", "strong", "trivial", "randaugment")
+MIXES = ("none", "mixup", "cutmix", "cmixup")  # train --mix: mixup and cutmix for classes, cmixup for scores
+PRETRAIN_METHODS = ("simclr", "vicreg", "byol")  # pretrain --method (lightly's losses and heads)
 NO_FLIPS = "none"  # --flip-pairs none
 PRECISIONS = ("auto", "32", "bf16", "16")  # every command's --precision
 # What training hands Lightning for each: weights stay fp32, bf16 and 16 are autocast ("mixed").
@@ -57,6 +59,11 @@ LOGGER_PACKAGES = {"mlflow": "mlflow", "wandb": "wandb"}  # the optional package
 DEFAULT_PATIENCE = 5  # early stopping under the plateau and constant schedules (see training.callbacks)
 PRETRAINED_FREEZE_EPOCHS = 1  # see training.run.fine_tuning
 PRETRAINED_BACKBONE_LR_SCALE = 0.1
+# Weights from `perspective pretrain` (self-supervised, on the user's few thousand photos) are weaker than
+# ImageNet's: they start the backbone but need no protection from the head's first gradients.
+PRETRAIN_KEY = "pretrain"  # in a `perspective pretrain` output: how its weights were learnt
+SELF_SUPERVISED_FREEZE_EPOCHS = 0
+SELF_SUPERVISED_BACKBONE_LR_SCALE = 1.0
 CALIBRATION_IMAGES = 300  # export --int8: images NNCF calibrates on (its default subset size)
 
 
@@ -259,6 +266,8 @@ class TrainConfig(DeviceConfig):
     scheduler: str = "cosine"
     warmup_epochs: float = 1.0
     augment: str = "light"
+    mix: str = "none"
+    mix_alpha: float | None = None  # None: the method's own (1.0 for mixup and cutmix, 2.0 for cmixup)
     flip_pairs: str | None = None
     resume: str | None = None
     strict: bool = False
@@ -280,6 +289,32 @@ def config_yaml(values: dict[str, Any], header: str) -> str:
 
     comment = "".join(f"# {line}\n" for line in header.splitlines())
     return comment + yaml.safe_dump(values, sort_keys=False, allow_unicode=True)
+
+
+@dataclass
+class PretrainConfig(DeviceConfig):
+    """``perspective pretrain``: self-supervised pretraining of a backbone on unlabelled images."""
+
+    data: str | None = None
+    output: str = "backbone.ckpt"
+    backbone: str = DEFAULT_BACKBONE
+    weights: str = "none"
+    method: str = "simclr"
+    image_size: int | None = None  # None: the weights' own (224 for most)
+    max_epochs: int = 100
+    batch_size: int = 128  # contrastive losses compare every image of a batch with every other
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    workers: int | None = None  # None: default_loader_workers
+    precision: str = "auto"
+    checkpoints_location: str = "checkpoints"
+    logs_location: str = "lightning_logs"
+    logger: str = "tensorboard"
+    run_name: str | None = None
+    resume: str | None = None
+    seed: int = 42
+    quiet: bool = False
 
 
 @dataclass

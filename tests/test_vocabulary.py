@@ -31,6 +31,9 @@ DEFAULT_DIFFERS = {
     ("--checkpoint-dir", "search"): "under the search's output folder",
     ("--logs-location", "search"): "under the search's output folder",
     ("--max-pixels", "download"): "",  # the same limit; listed only for its different help
+    ("--batch-size", "pretrain"): "a contrastive batch compares each image with every other: larger",
+    ("--max-epochs", "pretrain"): "pretraining on unlabelled photos takes longer than fine-tuning",
+    ("--weights", "pretrain"): "self-supervised pretraining starts from random weights",
 }
 # Flags that name something of their own command (what it writes, what it reads, in which format): the
 # same spelling everywhere, with the command's own default and choices.
@@ -48,7 +51,8 @@ ALIASES = {"--out": "--output", "--outdir": "--output", "--result-csv": "--outpu
 SHORT_SHARED = {"-c": {"--checkpoint", "--checkpoint-dir"}}
 CONFIGS = {"train": config.TrainConfig, "infer": config.InferConfig, "evaluate": config.EvaluateConfig,
            "serve": config.ServeConfig, "export": config.ExportConfig, "download": config.DownloadConfig,
-           "synth": config.SynthConfig, "search": config.TrainConfig, "audit": config.TrainConfig}
+           "synth": config.SynthConfig, "search": config.TrainConfig, "audit": config.TrainConfig,
+           "pretrain": config.PretrainConfig}
 
 
 def parsers() -> dict[str, argparse.ArgumentParser]:
@@ -107,14 +111,14 @@ def test_every_command_has_the_shared_flags(command):
     assert "--config" in names and names["--quiet"].option_strings == ["-q", "--quiet"]
     if command in ("infer", "evaluate", "serve", "export"):
         assert names["--checkpoint"].option_strings[:2] == ["-c", "--checkpoint"]
-    if command in ("train", "infer", "evaluate", "serve", "search", "audit"):
+    if command in ("train", "pretrain", "infer", "evaluate", "serve", "search", "audit"):
         assert names["--precision"].choices == config.PRECISIONS and names["--precision"].default == "auto"
         assert {"--gpus", "--accelerator", "--batch-size", "--workers"} <= set(names)
         assert names["--gpus"].option_strings == ["-g", "--gpus"]
-    if command in ("train", "infer", "evaluate", "search", "audit"):
+    if command in ("train", "pretrain", "infer", "evaluate", "search", "audit"):
         assert {"--devices", "--num-nodes", "--strategy"} <= set(names)
         assert names["--strategy"].default == "auto"
-    if command != "train" and command != "serve":
+    if command not in ("train", "serve"):
         assert names["--output"].option_strings[:2] == ["-o", "--output"]
 
 
@@ -161,7 +165,7 @@ def command_modules() -> list[str]:
 def test_the_modules_named_like_commands_are_found():
     names = command_modules()
     for expected in ("perspective.synth", "perspective.download", "perspective.search", "perspective.export",
-                     "perspective.trust.audit", "perspective.cli.train"):
+                     "perspective.trust.audit", "perspective.training.pretrain", "perspective.cli.train"):
         assert expected in names
 
 

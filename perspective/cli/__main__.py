@@ -17,6 +17,7 @@ from .common import run
 
 COMMANDS = {
     "train": "fine-tune a backbone on labelled images (scores or classes)",
+    "pretrain": "pretrain a backbone on unlabelled images (self-supervised) for train --weights",
     "infer": "predict for images with a checkpoint (default: the shipped model)",
     "evaluate": "metrics and an HTML report of a checkpoint on labelled data",
     "serve": "an HTTP prediction server with micro-batching",

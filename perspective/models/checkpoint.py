@@ -123,3 +123,19 @@ def store_calibration(checkpoint: str | os.PathLike, calibration: dict[str, Any]
     content = torch.load(checkpoint, map_location="cpu", weights_only=True)
     content[CONFORMAL_KEY] = calibration
     save_atomically(content, checkpoint)
+
+
+def weights_info(weights: str) -> dict[str, Any]:
+    """What a ``--weights`` file says about itself: its ``hyper_parameters`` (backbone, preprocessing, and
+    for ``pretrain``'s output how it was learnt); empty for ``imagenet``, ``none`` or a plain state_dict.
+
+    Unreadable files are left to the backbone's loader, which says why in one line.
+    """
+    if weights in ("imagenet", "none") or not Path(weights).is_file():
+        return {}
+    try:
+        content = torch.load(weights, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - create_backbone reports the file's problem
+        return {}
+    info = content.get("hyper_parameters") if isinstance(content, dict) else None
+    return dict(info) if isinstance(info, dict) else {}

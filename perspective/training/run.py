@@ -29,9 +29,12 @@ from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from ..config import (
+    PRETRAIN_KEY,
     PRETRAINED_BACKBONE_LR_SCALE,
     PRETRAINED_FREEZE_EPOCHS,
     RUN_CONFIG,
+    SELF_SUPERVISED_BACKBONE_LR_SCALE,
+    SELF_SUPERVISED_FREEZE_EPOCHS,
     TrainConfig,
     config_yaml,
     lightning_precision,
@@ -44,7 +47,7 @@ from ..errors import UserError
 from ..evaluation.metrics import flat_metrics
 from ..hardware import default_precision, resolve_devices
 from ..models.backbones import Preprocessing, default_preprocessing
-from ..models.checkpoint import load_checkpoint
+from ..models.checkpoint import load_checkpoint, weights_info
 from ..models.module import PerspectiveModel
 from ..models.transforms import eval_transform, flip_permutation, parse_flip_pairs, train_transform
 from ..prediction.jobs import Evaluation, evaluate_frame
@@ -76,20 +79,35 @@ class TrainResult:
     found_learning_rate: float | None = None  # --lr-find's suggestion, which the run trained with
 
 
-def fine_tuning(cfg: TrainConfig) -> tuple[int, float]:
+def fine_tuning(cfg: TrainConfig, info: dict[str, Any] | None = None) -> tuple[int, float]:
     """``(freeze_epochs, backbone_lr_scale)``: the flags, or the defaults that suit the starting weights.
 
     Pretrained weights (``imagenet``, a state_dict or a toolkit checkpoint): one epoch for the
     random head alone, then the backbone at a tenth of the head's learning rate, so the head's
     first, large gradients do not wash out what the backbone knows. Random weights have nothing to
-    protect: no freezing, one learning rate.
+    protect: no freezing, one learning rate. Self-supervised weights from ``perspective pretrain``
+    (``info``, the weights file's ``weights_info``) are a start, not knowledge to protect: their own
+    defaults (``config.SELF_SUPERVISED_*``).
     """
-    pretrained = cfg.weights != "none"
-    freeze = cfg.freeze_epochs if cfg.freeze_epochs is not None else (PRETRAINED_FREEZE_EPOCHS if pretrained else 0)
-    scale = cfg.backbone_lr_scale
-    if scale is None:
-        scale = PRETRAINED_BACKBONE_LR_SCALE if pretrained else 1.0
+    if info and PRETRAIN_KEY in info:
+        defaults = (SELF_SUPERVISED_FREEZE_EPOCHS, SELF_SUPERVISED_BACKBONE_LR_SCALE)
+    elif cfg.weights != "none":
+        defaults = (PRETRAINED_FREEZE_EPOCHS, PRETRAINED_BACKBONE_LR_SCALE)
+    else:
+        defaults = (0, 1.0)
+    freeze = cfg.freeze_epochs if cfg.freeze_epochs is not None else defaults[0]
+    scale = cfg.backbone_lr_scale if cfg.backbone_lr_scale is not None else defaults[1]
     return freeze, scale
+
+
+def starting_preprocessing(cfg: TrainConfig, info: dict[str, Any]) -> Preprocessing:
+    """The run's preprocessing: ``--image-size``, else the size the ``--weights`` file was trained at, else the
+    backbone's own. A weights file made for another backbone is a one-line error."""
+    made_for = info.get("backbone")
+    if made_for and made_for != cfg.backbone:
+        raise UserError(f"--weights {cfg.weights} holds a {made_for} backbone, not {cfg.backbone}: give -b {made_for}")
+    size = cfg.image_size or (info.get("preprocessing") or {}).get("image_size")
+    return default_preprocessing(cfg.backbone, size, cfg.resize_mode)
 
 
 def resolve_resume(cfg: TrainConfig) -> str | None:
@@ -141,7 +159,7 @@ def build_model(cfg: TrainConfig, data: LabelledData, train: pd.DataFrame, pre: 
     regression = data.task == "regression"
     if regression and cfg.loss == "weighted_mse" and min(stats["min"]) < 0:
         raise UserError("--loss weighted_mse needs non-negative targets (its weight is alpha + target)")
-    freeze_epochs, backbone_lr_scale = fine_tuning(cfg)
+    freeze_epochs, backbone_lr_scale = fine_tuning(cfg, weights_info(cfg.weights))
     return PerspectiveModel(
         backbone=cfg.backbone,
         task=data.task,
@@ -324,7 +342,8 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = (),
     cfg = replace(cfg, resume=resolve_resume(cfg))
     if cfg.lr_find and cfg.resume:
         raise UserError("--lr-find starts a run; a resumed run keeps the learning rate it started with")
-    pre = default_preprocessing(cfg.backbone, cfg.image_size, cfg.resize_mode)  # checks backbone and size before the data
+    info = weights_info(cfg.weights)
+    pre = starting_preprocessing(cfg, info)  # checks backbone and size before the data
     flip_pairs = parse_flip_pairs(cfg.flip_pairs)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     data, splits = prepared if prepared is not None else load_splits(cfg)
