@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_script
+from conftest import run_command, run_script
 
 
 def test_train_prints_test_metrics_and_writes_checkpoints(trained_regression):
@@ -178,3 +178,18 @@ def test_without_a_terminal_training_logs_a_line_per_epoch(regression_dir, tmp_p
         assert "train_loss" in line and "val_loss" in line and "(monitored)" in line
         assert "images/s" in line and "left" in line
     assert "\r" not in result.stdout + result.stderr  # no bar redrawn into the log
+
+
+@pytest.mark.parametrize("data, flags", [
+    ("class_dir", ["--mix", "cutmix", "--augment", "trivial"]),
+    ("regression_dir", ["--mix", "cmixup", "--augment", "randaugment"]),
+])
+def test_mixing_and_the_policy_augmentations_train(data, flags, request, tmp_path):
+    result = run_command("train", "-d", str(request.getfixturevalue(data)), "--weights", "none", "--image-size", "32",
+                         "-w", "0", "-e", "2", "-s", "8", "-c", str(tmp_path / "ckpt"), "--logger", "none", "-q", *flags)
+    assert result.returncode == 0, result.stderr[-2000:]
+    best = result.stdout.strip().splitlines()[-1].removeprefix("best checkpoint: ")
+    import torch
+
+    hparams = torch.load(best, weights_only=True)["hyper_parameters"]
+    assert hparams["mix"] == flags[1]

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -126,3 +127,35 @@ def test_batched_normalisation_gives_what_the_per_image_transform_gives(mode):
     assert batch.shape == (3, 3, 64, 64) and batch.dtype == torch.float32
     assert batch.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(batch, per_image)
+
+
+@pytest.mark.parametrize("level", ["trivial", "randaugment"])
+def test_the_policy_augment_levels_give_normalised_tensors_of_the_input_size(level):
+    from PIL import Image
+
+    pre = default_preprocessing("resnet18", 48)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8))
+    outputs = [train_transform(pre, level)(image) for _ in range(4)]
+    assert all(o.shape == (3, 48, 48) and o.dtype == torch.float32 for o in outputs)
+    assert not all(torch.equal(outputs[0], o) for o in outputs[1:])  # random per call
+
+
+def test_mixing_blends_images_and_labels_in_the_same_share():
+    torch.manual_seed(0)
+    classes = PerspectiveModel(task="classification", class_names=["a", "b", "c"], weights="none",
+                               preprocessing=default_preprocessing("resnet18", 32).to_dict(), mix="mixup")
+    x, y = torch.rand(8, 3, 32, 32), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    mixed_x, soft = classes._mixed(x, y)
+    assert soft.shape == (8, 3) and torch.allclose(soft.sum(1), torch.ones(8))
+    assert mixed_x.shape == x.shape and not torch.equal(mixed_x, x)
+
+    scores = PerspectiveModel(task="regression", target_names=["s"], weights="none",
+                              preprocessing=default_preprocessing("resnet18", 32).to_dict(), mix="cmixup")
+    y = torch.tensor([[0.0], [0.01], [0.02], [0.9], [0.91], [0.92]])
+    for _ in range(20):  # C-Mixup: partners have close scores, so mixed labels stay near their own group
+        _, mixed_y = scores._mixed(torch.rand(6, 3, 32, 32), y)
+        assert (mixed_y[:3] < 0.5).all() and (mixed_y[3:] > 0.5).all()
+    with pytest.raises(UserError, match="cutmix is for classes"):
+        PerspectiveModel(task="regression", target_names=["s"], weights="none", mix="cutmix")
+    with pytest.raises(UserError, match="cmixup mixes photos with close scores"):
+        PerspectiveModel(task="classification", class_names=["a", "b"], weights="none", mix="cmixup")

@@ -19,6 +19,7 @@ from ..config import (
     DEFAULT_PATIENCE,
     LOGGERS,
     LOSSES,
+    MIXES,
     OPTIMIZERS,
     OUTPUT_ACTIVATIONS,
     PRETRAINED_BACKBONE_LR_SCALE,
@@ -120,7 +121,13 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
     g.add_argument("--test-data", type=existing_path, default=None, help="separate test data (same layout as -d)")
     g.add_argument("--augment", choices=AUGMENT_LEVELS, default=D.augment,
                    help="training augmentation: light = flip, rotation within 10 degrees, colour jitter; "
-                        f"strong adds a random resized crop (default {D.augment})")
+                        "strong adds a random resized crop; trivial = TrivialAugmentWide; randaugment = RandAugment "
+                        f"(default {D.augment})")
+    g.add_argument("--mix", choices=MIXES, default=D.mix,
+                   help="mix training images in pairs, labels in the same share: mixup or cutmix for classes, "
+                        "mixup or cmixup (partners with close scores) for regression (default none)")
+    g.add_argument("--mix-alpha", type=positive_float, default=D.mix_alpha,
+                   help="Beta(alpha, alpha) of the mixing share (default: 1 for mixup and cutmix, 2 for cmixup)")
     g.add_argument("--strict", action="store_true",
                    help="decode every image before training and stop (exit 2) if any cannot be read "
                         "(default: unreadable images are skipped with a warning)")

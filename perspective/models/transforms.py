@@ -7,7 +7,9 @@ augmentation at one of three levels:
 - ``light``: horizontal flip, rotation within +-10 degrees, mild colour jitter;
 - ``strong``: as light, with a random resized crop (scale 0.6-1) and stronger jitter. A crop
   changes what is in the picture, so it suits labels that survive cropping (classes) better than
-  whole-photo scores.
+  whole-photo scores;
+- ``trivial``: torchvision's ``TrivialAugmentWide`` (one random operation of random strength per
+  image, Müller and Hutter 2021); ``randaugment``: ``RandAugment`` (two operations at magnitude 9).
 
 Mirroring a photo turns the car's left side into its right, so a horizontal flip must swap every
 ``..._left`` target with its ``..._right`` counterpart (and ``front_left`` with ``front_right`` for
@@ -79,6 +81,9 @@ def train_transform(pre: Preprocessing, level: str) -> v2.Compose:
         raise UserError(f"--augment must be one of {', '.join(AUGMENT_LEVELS)}, not {level!r}")
     if level == "none":
         return eval_transform(pre)
+    if level in ("trivial", "randaugment"):  # torchvision's searched-free policies, on the resized image
+        policy = v2.TrivialAugmentWide() if level == "trivial" else v2.RandAugment(num_ops=2, magnitude=9)
+        return v2.Compose([*_resize(pre), policy, *_to_normalised_tensor(pre)])
     interpolation = InterpolationMode(pre.interpolation)
     if level == "strong":
         geometry = [

@@ -181,6 +181,8 @@ def build_model(cfg: TrainConfig, data: LabelledData, train: pd.DataFrame, pre: 
         backbone_lr_scale=backbone_lr_scale,
         freeze_epochs=freeze_epochs,
         balance=cfg.balance,
+        mix=cfg.mix,
+        mix_alpha=cfg.mix_alpha,
         flip_permutation=flip,
         train_stats=stats,
         data_config={"source": data.source, "label_column": cfg.label_column, "seed": cfg.seed,
