@@ -1,15 +1,29 @@
-"""Training recipe on small data: train.py's default recipe against a plain PyTorch loop (a benchmark).
+"""Training recipes on small data: train's recipes against a plain PyTorch loop (a benchmark).
 
-    python benchmarks/bench_recipe.py                       # 3 seeds x 2 datasets x -e 15/30, both recipes
+    python benchmarks/bench_recipe.py                       # 3 seeds x digits, synthetic x -e 15/30, both recipes
     python benchmarks/bench_recipe.py --datasets digits --epochs 15 --seeds 42 --extra="--ema-decay 0"
+    python benchmarks/bench_recipe.py --datasets fashion cars --seeds 0 1 2 --epochs 15 \
+        --extra="--augment trivial" --label "toolkit --augment trivial"
+    python benchmarks/bench_recipe.py --datasets fashion --seeds 0 1 2 --epochs 15 --recipes toolkit \
+        --pretrain="--method simclr -e 20 --image-size 64" --label "pretrain simclr + toolkit"
 
-Two small datasets, each with a fixed split (the seeds vary initialisation, augmentation and order):
+Small datasets, each with a fixed split (the seeds vary initialisation, augmentation and order):
 
 - ``digits``: scikit-learn's ``load_digits``, 1,797 *real* scanned handwritten digits (8x8, shipped
   inside the package, so offline), scaled up to 64 px. 500 train, 150 validation, the other 1,147
   test: a small training set, a test set large enough to measure it. Metric: test accuracy.
 - ``synthetic``: 300 images of the built-in car generator (250 train, 50 validation) and 500 other
   images (another seed) as the test set. Metric: mean test R² over the 8 perspective scores.
+- ``fashion``: Fashion-MNIST (real product photos, 28x28 grey, from Debian's ``dataset-fashion-mnist``:
+  ``apt-get install dataset-fashion-mnist``): 50 labelled images per class (500: 425 train, 75
+  validation, a fixed pick), the official 10,000-image test set, and the other 59,500 training images
+  without their labels as the pool that ``--pretrain`` learns from. Metric: test accuracy.
+- ``cars``: 300 labelled car images (250 train, 50 validation, seed 101), 3,000 unlabelled ones
+  (seed 104) as the pool, 1,000 held-out (seed 103). Metric: mean test R².
+
+``--pretrain FLAGS`` runs ``perspective pretrain`` on the dataset's pool once (its file is kept in the
+work folder and reused by every seed; its wall time is the ``pretrain_s`` column) and starts each
+toolkit run from it (``--weights``). The pool has no labels; digits and synthetic have none.
 
 Both recipes train resnet18 from random weights (``--weights none``) at 64 px, batch 32, on the same
 files. ``toolkit`` is ``train.py`` with its defaults: the reported number is its own test report
@@ -43,7 +57,11 @@ IMAGE_SIZE = 64
 BATCH_SIZE = 32
 DIGITS_SPLIT = (500, 150)  # train, validation; the rest is the test set
 SYNTHETIC_SPLIT = (250, 50, 500)  # train, validation, test (the test set from another seed)
-DATASETS = ("digits", "synthetic")
+CARS_SPLIT = (250, 50, 1000, 3000)  # train, validation, test, unlabelled pool
+FASHION_PER_CLASS, FASHION_VAL = 50, 75
+FASHION_SOURCE = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+FASHION_CLASSES = ("tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot")
+DATASETS = ("digits", "synthetic", "fashion", "cars")
 RECIPES = ("toolkit", "plain")
 
 
@@ -54,6 +72,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 2], help="(default 42 1 2)")
     p.add_argument("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES), help="(default: both)")
     p.add_argument("--extra", default="", help="more train.py flags for the toolkit runs, as one string")
+    p.add_argument("--pretrain", default=None, metavar="FLAGS",
+                   help="pretrain on the dataset's unlabelled pool with these perspective pretrain flags first, and "
+                        "start the toolkit runs from it")
+    p.add_argument("--image-size", type=positive_int, default=IMAGE_SIZE, help=f"(default {IMAGE_SIZE})")
     p.add_argument("--label", default=None, help="name of the toolkit recipe in the table (default: toolkit, "
                                                    "or toolkit + --extra)")
     p.add_argument("--workdir", default=None, help="data and runs go here (default: a temporary folder)")
@@ -122,10 +144,97 @@ def make_synthetic(root: Path) -> Path:
     return root
 
 
+def _idx(name: str):
+    """An IDX file of Fashion-MNIST (gzip): images (N, 28, 28) or labels (N,), uint8."""
+    import gzip
+
+    import numpy as np
+
+    with gzip.open(FASHION_SOURCE / name) as file:
+        data = file.read()
+    if data[3] == 3:
+        n, h, w = np.frombuffer(data[4:16], ">i4")
+        return np.frombuffer(data[16:], np.uint8).reshape(n, h, w)
+    return np.frombuffer(data[8:], np.uint8)
+
+
+def make_fashion(root: Path) -> Path:
+    """500 labelled Fashion-MNIST images (50 a class; 425 train, 75 validation), the 10,000 test images, the pool."""
+    if (root / "test" / "labels.csv").is_file():
+        return root
+    if not FASHION_SOURCE.is_dir():
+        raise SystemExit(f"bench_recipe.py: no Fashion-MNIST in {FASHION_SOURCE}: apt-get install dataset-fashion-mnist")
+    import numpy as np
+    from PIL import Image
+
+    images, labels = _idx("train-images-idx3-ubyte.gz"), _idx("train-labels-idx1-ubyte.gz")
+    test_images, test_labels = _idx("t10k-images-idx3-ubyte.gz"), _idx("t10k-labels-idx1-ubyte.gz")
+    rng = np.random.default_rng(0)
+    picked = np.concatenate([rng.choice(np.flatnonzero(labels == c), FASHION_PER_CLASS, replace=False)
+                             for c in range(len(FASHION_CLASSES))])
+    rng.shuffle(picked)
+
+    def split(indices, pixels, classes, prefix):
+        found = {f"{prefix}{i:05d}.png": Image.fromarray(pixels[i], mode="L") for i in indices}
+        return [{"filename": f"{prefix}{i:05d}.png", "label": FASHION_CLASSES[classes[i]]} for i in indices], found
+
+    for name, indices, pixels, classes, prefix in (
+            ("train", picked[FASHION_VAL:], images, labels, "train"), ("val", picked[:FASHION_VAL], images, labels, "train"),
+            ("test", range(len(test_labels)), test_images, test_labels, "test")):
+        rows, found = split(indices, pixels, classes, prefix)
+        _write_split(root / name, rows, found)
+    (root / "pool").mkdir(exist_ok=True)
+    for i in np.setdiff1d(np.arange(len(labels)), picked):
+        Image.fromarray(images[i], mode="L").save(root / "pool" / f"pool{i:05d}.png")
+    return root
+
+
+def make_cars(root: Path) -> Path:
+    """300 labelled car images (250 train, 50 validation), 1,000 held-out, 3,000 unlabelled (the pool)."""
+    if (root / "test" / "labels.csv").is_file():
+        return root
+    import pandas as pd
+    from PIL import Image
+
+    from perspective.synth import generate
+
+    n_train, n_val, n_test, n_pool = CARS_SPLIT
+    workers = os.cpu_count() or 1
+    labelled = pd.read_csv(generate(root / "labelled", n_train + n_val, 101, progress=False, workers=workers) / "labels.csv")
+    for name, rows in (("train", labelled.iloc[:n_train]), ("val", labelled.iloc[n_train:])):
+        rows = rows.to_dict("records")
+        _write_split(root / name, rows, {r["filename"]: Image.open(root / "labelled" / "images" / r["filename"])
+                                         for r in rows})
+    heldout = generate(root / "heldout", n_test, 103, progress=False, workers=workers)
+    rows = pd.read_csv(heldout / "labels.csv").to_dict("records")
+    _write_split(root / "test", rows, {r["filename"]: Image.open(heldout / "images" / r["filename"]) for r in rows})
+    pool = generate(root / "unlabelled", n_pool, 104, progress=False, workers=workers)
+    (pool / "labels.csv").unlink()  # the pool has no labels
+    (root / "unlabelled" / "images").rename(root / "pool")
+    return root
+
+
+def pretrained_backbone(data: Path, flags: str, work: Path, image_size: int) -> tuple[Path, float]:
+    """``perspective pretrain`` on ``data/pool`` with ``flags`` (once: the file is kept); (its file, its wall seconds)."""
+    import hashlib
+
+    if not (data / "pool").is_dir():
+        raise SystemExit(f"bench_recipe.py: {data.name} has no unlabelled pool to pretrain on")
+    tag = hashlib.sha1(f"{data.name} {flags} {image_size}".encode()).hexdigest()[:10]
+    output, timing = work / "pretrained" / f"{data.name}-{tag}.ckpt", work / "pretrained" / f"{data.name}-{tag}.seconds"
+    if not output.is_file():
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "perspective", "pretrain", "-d", str(data / "pool"), "-o", str(output),
+                        "--image-size", str(image_size), "-c", str(work / "ckpt"), "--logs-location",
+                        str(work / "logs"), "-q", *shlex.split(flags)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        timing.write_text(f"{time.perf_counter() - start:.1f}\n")
+    return output, float(timing.read_text())
+
+
 # --- the plain loop --------------------------------------------------------------------------------
 
 
-def plain_loop(train: Path, val: Path, test: Path, epochs: int, seed: int) -> dict:
+def plain_loop(train: Path, val: Path, test: Path, epochs: int, seed: int, image_size: int = IMAGE_SIZE) -> dict:
     """What a user writes by hand: resnet18, Adam 1e-3, no augmentation, fp32, the best epoch's weights.
 
     As PyTorch's fine-tuning tutorial does: validate after every epoch, keep a copy of the weights
@@ -147,7 +256,7 @@ def plain_loop(train: Path, val: Path, test: Path, epochs: int, seed: int) -> di
     classification = "label" in frame.columns
     names = sorted(frame["label"].astype(str).unique()) if classification else \
         [c for c in frame.columns if c.startswith("perspective_score_")]
-    transform = v2.Compose([v2.ToImage(), v2.Resize((IMAGE_SIZE, IMAGE_SIZE), antialias=True),
+    transform = v2.Compose([v2.ToImage(), v2.Resize((image_size, image_size), antialias=True),
                             v2.ToDtype(torch.float32, scale=True),
                             v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
 
@@ -208,19 +317,19 @@ def plain_loop(train: Path, val: Path, test: Path, epochs: int, seed: int) -> di
 # --- runs ----------------------------------------------------------------------------------------
 
 
-def run_plain(data: Path, epochs: int, seed: int) -> dict:
+def run_plain(data: Path, epochs: int, seed: int, image_size: int) -> dict:
     command = [sys.executable, __file__, "--plain-run", str(data / "train"), str(data / "val"), str(data / "test"),
-               f"{epochs},{seed}"]
+               f"{epochs},{seed},{image_size}"]
     result = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def run_toolkit(data: Path, epochs: int, seed: int, work: Path, extra: list[str]) -> dict:
+def run_toolkit(data: Path, epochs: int, seed: int, work: Path, extra: list[str], image_size: int) -> dict:
     import torch
 
     name = f"{data.name}-e{epochs}-s{seed}-{time.strftime('%H%M%S')}"
     command = [sys.executable, str(ROOT / "train.py"), "-d", str(data / "train"), "--val-data", str(data / "val"),
-               "--test-data", str(data / "test"), "--weights", "none", "--image-size", str(IMAGE_SIZE),
+               "--test-data", str(data / "test"), "--weights", "none", "--image-size", str(image_size),
                "-s", str(BATCH_SIZE), "-e", str(epochs), "--seed", str(seed), "-c", str(work / "ckpt"),
                "--logs-location", str(work / "logs"), "--run-name", name, "-q", *extra]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
@@ -282,8 +391,8 @@ def main() -> int:
         return 0
     if args.plain_run:
         train, val, test, epochs_seed = args.plain_run
-        epochs, seed = (int(v) for v in epochs_seed.split(","))
-        print(json.dumps(plain_loop(Path(train), Path(val), Path(test), epochs, seed)))
+        epochs, seed, image_size = (int(v) for v in epochs_seed.split(","))
+        print(json.dumps(plain_loop(Path(train), Path(val), Path(test), epochs, seed, image_size)))
         return 0
     import pandas as pd
 
@@ -293,10 +402,15 @@ def main() -> int:
         results_path = Path(args.results or work / "results.csv")
         done = pd.read_csv(results_path).to_dict("records") if results_path.is_file() else []
         extra = shlex.split(args.extra)
-        label = args.label or ("toolkit" + (f" {args.extra}" if args.extra else ""))
-        makers = {"digits": make_digits, "synthetic": make_synthetic}
+        label = args.label or ("toolkit" + (f" pretrain[{args.pretrain}]" if args.pretrain else "")
+                               + (f" {args.extra}" if args.extra else ""))
+        makers = {"digits": make_digits, "synthetic": make_synthetic, "fashion": make_fashion, "cars": make_cars}
         for dataset in args.datasets:
             data = makers[dataset](work / "data" / dataset)
+            weights, pretrain_s = [], 0.0
+            if args.pretrain:
+                backbone, pretrain_s = pretrained_backbone(data, args.pretrain, work, args.image_size)
+                weights = ["--weights", str(backbone)]
             for epochs in args.epochs:
                 for seed in args.seeds:  # the recipes take turns, so both see the machine in the same state
                     for recipe in args.recipes:
@@ -306,11 +420,12 @@ def main() -> int:
                             continue
                         start = time.perf_counter()
                         if recipe == "plain":
-                            outcome = run_plain(data, epochs, seed)
+                            outcome = run_plain(data, epochs, seed, args.image_size)
                         else:
-                            outcome = run_toolkit(data, epochs, seed, work, extra)
+                            outcome = run_toolkit(data, epochs, seed, work, [*weights, *extra], args.image_size)
                         row = {"dataset": dataset, "recipe": name, "epochs": epochs, "seed": seed, **outcome,
-                               "seconds": round(time.perf_counter() - start, 1)}
+                               "seconds": round(time.perf_counter() - start, 1),
+                               "pretrain_s": pretrain_s if recipe == "toolkit" else 0.0}
                         print(json.dumps(row), flush=True)
                         done.append(row)
                         pd.DataFrame(done).to_csv(results_path, index=False)
