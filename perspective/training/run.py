@@ -323,6 +323,18 @@ def find_learning_rate(cfg: TrainConfig, trainer: pl.Trainer, model: Perspective
     return float(suggestion)
 
 
+class RunConfigFile(pl.Callback):
+    """Writes the run's config.yaml when fitting starts: after Lightning has looked at the checkpoint
+    folder (a folder it finds already holding a file makes it warn)."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            write_run_config(self.cfg, Path(trainer.checkpoint_callback.dirpath))
+
+
 def write_run_config(cfg: TrainConfig, run_dir: Path) -> Path:
     """``<run>/config.yaml``: the resolved settings; ``perspective train --config`` it to repeat the run."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -368,9 +380,8 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = (),
         train_draft_size=None if cfg.augment == "strong" else pre.decode_size,  # a random crop needs every pixel
     )
     steps_per_epoch = max(1, len(splits[0]) // cfg.batch_size)
-    trainer = build_trainer(cfg, model, steps_per_epoch, callbacks)
-    if trainer.is_global_zero and not cfg.resume:  # a resumed run keeps the config it started with
-        write_run_config(cfg, Path(trainer.checkpoint_callback.dirpath))
+    config_file = [] if cfg.resume else [RunConfigFile(cfg)]  # a resumed run keeps the config it started with
+    trainer = build_trainer(cfg, model, steps_per_epoch, [*callbacks, *config_file])
     found_rate = None
     if cfg.lr_find:
         found_rate = find_learning_rate(cfg, trainer, model, datamodule, steps_per_epoch)
