@@ -324,6 +324,7 @@ class AuditConfig:
     folds: int = 5
     max_epochs: int = 8  # a short schedule: k runs of it, and a rough model is enough to question a label
     output: str = "audit"
+    calibrate: str | None = None  # a checkpoint to store the out-of-fold calibration in
 
 
 # --- search -----------------------------------------------------------------------------------

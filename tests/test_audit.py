@@ -39,7 +39,9 @@ def test_flipped_regression_labels_come_first(tmp_path):
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(out / "audit.csv")
     assert len(table) == 96 and table["label_quality"].is_monotonic_increasing
-    assert list(table.columns) == ["filename", "label_quality", "redness", "predicted_redness", "path"]
+    assert list(table.columns) == ["filename", "label_quality", "suspect", "given", "predicted", "typical_error",
+                                   "redness", "predicted_redness", "path"]
+    assert (table["suspect"] == "redness").all() and table["label_quality"].head(10).is_unique
     worst = set(table["filename"].head(10))
     found = {labels.loc[i, "filename"] for i in flipped} & worst
     assert len(found) >= 4, table.head(10)  # 5 of 96 labels wrong: at least 4 of them among the worst 10
@@ -55,7 +57,7 @@ def test_a_relabelled_class_image_is_flagged(tmp_path):
     result = run_command("audit", "-d", str(data), "-e", "5", "-c", str(tmp_path / "ckpt"), "-o", str(out), *FAST)
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(out / "audit.csv")
-    assert table.loc[0, "filename"] == "red03.png" and table.loc[0, "label"] == "green"
+    assert table.loc[0, "filename"] == "red03.png" and table.loc[0, "given"] == "green"
     assert table.loc[0, "predicted"] != "green"  # the out-of-fold model disagrees with the given label
 
 
@@ -67,3 +69,59 @@ def test_audit_errors_are_one_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "cleanlab", None)
     with pytest.raises(UserError, match="pip install 'perspective\\[audit\\]'"):
         require_cleanlab()
+
+
+def test_p_values_rank_unusual_errors_first_without_ties():
+    from perspective.trust.conformal import p_values
+
+    rng = np.random.default_rng(0)
+    pred = rng.uniform(0, 1, 400)
+    errors = np.abs(rng.normal(0, 0.05, 400))
+    errors[:4] = [0.7, 0.6, 0.5, 0.4]  # four wrong labels among 400 right ones
+    p, typical = p_values(pred, errors)
+    assert set(np.argsort(p)[:4]) == {0, 1, 2, 3}
+    assert len(np.unique(p[np.argsort(p)[:20]])) == 20  # no block of ties at the top
+    assert ((0 < p) & (p <= 1)).all() and 0.05 < np.median(typical) < 0.12  # about the 90% quantile of |N(0, .05)|
+
+
+def test_one_wrong_field_is_named_with_its_given_and_predicted_value():
+    from perspective.data import LabelledData
+    from perspective.trust.audit import audit_table, label_quality
+
+    rng = np.random.default_rng(1)
+    names = ["hood", "roof", "rear"]
+    truth = rng.uniform(0, 1, (300, 3))
+    outputs = np.clip(truth + rng.normal(0, 0.03, truth.shape), 0, 1)
+    given = truth.copy()
+    given[7, 1] = 1 - given[7, 1] if abs(given[7, 1] - 0.5) > 0.25 else (given[7, 1] + 0.5) % 1  # one field wrong
+    frame = pd.DataFrame(given, columns=names).assign(path=[f"/x/{i:03d}.png" for i in range(300)])
+    table = audit_table(LabelledData(frame, "regression", names, "test"), outputs,
+                        label_quality(LabelledData(frame, "regression", names, "test"), outputs))
+    top = table.iloc[0]
+    assert top["filename"] == "007.png" and top["suspect"] == "roof"
+    assert top["given"] == pytest.approx(given[7, 1]) and top["predicted"] == pytest.approx(outputs[7, 1], abs=1e-6)
+    assert 0 < top["typical_error"] < 0.1 and top["label_quality"] < table.iloc[1]["label_quality"]
+
+
+def test_the_out_of_fold_errors_calibrate_a_checkpoint(trained_regression, regression_dir, tmp_path):
+    import shutil
+
+    from perspective.data import read_labelled_data
+    from perspective.models import load_checkpoint
+    from perspective.trust.audit import calibrate_out_of_fold, check_same_outputs
+    from perspective.trust.conformal import calibration_sizes
+
+    _, best = trained_regression
+    target = tmp_path / "model.ckpt"
+    shutil.copy(best, target)
+    data = read_labelled_data(regression_dir, task="regression", targets=["redness", "greenness"])
+    truth = data.frame[data.names].to_numpy()
+    outputs = np.clip(truth + np.random.default_rng(0).normal(0, 0.05, truth.shape), 0, 1)
+    check_same_outputs(load_checkpoint(target), data)
+    assert calibrate_out_of_fold(data, outputs, target) == 96
+    calibration = load_checkpoint(target).conformal
+    assert calibration["n"] == 96 and "out of fold" in calibration["method"]
+    assert calibration_sizes(calibration) == {"redness": 96, "greenness": 96}  # one group: under 200 images
+    one = read_labelled_data(regression_dir, task="regression", targets=["redness"])
+    with pytest.raises(UserError, match="--calibrate: the checkpoint predicts redness, greenness"):
+        check_same_outputs(load_checkpoint(target), one)

@@ -42,6 +42,7 @@ OWN_VALUE = {"--output", "--data", "--seed", "--count", "--tolerance", "--timeou
 KIND_DIFFERS = {
     ("--resume", "train"): "a training run resumes from a checkpoint it names (alone: the newest last.ckpt)",
     ("--workers", "download"): "at least one download at a time",
+    ("--calibrate", "audit"): "the audit stores its out-of-fold calibration in a checkpoint it names",
 }
 SHORT_ALIASES = {"-r"}  # infer's -r/--result-csv, the original scripts' spelling of -o
 # The original scripts' spellings, kept only as aliases beside the vocabulary's flag.

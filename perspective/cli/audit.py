@@ -14,7 +14,7 @@ import argparse
 from collections.abc import Sequence
 
 from ..config import AuditConfig, TrainConfig
-from .common import add_output_flag, config_of, positive_int, run, setup_logging
+from .common import add_output_flag, config_of, existing_file, positive_int, run, setup_logging
 from .train import get_args_parser as train_parser
 
 D = AuditConfig  # the audit's own defaults; each fold's run takes train's
@@ -29,6 +29,9 @@ def get_args_parser(prog: str = "perspective audit") -> argparse.ArgumentParser:
     g.add_argument("--folds", type=positive_int, default=D.folds,
                    help=f"training runs, each leaving one fold out (default {D.folds})")
     add_output_flag(g, D.output, "folder for audit.csv and worst.png")
+    g.add_argument("--calibrate", type=existing_file, default=None, metavar="MODEL.ckpt",
+                   help="also store in this checkpoint (trained on the same data) a conformal calibration from every "
+                        "row's out-of-fold error, for --interval on small data (default: none)")
     p.set_defaults(max_epochs=D.max_epochs)
     for action in p._actions:  # the short schedule is this command's default, and -h says so
         if action.dest == "max_epochs":
@@ -42,11 +45,14 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective audit") -> 
     from perspective.trust.audit import AUDIT_CSV, CONTACT_SHEET, run_audit
 
     folds, output = args.folds, args.output
-    table = run_audit(config_of(TrainConfig, args, "folds", "output"), folds, output)
-    shown = table.drop(columns="path").head(10)
-    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    table = run_audit(config_of(TrainConfig, args, "folds", "output", "calibrate"), folds, output, args.calibrate)
+    summary = ("filename", "label_quality", "suspect", "given", "predicted", "typical_error", "predicted_probability")
+    shown = table[[c for c in summary if c in table.columns]].head(10)
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"{len(table)} rows audited in {folds} folds, worst first: {output}/{AUDIT_CSV}; contact sheet: "
           f"{output}/{CONTACT_SHEET}")
+    if args.calibrate:
+        print(f"conformal calibration from the out-of-fold errors stored in {args.calibrate}")
     return 0
 
 

@@ -35,7 +35,7 @@ from torchmetrics.functional.classification import (
 )
 
 from ..models.outputs import output_keys
-from ..trust.conformal import SET_SEPARATOR, calibrate, coverage
+from ..trust.conformal import SET_SEPARATOR, calibrate, calibration_sizes, coverage
 from .truth import TRUE_PREFIX, truth_columns
 
 if TYPE_CHECKING:
@@ -183,14 +183,17 @@ def interval_table(intervals: dict[str, Any]) -> pd.DataFrame:
     level = intervals["level"]
     if "targets" not in intervals:
         return pd.DataFrame({"coverage": [intervals["coverage"]], "mean_set_size": [intervals["mean_set_size"]],
-                             "images": [intervals["n"]]}, index=[f"sets at {level:g}"]).astype(
-                                 {"coverage": float, "mean_set_size": float})
+                             "images": [intervals["n"]], "calibrated_on": [intervals.get("calibration_images")]},
+                            index=[f"sets at {level:g}"]).astype({"coverage": float, "mean_set_size": float})
     rows = {}
     for name, c in intervals["targets"].items():
         zero, above = c["truth_zero"], c["truth_above_zero"]
-        rows[name] = [c["coverage"], c["width"], zero["coverage"], zero["width"], above["coverage"], above["width"]]
-    columns = [f"coverage@{level:g}", "width", "coverage|true=0", "width|true=0", "coverage|true>0", "width|true>0"]
-    return pd.DataFrame.from_dict(rows, orient="index", columns=columns).astype(float)
+        rows[name] = [c["coverage"], c["width"], zero["coverage"], zero["width"], above["coverage"], above["width"],
+                      c.get("calibration_images")]
+    columns = [f"coverage@{level:g}", "width", "coverage|true=0", "width|true=0", "coverage|true>0", "width|true>0",
+               "calibrated_on"]
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+    return table.astype({c: float for c in columns[:-1]} | {"calibrated_on": "Int64"})
 
 
 def format_table(table: pd.DataFrame) -> str:
@@ -257,16 +260,18 @@ def interval_metrics(model: PerspectiveModel, readable: pd.DataFrame, level: flo
     the mean width, overall and split by true score 0 and above 0 (``trust.conformal.coverage``).
     Classification: the share of labelled images whose true class is in the set, and the mean set size.
     """
+    sizes = calibration_sizes(model.conformal) if getattr(model, "conformal", None) else {}
     if model.hparams.task == "regression":
         targets = {}
         for name in model.names:
             truth = readable[TRUE_PREFIX + name].to_numpy(dtype=np.float64)
             low = readable[f"{name}_low"].to_numpy(dtype=np.float64)
             high = readable[f"{name}_high"].to_numpy(dtype=np.float64)
-            targets[name] = coverage(truth, low, high)
+            targets[name] = {**coverage(truth, low, high), "calibration_images": sizes.get(name)}
         return {"level": level, "targets": targets}
     labelled = readable[readable[TRUE_PREFIX + "label"].map(lambda t: isinstance(t, str))]
     members = [str(s).split(SET_SEPARATOR) for s in labelled["set"]]
     hits = [t in m for t, m in zip(labelled[TRUE_PREFIX + "label"], members)]
     return {"level": level, "n": len(hits), "coverage": float(np.mean(hits)) if hits else None,
-            "mean_set_size": float(np.mean([len(m) for m in members])) if members else None}
+            "mean_set_size": float(np.mean([len(m) for m in members])) if members else None,
+            "calibration_images": sizes.get("classes")}

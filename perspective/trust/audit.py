@@ -1,12 +1,19 @@
-"""Which labels look wrong: out-of-fold predictions ranked by cleanlab's label-quality scores.
+"""Which labels look wrong: each row judged against the prediction of a model that never saw it.
 
 A model cannot judge the labels it trained on (it learns them, errors included), so the data is cut
 into k folds; k short training runs each leave one fold out and predict it. Every row then has a
-prediction from a model that never saw its label. cleanlab scores how well each given label agrees
-with that prediction (``cleanlab.rank.get_label_quality_scores`` for classes, from the predicted
-probabilities; ``cleanlab.regression.rank.get_label_quality_scores`` per regression target, a row
-scoring as its worst target), and the rows are written worst first with a contact sheet of the
-worst ones, for a person to look at. Nothing is changed in the data.
+prediction from a model that never saw its label.
+
+- Scores (regression): per target, how unusual the label's error is among the errors the model
+  makes at that predicted level (a conformal p-value in the groups the intervals use, with a
+  continuous tail, ``trust.conformal.p_values``); a row scores as its most unusual target,
+  corrected for the number of targets it has. audit.csv names that suspect field with its given
+  value, the predicted one and the typical error there.
+- Classes: cleanlab's label-quality score of the given class from the predicted probabilities
+  (``cleanlab.rank.get_label_quality_scores``).
+
+The rows are written worst first with a contact sheet of the worst ones, for a person to look at.
+Nothing is changed in the data.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +32,12 @@ from ..config import AuditConfig, TrainConfig
 from ..data import LabelledData, split_data
 from ..errors import UserError
 from ..evaluation.report import image_grid, thumbnail
-from ..models.checkpoint import load_checkpoint
+from ..models.checkpoint import load_checkpoint, store_calibration
 from ..models.outputs import output_keys
 from ..prediction.predictor import Predictor
 from ..results import atomic_write
 from ..training import decoding_threads, read_training_data, train, trains_on_cpu
+from .conformal import calibrate, p_values
 from .explain import short_name
 
 log = logging.getLogger(__name__)
@@ -86,49 +94,108 @@ def out_of_fold_outputs(cfg: TrainConfig, data: LabelledData, folds: int) -> np.
     return outputs
 
 
-def label_quality(data: LabelledData, outputs: np.ndarray) -> np.ndarray:
-    """cleanlab's label-quality score of each row in [0, 1] (low: the label disagrees); NaN where unpredicted."""
-    require_cleanlab()
+@dataclass
+class Suspicion:
+    """Each row's score and its suspect: ``quality`` (low: the label is unlikely for this photo; NaN for
+    an unpredicted row), the suspect target (or ``label``), and for scores the typical error there."""
+
+    quality: np.ndarray
+    suspect: list[str | None]
+    typical_error: np.ndarray
+
+
+def label_quality(data: LabelledData, outputs: np.ndarray) -> Suspicion:
+    """How likely each row's label is, given the out-of-fold prediction of a model that never saw it.
+
+    Classes: cleanlab's label-quality score of the given class from the predicted probabilities.
+    Scores: per target, the p-value of the label's error among the errors the model makes at that
+    predicted level (``trust.conformal.p_values``: the groups the intervals use, a continuous tail,
+    so no block of ties); a row scores as its most unusual target, times the number of targets it
+    has (Bonferroni: a row with eight targets gets eight chances to look unusual by luck), at most 1.
+    A wrong value in one field is the usual label error, and it is judged on its own scale: a
+    target the model predicts closely makes a small slip stand out, a hard one needs a larger one.
+    """
     frame = data.frame.reset_index(drop=True)
     predicted = ~np.isnan(outputs).any(axis=1)
-    scores = np.full(len(frame), np.nan)
+    n = len(frame)
+    quality, typical = np.full(n, np.nan), np.full(n, np.nan)
     if data.task == "classification":
+        require_cleanlab()
         from cleanlab.rank import get_label_quality_scores
 
         index = {c: i for i, c in enumerate(data.names)}
         labels = frame["label"].map(index).to_numpy()
         probs = outputs[predicted] / outputs[predicted].sum(axis=1, keepdims=True)
-        scores[predicted] = get_label_quality_scores(labels[predicted], probs)
-        return scores
-    from cleanlab.regression.rank import get_label_quality_scores
-
-    per_target = np.full((len(frame), len(data.names)), np.nan)
+        quality[predicted] = get_label_quality_scores(labels[predicted], probs)
+        return Suspicion(quality, ["label" if ok else None for ok in predicted], typical)
+    per_target = np.full((n, len(data.names)), np.nan)
+    typical_per_target = np.full((n, len(data.names)), np.nan)
     for j, name in enumerate(data.names):
         labelled = predicted & frame[name].notna().to_numpy()
         if labelled.sum() >= 2:
-            per_target[labelled, j] = get_label_quality_scores(frame.loc[labelled, name].to_numpy(dtype=float),
-                                                                outputs[labelled, j])
-    worst = np.nanmin(np.where(np.isnan(per_target), np.inf, per_target), axis=1)
-    scores[predicted] = np.where(np.isinf(worst[predicted]), np.nan, worst[predicted])
-    return scores
+            errors = np.abs(frame.loc[labelled, name].to_numpy(dtype=float) - outputs[labelled, j])
+            per_target[labelled, j], typical_per_target[labelled, j] = p_values(outputs[labelled, j], errors)
+    judged = ~np.isnan(per_target).all(axis=1)
+    worst = np.nanargmin(np.where(np.isnan(per_target), np.inf, per_target), axis=1)
+    rows = np.arange(n)
+    tested = (~np.isnan(per_target)).sum(axis=1)
+    quality[judged] = np.minimum(1.0, per_target[rows, worst] * tested)[judged]
+    typical[judged] = typical_per_target[rows, worst][judged]
+    suspect = [data.names[w] if ok else None for w, ok in zip(worst, judged)]
+    return Suspicion(quality, suspect, typical)
 
 
-def audit_table(data: LabelledData, outputs: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
-    """The rows worst first: ``filename``, ``label_quality``, the given label or targets, the out-of-fold prediction."""
+def audit_table(data: LabelledData, outputs: np.ndarray, suspicion: Suspicion) -> pd.DataFrame:
+    """The rows worst first: the score, the suspect field with its given and predicted value (and, for
+    scores, the typical error there), every target's given and predicted value, the path."""
     frame = data.frame.reset_index(drop=True)
     table: dict[str, Any] = {"filename": [os.path.basename(p) for p in frame["path"]],
-                             "label_quality": np.round(scores, 6)}
+                             "label_quality": suspicion.quality, "suspect": suspicion.suspect}
     if data.task == "classification":
-        table["label"] = frame["label"]
         best = np.where(np.isnan(outputs).any(axis=1), -1, np.nan_to_num(outputs).argmax(axis=1))
+        table["given"] = frame["label"]
         table["predicted"] = [data.names[b] if b >= 0 else None for b in best]
         table["predicted_probability"] = np.round(np.nan_to_num(outputs).max(axis=1), 6)
     else:
+        column = {name: j for j, name in enumerate(data.names)}
+        rows = range(len(frame))
+        table["given"] = [frame.at[i, s] if s else None for i, s in zip(rows, suspicion.suspect)]
+        table["predicted"] = [round(float(outputs[i, column[s]]), 6) if s else None for i, s in zip(rows, suspicion.suspect)]
+        table["typical_error"] = np.round(suspicion.typical_error, 6)
         for j, name in enumerate(data.names):
             table[name] = frame[name]
             table[f"predicted_{name}"] = np.round(outputs[:, j], 6)
     table["path"] = frame["path"]
-    return pd.DataFrame(table).sort_values("label_quality", na_position="last", kind="stable").reset_index(drop=True)
+    result = pd.DataFrame(table)
+    order = np.lexsort((np.arange(len(result)), np.nan_to_num(suspicion.quality, nan=np.inf)))
+    return result.iloc[order].reset_index(drop=True)
+
+
+def check_same_outputs(model, data: LabelledData) -> None:
+    if model.hparams.task != data.task or list(model.names) != list(data.names):
+        raise UserError(f"--calibrate: the checkpoint predicts {', '.join(model.names)}; the data has "
+                        f"{', '.join(data.names)}")
+
+
+def calibrate_out_of_fold(data: LabelledData, outputs: np.ndarray, checkpoint: str | os.PathLike) -> int:
+    """Store in ``checkpoint`` a conformal calibration from every row's out-of-fold error; the images it rests on.
+
+    A model's own validation split is small on small data (60 images gave coverage 0.84-0.95 at
+    0.9); the k fold models' errors cover every labelled row (the cross-conformal idea of CV+,
+    Barber et al. 2021), judged here on the model trained on all of them.
+    """
+    frame = data.frame.reset_index(drop=True)
+    predicted = ~np.isnan(outputs).any(axis=1)
+    if data.task == "regression":
+        truth = frame[data.names].to_numpy(dtype=np.float64)[predicted]
+    else:
+        index = {c: i for i, c in enumerate(data.names)}
+        truth = frame["label"].map(index).fillna(-1).to_numpy(dtype=np.int64)[predicted]
+    calibration = calibrate(outputs[predicted], truth, data.task, data.names)
+    calibration["method"] += ", out of fold (audit)"
+    store_calibration(checkpoint, calibration)
+    log.info("conformal calibration from %d out-of-fold errors stored in %s", int(predicted.sum()), checkpoint)
+    return int(predicted.sum())
 
 
 def contact_sheet(table: pd.DataFrame, task: str, names: list[str], rows: int = SHEET_ROWS) -> bytes:
@@ -137,23 +204,33 @@ def contact_sheet(table: pd.DataFrame, task: str, names: list[str], rows: int = 
     titles = []
     for _, row in worst.iterrows():
         if task == "classification":
-            titles.append(f"{row['label_quality']:.2f}: given {row['label']}, predicted {row['predicted']}")
+            titles.append(f"{row['label_quality']:.2g}: given {row['given']}, predicted {row['predicted']}")
+        elif isinstance(row["suspect"], str):
+            titles.append(f"{row['label_quality']:.2g}: {short_name(row['suspect'])} given {row['given']:.2f}, "
+                          f"predicted {row['predicted']:.2f}")
         else:
-            j = int(np.argmax([abs(row[n] - row[f"predicted_{n}"]) if pd.notna(row[n]) else -1 for n in names]))
-            name = names[j]
-            titles.append(f"{row['label_quality']:.2f}: {short_name(name)} given {row[name]:.2f}, "
-                          f"predicted {row[f'predicted_{name}']:.2f}")
+            titles.append("not predicted")
     return image_grid(worst["path"].tolist(), titles, thumbnail, "worst labels first (label quality: given, predicted)")
 
 
-def run_audit(cfg: TrainConfig, folds: int = AuditConfig.folds, output: str | os.PathLike = AuditConfig.output
-              ) -> pd.DataFrame:
-    """Audit ``cfg``'s data: ``output/audit.csv`` (worst first) and ``output/worst.png``; returns the table."""
-    require_cleanlab()
+def run_audit(cfg: TrainConfig, folds: int = AuditConfig.folds, output: str | os.PathLike = AuditConfig.output,
+              calibrate_model: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Audit ``cfg``'s data: ``output/audit.csv`` (worst first) and ``output/worst.png``; returns the table.
+
+    ``calibrate_model``: a checkpoint of the same targets or classes, trained on this data, whose
+    conformal calibration is replaced by one from the out-of-fold errors of every row
+    (``calibrate_out_of_fold``).
+    """
     if folds < 2:
         raise UserError(f"--folds must be at least 2, not {folds}")
     data = read_training_data(cfg)
+    if calibrate_model is not None:
+        check_same_outputs(load_checkpoint(calibrate_model), data)  # before any fold trains
+    if data.task == "classification":
+        require_cleanlab()
     outputs = out_of_fold_outputs(cfg, data, folds)
+    if calibrate_model is not None:
+        calibrate_out_of_fold(data, outputs, calibrate_model)
     table = audit_table(data, outputs, label_quality(data, outputs))
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)

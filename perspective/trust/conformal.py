@@ -145,6 +145,13 @@ class Intervals:
         return sets
 
 
+def calibration_sizes(calibration: dict[str, Any]) -> dict[str, int]:
+    """How many calibration images each target's intervals rest on, in its smallest group (or the class sets on)."""
+    if calibration["task"] == "classification":
+        return {"classes": int(calibration["n"])}
+    return {name: min(len(errors) for errors in target["errors"]) for name, target in calibration["targets"].items()}
+
+
 def interval_columns(task: str, names: Sequence[str]) -> list[str]:
     """The columns an interval adds to a result row."""
     if task == "classification":
@@ -168,3 +175,39 @@ def coverage(truth: np.ndarray, low: np.ndarray, high: np.ndarray) -> dict[str, 
                 "width": float(width[mask].mean()) if n else None}
 
     return {**part(np.ones_like(inside)), "truth_zero": part(truth == 0), "truth_above_zero": part(truth > 0)}
+
+
+TAIL_SHARE, MIN_TAIL = 0.2, 5  # the largest errors of a group whose median excess sets its tail (p_values)
+
+
+def p_values(pred: np.ndarray, errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How unusual each error is for a model at its predicted score: (p-value, the group's typical error).
+
+    The rows are grouped by predicted score as the intervals group them (``_bin_edges``). Within a
+    group of ``m`` rows an error's p-value is the share of the group's errors at least as large
+    (conformal: a right label's error is as likely to rank anywhere). Beyond the group's ``k``
+    largest errors (``TAIL_SHARE`` of it, at least ``MIN_TAIL``) the share decays exponentially with
+    the excess (a peaks-over-threshold tail), so the most unusual errors get distinct, ever smaller
+    p-values instead of a block of ties at ``1/m``. The scale is the median excess of those ``k`` over
+    ln 2, the exponential's own: the few wrong labels among them cannot stretch it as a mean would.
+    The typical error is the group's 90% quantile: the model's error there for 9 rows in 10.
+    """
+    pred, errors = np.asarray(pred, dtype=np.float64), np.asarray(errors, dtype=np.float64)
+    p, typical = np.ones(len(pred)), np.zeros(len(pred))
+    groups = np.searchsorted(_bin_edges(pred), pred, side="right")
+    for g in np.unique(groups):
+        members = np.flatnonzero(groups == g)
+        group = errors[members]
+        m = len(group)
+        descending = np.sort(group)[::-1]
+        at_least = m - np.searchsorted(np.sort(group), group, side="left")  # errors >= each one, itself included
+        share = at_least / m
+        k = min(m, max(MIN_TAIL, math.ceil(TAIL_SHARE * m)))
+        threshold = descending[k - 1]
+        scale = float(np.median(descending[:k] - threshold)) / math.log(2)
+        tail = group > threshold
+        if scale > 0:
+            share[tail] = (k / m) * np.exp(-(group[tail] - threshold) / scale)
+        p[members] = share
+        typical[members] = float(np.quantile(group, 0.9))
+    return p, typical
