@@ -45,6 +45,7 @@ BALANCES = ("none", "sampler", "loss")
 AUGMENT_LEVELS = ("none", "light", "strong", "trivial", "randaugment")
 MIXES = ("none", "mixup", "cutmix", "cmixup")  # train --mix: mixup and cutmix for classes, cmixup for scores
 PRETRAIN_METHODS = ("simclr", "vicreg", "byol")  # pretrain --method (lightly's losses and heads)
+SELECT_METHODS = ("balanced", "uncertainty", "random")  # select --by
 NO_FLIPS = "none"  # --flip-pairs none
 PRECISIONS = ("auto", "32", "bf16", "16")  # every command's --precision
 # What training hands Lightning for each: weights stay fp32, bf16 and 16 are autocast ("mixed").
@@ -182,6 +183,18 @@ class EvaluateConfig(PredictConfig):
     samples: int = 16
     explain_samples: int = 4
     calibrate: bool = False
+
+
+@dataclass
+class SelectConfig(PredictConfig):
+    """``perspective select``: which unlabelled photos to label next."""
+
+    data: str | None = None  # the unlabelled photos
+    count: int = 100
+    output: str = "select"
+    by: str = "balanced"
+    labelled: str | None = None  # photos labelled already: the diversity term counts them as chosen
+    seed: int = 0
 
 
 @dataclass

@@ -53,7 +53,7 @@ SHORT_SHARED = {"-c": {"--checkpoint", "--checkpoint-dir"}}
 CONFIGS = {"train": config.TrainConfig, "infer": config.InferConfig, "evaluate": config.EvaluateConfig,
            "serve": config.ServeConfig, "export": config.ExportConfig, "download": config.DownloadConfig,
            "synth": config.SynthConfig, "search": config.TrainConfig, "audit": config.TrainConfig,
-           "pretrain": config.PretrainConfig}
+           "pretrain": config.PretrainConfig, "select": config.SelectConfig}
 
 
 def parsers() -> dict[str, argparse.ArgumentParser]:

@@ -26,6 +26,7 @@ COMMANDS = {
     "download": "download the images of a URL list, verified and resumable",
     "synth": "render synthetic car photos labelled with perspective scores",
     "audit": "rank a data set's labels by how much a model that never saw them disagrees",
+    "select": "which unlabelled photos to label next: uncertain ones, spread over what the photos show",
 }
 
 
