@@ -397,6 +397,7 @@ class SearchConfig:
         sampler: ``tpe`` or ``random``.
         metric: the validation metric to optimise (``METRICS``); None: ``DEFAULT_METRIC`` of the task.
         space: a YAML file replacing ``DEFAULT_SPACE``, or the space itself as a dict.
+        heartbeat: seconds between a running trial's heartbeats in the storage.
     """
 
     trials: int | None = 20
@@ -407,6 +408,7 @@ class SearchConfig:
     sampler: str = "tpe"
     metric: str | None = None
     space: Any = None
+    heartbeat: float = 60.0  # seconds between a running trial's heartbeats; 5 missed: failed and retried
 
 
 # --- export, data sets ------------------------------------------------------------------------

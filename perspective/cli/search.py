@@ -49,8 +49,13 @@ def get_args_parser(prog: str = "perspective search") -> argparse.ArgumentParser
                    help="start no new trial after this many seconds (default: no limit)")
     add_output_flag(g, D.output, "results.csv, plots, the SQLite study and the trials' runs (OUTDIR)", "--outdir")
     g.add_argument("--storage", default=D.storage,
-                   help="Optuna storage URL, e.g. sqlite:///search.db or postgresql://... "
-                        "(default sqlite:///OUTDIR/search.db)")
+                   help="Optuna storage URL: sqlite:///search.db, or postgresql://USER@HOST/DB for workers on "
+                        "several machines (psycopg 3: pip install 'perspective[postgres]') (default "
+                        "sqlite:///OUTDIR/search.db)")
+    g.add_argument("--heartbeat", type=positive_float, default=D.heartbeat,
+                   help="seconds between a running trial's heartbeats in the storage; a trial whose worker misses 5 "
+                        f"(killed) is marked failed by the next trial any worker starts, and run again (default "
+                        f"{D.heartbeat:g})")
     g.add_argument("--study", default=D.study,
                    help=f"study name; the same name and storage continue a study (default {D.study})")
     g.add_argument("--sampler", choices=SAMPLERS, default=D.sampler,

@@ -26,9 +26,11 @@ each trial), ``optimization_history.png`` and ``param_importances.png``, and a r
 from __future__ import annotations
 
 import gc
+import importlib.util
 import io
 import logging
 import math
+import random
 import re
 import shlex
 import time
@@ -60,10 +62,10 @@ log = logging.getLogger(__name__)
 # two epochs, whose metric mostly reflects the learning-rate warm-up.
 PRUNER_STARTUP_TRIALS = 5
 PRUNER_WARMUP_EPOCHS = 2
-# A running trial refreshes its heartbeat every minute; one silent for 5 (its search was killed) is
-# marked failed when the next trial of the study starts.
-HEARTBEAT_S = 60
-GRACE_S = 300
+# A running trial refreshes its heartbeat every --heartbeat seconds (a minute); one silent for 5 beats
+# (its worker was killed) is marked failed when the next trial of the study starts, and retried.
+GRACE_BEATS = 5
+MAX_RETRIES = 2
 
 STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.WAITING: 3,
                TrialState.FAIL: 4}
@@ -134,14 +136,74 @@ def safe_url(url: str) -> str:
         return url
 
 
-def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """The study storage; a URL that cannot be opened is a UserError (before any trial)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
-    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds; all mean "cannot open"
-        raise UserError(f"--storage {safe_url(url)}: cannot open it ({_one_line(exc)})") from None
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+OPEN_ATTEMPTS = 8  # workers that start together race to create Optuna's tables; the losers try again
+
+
+def storage_url(url: str) -> str:
+    """``url`` with the PostgreSQL driver this toolkit installs: ``postgresql://`` means psycopg 3.
+
+    SQLAlchemy reads a bare ``postgresql://`` as psycopg2, which the ``postgres`` extra does not
+    install; ``postgresql+psycopg://`` names psycopg 3. A driver that is missing is one line that
+    says what to install or write.
+    """
+    scheme, sep, rest = url.partition("://")
+    dialect, _, driver = scheme.partition("+")
+    if not sep or dialect not in POSTGRES_SCHEMES:
+        return url
+    driver = driver or "psycopg"
+    module = {"psycopg": "psycopg", "psycopg2": "psycopg2"}.get(driver, driver)
+    if importlib.util.find_spec(module) is None:
+        hint = ("pip install 'perspective[postgres]'" if driver == "psycopg"
+                else "write postgresql:// (psycopg 3, pip install 'perspective[postgres]')")
+        raise UserError(f"--storage {safe_url(url)}: needs the {module} driver: {hint}")
+    return f"postgresql+{driver}://{rest}"
+
+
+def open_storage(url: str, heartbeat: float = SearchConfig.heartbeat) -> optuna.storages.RDBStorage:
+    """The study storage; a URL that cannot be opened is a UserError (before any trial).
+
+    A trial whose worker stops refreshing its heartbeat (killed) for ``GRACE_BEATS`` beats is marked
+    failed by the next trial any worker starts, and queued again with the same parameters
+    (``RetryHeartbeatStaleTrialCallback``, up to ``MAX_RETRIES`` times). Workers started at the same
+    moment on a fresh database race to create its tables; a worker that loses the race (a duplicate
+    key or an existing table) opens the storage again, after a short random wait.
+    """
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    url = storage_url(url)
+    interval = max(1, round(heartbeat))
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=interval, grace_period=interval * GRACE_BEATS,
+                                                  heartbeat_stale_trial_callback=retry)
+        except (IntegrityError, ProgrammingError) as exc:
+            if attempt == OPEN_ATTEMPTS - 1:
+                raise UserError(f"--storage {safe_url(url)}: cannot open it ({_one_line(exc)})") from None
+            time.sleep(random.uniform(0.2, 1.0) * (attempt + 1))
+        except OperationalError as exc:
+            reason = _one_line(exc.orig if exc.orig is not None else exc)
+            if url.startswith("sqlite"):
+                raise UserError(f"--storage {safe_url(url)}: cannot open it ({reason})") from None
+            raise UserError(f"--storage {safe_url(url)}: cannot reach the {where(url)} ({reason})") from None
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds; all mean "cannot open"
+            raise UserError(f"--storage {safe_url(url)}: cannot open it ({_one_line(exc)})") from None
+    raise AssertionError("unreachable")
+
+
+def where(url: str) -> str:
+    """``database D on host H`` (or the socket folder) of a storage URL, for messages."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"file {parsed.database}"
+    host = parsed.host or parsed.query.get("host") or "the local socket"
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"database {parsed.database} on {host}{port}"
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -443,7 +505,7 @@ def run_search(
     except OSError as exc:
         raise UserError(f"-o {outdir}: cannot create the folder ({exc.strerror or exc})") from None
     url = settings.storage or f"sqlite:///{(outdir / 'search.db').resolve()}"
-    study = open_study(open_storage(url), settings.study, settings.metric, direction, settings.sampler,
+    study = open_study(open_storage(url, settings.heartbeat), settings.study, settings.metric, direction, settings.sampler,
                        base.seed, pruner)
     base = replace(
         base,
