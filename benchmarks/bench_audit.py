@@ -1,12 +1,23 @@
-"""How well the label audit finds wrong labels: synthetic car photos with 5% of their labels corrupted on purpose.
+"""How well the label audit finds wrong labels: data with 5% of its labels corrupted on purpose, by kind.
 
-    python benchmarks/bench_audit.py                         # 400 images, 5 folds of 10 epochs, 96 px, from scratch
-    python benchmarks/bench_audit.py --images 200 --epochs 5
+    python benchmarks/bench_audit.py                                   # every corruption, shipped backbone, 3 seeds
+    python benchmarks/bench_audit.py --corruptions flip shift --seeds 11 --start scratch
+    python benchmarks/bench_audit.py --table --results benchmarks/audit_results.csv
 
-A share of the rows (``--corrupt``, 5%) get the eight scores of another, random row: a label that
-belongs to another photo, the usual annotation slip. ``perspective audit`` ranks every row; the
-figure is the precision among the worst rows as many as were corrupted (precision at 5%), and the
-recall in twice as many; chance is the corrupted share.
+The errors people make, each on 5% of the rows (``--corrupt``) of 400 synthetic car photos:
+
+- ``flip``: one target (a random one per row) becomes ``1 - x``;
+- ``shift``: one target moves by 0.3, up or down (clipped to [0, 1]);
+- ``copy``: one target takes another photo's value of it;
+- ``swap``: the whole row takes another photo's eight scores;
+- ``relabel``: classes, the ``view`` column (8 viewpoints) of a wrong row becomes another view.
+
+A corruption that changes no value by at least ``VISIBLE`` (0.1; a flip of 0.48 is 0.52) is one
+nobody could see in the pixels either: it is counted apart (``invisible``), not among the rows to
+find. ``perspective audit`` ranks every row; the figure is the precision among the worst rows, as
+many as were visibly corrupted (precision at 5%); chance is the corrupted share. Each fold's run
+starts ``--start shipped`` (the shipped model's backbone at 160 px, ``-e 5``) or ``scratch``
+(random weights, 96 px, ``-e 10``). Every finished run is appended to ``--results``.
 """
 
 from __future__ import annotations
@@ -26,54 +37,121 @@ sys.path.insert(0, str(ROOT))
 
 from perspective.cli import ArgumentParser, positive_int  # noqa: E402
 
+CORRUPTIONS = ("flip", "shift", "copy", "swap", "relabel")
+STARTS = {
+    "shipped": ["--weights", str(ROOT / "trained_models" / "resnet18_synthetic.ckpt"), "--image-size", "160", "-e", "5"],
+    "scratch": ["--weights", "none", "--image-size", "96", "-e", "10"],
+}
+VISIBLE = 0.1
+SHIFT = 0.3
+
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="bench_audit.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--images", type=positive_int, default=400, help="synthetic images (default 400)")
-    p.add_argument("--corrupt", type=float, default=0.05, help="share of rows given another row's labels (default 0.05)")
-    p.add_argument("--epochs", type=positive_int, default=10, help="epochs of each fold's run (default 10)")
+    p.add_argument("--corrupt", type=float, default=0.05, help="share of rows corrupted (default 0.05)")
+    p.add_argument("--corruptions", nargs="+", choices=CORRUPTIONS, default=list(CORRUPTIONS), help="(default: all)")
+    p.add_argument("--start", nargs="+", choices=list(STARTS), default=["shipped"], help="(default shipped)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[11, 12, 13], help="data and corruption seeds (default 11 12 13)")
     p.add_argument("--folds", type=positive_int, default=5, help="folds (default 5)")
-    p.add_argument("--image-size", type=positive_int, default=96, help="input size (default 96)")
-    p.add_argument("--weights", default="none",
-                   help="starting weights of each fold's run, as train.py takes them (default none: from scratch)")
-    p.add_argument("--seed", type=int, default=5005, help="data and corruption seed (default 5005)")
     p.add_argument("--workdir", default=None, help="keep data and runs here (default: a temporary folder)")
+    p.add_argument("--results", default=None, help="CSV of finished runs, appended to (default: <workdir>/audit.csv)")
+    p.add_argument("--table", action="store_true", help="run nothing: print --results as a markdown table")
     return p
+
+
+def corrupt(labels: pd.DataFrame, kind: str, share: float, seed: int) -> tuple[pd.DataFrame, set[str], int]:
+    """(the corrupted labels, the filenames visibly corrupted, how many corruptions were invisible)."""
+    rng = np.random.default_rng(seed)
+    scores = [c for c in labels.columns if c.startswith("perspective_score_")]
+    out = labels.copy()
+    rows = rng.choice(len(labels), size=max(1, round(share * len(labels))), replace=False)
+    visible, invisible = set(), 0
+    for row in rows:
+        donor = int((row + rng.integers(1, len(labels))) % len(labels))
+        if kind == "relabel":
+            views = sorted(set(labels["view"]) - {labels.at[row, "view"]})
+            out.at[row, "view"] = views[rng.integers(len(views))]
+            visible.add(labels.at[row, "filename"])
+            continue
+        if kind == "swap":
+            out.loc[row, scores] = labels.loc[donor, scores].to_numpy()
+            change = float(np.abs(out.loc[row, scores].to_numpy(float) - labels.loc[row, scores].to_numpy(float)).max())
+        else:
+            target = scores[rng.integers(len(scores))]
+            value = float(labels.at[row, target])
+            new = {"flip": 1 - value, "shift": float(np.clip(value + rng.choice([-SHIFT, SHIFT]), 0, 1)),
+                   "copy": float(labels.at[donor, target])}[kind]
+            out.at[row, target] = round(new, 4)
+            change = abs(new - value)
+        if change >= VISIBLE:
+            visible.add(labels.at[row, "filename"])
+        else:
+            invisible += 1
+    return out, visible, invisible
+
+
+def run_one(work: Path, kind: str, start: str, seed: int, images: int, share: float, folds: int) -> dict:
+    from perspective.synth import generate
+
+    data = work / f"data-{seed}"
+    if not (data / "labels.csv").is_file():
+        generate(data, images, seed, progress=False, workers=None)
+    labels = pd.read_csv(data / "labels.csv")
+    corrupted, wrong, invisible = corrupt(labels, kind, share, seed)
+    columns = ["filename", "view"] if kind == "relabel" else ["filename", *[c for c in labels if c.startswith("perspective_score_")]]
+    csv = work / f"{kind}-{seed}.csv"
+    corrupted[columns].to_csv(csv, index=False)
+    task = ["--label-column", "view"] if kind == "relabel" else []
+    out = work / f"audit-{kind}-{start}-{seed}"
+    begin = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "perspective", "audit", "-d", str(csv), "--images", str(data / "images"),
+                    *STARTS[start], *task, "--folds", str(folds), "--logger", "none", "-q",
+                    "-c", str(work / "checkpoints"), "-o", str(out)], check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+    seconds = time.perf_counter() - begin
+    table = pd.read_csv(out / "audit.csv")
+    k = len(wrong)
+    top = table["filename"].head(k)
+    ties = int((table["label_quality"].head(k).duplicated()).sum())
+    return {"corruption": kind, "start": start, "seed": seed, "wrong": k, "invisible": invisible,
+            "precision": len(wrong & set(top)) / k if k else float("nan"),
+            "found_in_2k": len(wrong & set(table["filename"].head(2 * k))) / k if k else float("nan"),
+            "ties_at_top": ties, "chance": k / len(labels), "seconds": round(seconds, 1)}
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    lines = ["| corruption | start | seeds | precision at 5%, mean ± std (min - max) | found in the worst 10% | "
+             "invisible (< 0.1) | ties among the top | time s |", "|---|---|---|---|---|---|---|---|"]
+    for (kind, start), group in frame.groupby(["corruption", "start"], sort=False):
+        p = group["precision"]
+        std = f" ± {p.std(ddof=1):.2f}" if len(group) > 1 else ""
+        lines.append(f"| {kind} | {start} | {len(group)} | {p.mean():.2f}{std} ({p.min():.2f} - {p.max():.2f}) | "
+                     f"{group['found_in_2k'].mean():.2f} | {int(group['invisible'].sum())} | "
+                     f"{int(group['ties_at_top'].sum())} | {group['seconds'].mean():.0f} |")
+    return "\n".join(lines)
 
 
 def main() -> int:
     args = get_args_parser().parse_args()
-    from perspective.synth import generate
-
+    if args.table:
+        print(markdown(pd.read_csv(args.results)))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.workdir or tmp)
-        data = work / "data"
-        if not (data / "labels.csv").is_file():
-            generate(data, args.images, args.seed)
-        labels = pd.read_csv(data / "labels.csv")
-        scores = [c for c in labels.columns if c.startswith("perspective_score_")]
-        rng = np.random.default_rng(args.seed)
-        bad = rng.choice(len(labels), size=max(1, round(args.corrupt * len(labels))), replace=False)
-        donors = (bad + rng.integers(1, len(labels), size=len(bad))) % len(labels)
-        corrupted = labels[["filename", *scores]].copy()
-        corrupted.loc[bad, scores] = labels.loc[donors, scores].to_numpy()
-        corrupted.to_csv(work / "corrupted.csv", index=False)
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "perspective", "audit", "-d", str(work / "corrupted.csv"),
-                        "--images", str(data / "images"), "--weights", args.weights, "--image-size", str(args.image_size),
-                        "-e", str(args.epochs), "--folds", str(args.folds), "--logger", "none", "-q",
-                        "-c", str(work / "checkpoints"), "-o", str(work / "audit")], check=True, stdout=subprocess.DEVNULL)
-        seconds = time.perf_counter() - start
-        table = pd.read_csv(work / "audit" / "audit.csv")
-        wrong = set(labels.loc[bad, "filename"])
-        k = len(wrong)
-        precision = len(wrong & set(table["filename"].head(k))) / k
-        recall_2k = len(wrong & set(table["filename"].head(2 * k))) / k
-        print(f"{len(labels)} synthetic images (seed {args.seed}), {k} given another row's labels; "
-              f"{args.folds} folds of {args.epochs} epochs at {args.image_size} px, weights {args.weights}, "
-              f"{seconds:.0f} s")
-        print(f"precision among the worst {k} ({k / len(labels):.0%}): {precision:.2f} (chance {k / len(labels):.2f}); "
-              f"found among the worst {2 * k}: {recall_2k:.2f}")
+        work.mkdir(parents=True, exist_ok=True)
+        results = Path(args.results or work / "audit.csv")
+        done = pd.read_csv(results).to_dict("records") if results.is_file() else []
+        for seed in args.seeds:
+            for start in args.start:
+                for kind in args.corruptions:
+                    if any((r["corruption"], r["start"], r["seed"]) == (kind, start, seed) for r in done):
+                        continue
+                    row = run_one(work, kind, start, seed, args.images, args.corrupt, args.folds)
+                    print(row, flush=True)
+                    done.append(row)
+                    pd.DataFrame(done).to_csv(results, index=False)
+        frame = pd.DataFrame(done)
+        print(markdown(frame[frame["seed"].isin(args.seeds)]))
     return 0
 
 
