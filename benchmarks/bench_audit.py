@@ -3,6 +3,7 @@
     python benchmarks/bench_audit.py                                   # every corruption, shipped backbone, 3 seeds
     python benchmarks/bench_audit.py --corruptions flip shift --seeds 11 --start scratch
     python benchmarks/bench_audit.py --table --results benchmarks/audit_results.csv
+    python benchmarks/bench_audit.py --rescore --workdir W --results W/audit.csv   # a new scoring, the same folds
 
 The errors people make, each on 5% of the rows (``--corrupt``) of 400 synthetic car photos:
 
@@ -57,6 +58,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default=None, help="keep data and runs here (default: a temporary folder)")
     p.add_argument("--results", default=None, help="CSV of finished runs, appended to (default: <workdir>/audit.csv)")
     p.add_argument("--table", action="store_true", help="run nothing: print --results as a markdown table")
+    p.add_argument("--rescore", action="store_true",
+                   help="train nothing: score every run in --results again from its saved audit.csv (needs --workdir)")
     return p
 
 
@@ -109,14 +112,34 @@ def run_one(work: Path, kind: str, start: str, seed: int, images: int, share: fl
                     *STARTS[start], *task, "--folds", str(folds), "--logger", "none", "-q",
                     "-c", str(work / "checkpoints"), "-o", str(out)], check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
     seconds = time.perf_counter() - begin
-    table = pd.read_csv(out / "audit.csv")
+    return {"corruption": kind, "start": start, "seed": seed, **figures(pd.read_csv(out / "audit.csv"), wrong),
+            "invisible": invisible, "chance": len(wrong) / len(labels), "seconds": round(seconds, 1)}
+
+
+def figures(table: pd.DataFrame, wrong: set[str]) -> dict:
+    """Precision among the worst ``len(wrong)`` rows of an audit table, the share found in twice as
+    many, and the ties among the top scores."""
     k = len(wrong)
-    top = table["filename"].head(k)
-    ties = int((table["label_quality"].head(k).duplicated()).sum())
-    return {"corruption": kind, "start": start, "seed": seed, "wrong": k, "invisible": invisible,
-            "precision": len(wrong & set(top)) / k if k else float("nan"),
+    return {"wrong": k, "precision": len(wrong & set(table["filename"].head(k))) / k if k else float("nan"),
             "found_in_2k": len(wrong & set(table["filename"].head(2 * k))) / k if k else float("nan"),
-            "ties_at_top": ties, "chance": k / len(labels), "seconds": round(seconds, 1)}
+            "ties_at_top": int(table["label_quality"].head(k).duplicated().sum())}
+
+
+def rescore(work: Path, row: dict, share: float) -> dict:
+    """``row`` again from its saved audit.csv: the out-of-fold predictions it holds, scored by this
+    code's ``label_quality`` (for a change of the scoring; no fold is trained again)."""
+    from perspective.data.tables import LabelledData
+    from perspective.trust.audit import audit_table, label_quality
+
+    kind, start, seed = row["corruption"], row["start"], int(row["seed"])
+    table = pd.read_csv(work / f"audit-{kind}-{start}-{seed}" / "audit.csv")
+    if kind != "relabel":  # the classes' scoring is cleanlab's, unchanged
+        names = [c.removeprefix("predicted_") for c in table if c.startswith("predicted_perspective_score_")]
+        data = LabelledData(table[["path", *names]].copy(), "regression", names, "audit.csv")
+        outputs = table[[f"predicted_{n}" for n in names]].to_numpy(dtype=float)
+        table = audit_table(data, outputs, label_quality(data, outputs))
+    _, wrong, _ = corrupt(pd.read_csv(work / f"data-{seed}" / "labels.csv"), kind, share, seed)
+    return {**row, **figures(table, wrong)}
 
 
 def markdown(frame: pd.DataFrame) -> str:
@@ -135,6 +158,13 @@ def main() -> int:
     args = get_args_parser().parse_args()
     if args.table:
         print(markdown(pd.read_csv(args.results)))
+        return 0
+    if args.rescore:
+        if not (args.workdir and args.results):
+            raise SystemExit("bench_audit.py: --rescore needs the --workdir and --results of the runs")
+        frame = pd.DataFrame([rescore(Path(args.workdir), r, args.corrupt) for r in pd.read_csv(args.results).to_dict("records")])
+        frame.to_csv(args.results, index=False)
+        print(markdown(frame))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.workdir or tmp)

@@ -84,6 +84,18 @@ def test_p_values_rank_unusual_errors_first_without_ties():
     assert ((0 < p) & (p <= 1)).all() and 0.05 < np.median(typical) < 0.12  # about the 90% quantile of |N(0, .05)|
 
 
+def test_p_values_of_labels_wrong_by_hundreds_of_typical_errors_stay_apart():
+    from perspective.trust.conformal import p_values
+
+    rng = np.random.default_rng(0)
+    pred = rng.uniform(0, 1, 400)
+    errors = np.abs(rng.normal(0, 0.002, 400))  # a target the model predicts very closely
+    errors[:5] = [1.0, 0.99, 0.98, 0.97, 0.5]
+    p, _ = p_values(pred, errors)
+    assert (p[:5] > 0).all() and len(np.unique(p[:5])) == 5  # no underflow to a block of zeros
+    assert set(np.argsort(p)[:5]) == {0, 1, 2, 3, 4}
+
+
 def test_one_wrong_field_is_named_with_its_given_and_predicted_value():
     from perspective.data import LabelledData
     from perspective.trust.audit import audit_table, label_quality

@@ -178,6 +178,7 @@ def coverage(truth: np.ndarray, low: np.ndarray, high: np.ndarray) -> dict[str, 
 
 
 TAIL_SHARE, MIN_TAIL = 0.2, 5  # the largest errors of a group whose median excess sets its tail (p_values)
+TAIL_SHAPE = 0.5  # the tail's generalised Pareto shape: p falls as the excess's inverse square
 
 
 def p_values(pred: np.ndarray, errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -186,10 +187,13 @@ def p_values(pred: np.ndarray, errors: np.ndarray) -> tuple[np.ndarray, np.ndarr
     The rows are grouped by predicted score as the intervals group them (``_bin_edges``). Within a
     group of ``m`` rows an error's p-value is the share of the group's errors at least as large
     (conformal: a right label's error is as likely to rank anywhere). Beyond the group's ``k``
-    largest errors (``TAIL_SHARE`` of it, at least ``MIN_TAIL``) the share decays exponentially with
-    the excess (a peaks-over-threshold tail), so the most unusual errors get distinct, ever smaller
-    p-values instead of a block of ties at ``1/m``. The scale is the median excess of those ``k`` over
-    ln 2, the exponential's own: the few wrong labels among them cannot stretch it as a mean would.
+    largest errors (``TAIL_SHARE`` of it, at least ``MIN_TAIL``) the share decays with the excess as a
+    generalised Pareto tail of shape ``TAIL_SHAPE`` (peaks over threshold), so the most unusual
+    errors get distinct, ever smaller p-values instead of a block of ties at ``1/m``. The tail is
+    polynomial, not exponential: a few dozen errors cannot support a p-value of 1e-200, and an
+    exponential one underflows to a block of zeros for labels wrong by a hundred typical errors. Its
+    scale comes from the median excess of those ``k``: the few wrong labels among them cannot
+    stretch it as a mean would.
     The typical error is the group's 90% quantile: the model's error there for 9 rows in 10.
     """
     pred, errors = np.asarray(pred, dtype=np.float64), np.asarray(errors, dtype=np.float64)
@@ -204,10 +208,11 @@ def p_values(pred: np.ndarray, errors: np.ndarray) -> tuple[np.ndarray, np.ndarr
         share = at_least / m
         k = min(m, max(MIN_TAIL, math.ceil(TAIL_SHARE * m)))
         threshold = descending[k - 1]
-        scale = float(np.median(descending[:k] - threshold)) / math.log(2)
+        # the generalised Pareto distribution's median excess is scale * (2**shape - 1) / shape
+        scale = float(np.median(descending[:k] - threshold)) * TAIL_SHAPE / (2**TAIL_SHAPE - 1)
         tail = group > threshold
         if scale > 0:
-            share[tail] = (k / m) * np.exp(-(group[tail] - threshold) / scale)
+            share[tail] = (k / m) * (1 + TAIL_SHAPE * (group[tail] - threshold) / scale) ** (-1 / TAIL_SHAPE)
         p[members] = share
         typical[members] = float(np.quantile(group, 0.9))
     return p, typical
