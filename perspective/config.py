@@ -330,11 +330,14 @@ class PretrainConfig(DeviceConfig):
     quiet: bool = False
 
 
+FOLDS = 5  # the audit's folds when nothing sizes them
+
+
 @dataclass
 class AuditConfig:
     """``perspective audit``: the folds and the output; each fold's run takes train's flags."""
 
-    folds: int = 5
+    folds: int | None = None  # FOLDS, or with calibrate as many as make each fold's run like the model's (folds_like)
     max_epochs: int = 8  # a short schedule: k runs of it, and a rough model is enough to question a label
     output: str = "audit"
     calibrate: str | None = None  # a checkpoint to store the out-of-fold calibration in

@@ -115,6 +115,33 @@ def test_one_wrong_field_is_named_with_its_given_and_predicted_value():
     assert 0 < top["typical_error"] < 0.1 and top["label_quality"] < table.iloc[1]["label_quality"]
 
 
+def test_calibrating_folds_train_on_as_many_images_as_the_model():
+    from perspective.trust.audit import folds_like
+
+    assert folds_like({"task": "regression", "n": 60}, 360) == 6  # each fold's run trains on 300, as the model did
+    assert folds_like({"task": "classification", "n": 300}, 600) == 2
+    assert folds_like({"task": "regression", "n": 90}, 100) == 2  # never fewer than 2
+    with pytest.raises(UserError, match="no conformal calibration"):
+        folds_like(None, 100)
+
+
+def test_audit_calibrate_picks_each_folds_epoch_on_the_fold_it_leaves_out(trained_regression, regression_dir, tmp_path):
+    import shutil
+
+    from perspective.models import load_checkpoint
+
+    _, best = trained_regression
+    target = tmp_path / "model.ckpt"
+    shutil.copy(best, target)
+    validated = load_checkpoint(target).conformal["n"]
+    result = run_command("audit", "-d", str(regression_dir), "-c", str(tmp_path / "ckpt"), "-o", str(tmp_path / "a"),
+                         *FAST[:-2], "-e", "1", "--calibrate", str(target))  # no --folds
+    assert result.returncode == 0, result.stderr
+    assert f"rows audited in {max(2, round(96 / validated))} folds" in result.stdout
+    calibration = load_checkpoint(target).conformal
+    assert calibration["n"] == 96 and "out of fold" in calibration["method"]
+
+
 def test_the_out_of_fold_errors_calibrate_a_checkpoint(trained_regression, regression_dir, tmp_path):
     import shutil
 

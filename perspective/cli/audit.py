@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from ..config import AuditConfig, TrainConfig
+from ..config import FOLDS, AuditConfig, TrainConfig
 from .common import add_output_flag, config_of, existing_file, positive_int, run, setup_logging
 from .train import get_args_parser as train_parser
 
@@ -23,11 +23,12 @@ D = AuditConfig  # the audit's own defaults; each fold's run takes train's
 def get_args_parser(prog: str = "perspective audit") -> argparse.ArgumentParser:
     p = train_parser(prog)
     p.description = ("Rank the rows of a labelled data set by how much their label disagrees with a model that "
-                     "never saw it (k-fold out-of-fold predictions scored by cleanlab), worst first. Takes "
+                     "never saw it (k-fold out-of-fold predictions; scores judged by conformal p-values, classes by cleanlab), worst first. Takes "
                      "train's flags. Long flags also accept underscores.")
     g = p.add_argument_group("audit")
     g.add_argument("--folds", type=positive_int, default=D.folds,
-                   help=f"training runs, each leaving one fold out (default {D.folds})")
+                   help=f"training runs, each leaving one fold out (default {FOLDS}; with --calibrate, as many as make "
+                        "each run train on as many images as the model did: all rows over its validation images)")
     add_output_flag(g, D.output, "folder for audit.csv and worst.png")
     g.add_argument("--calibrate", type=existing_file, default=None, metavar="MODEL.ckpt",
                    help="also store in this checkpoint (trained on the same data) a conformal calibration from every "
@@ -44,8 +45,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective audit") -> 
     setup_logging(args.quiet)
     from perspective.trust.audit import AUDIT_CSV, CONTACT_SHEET, run_audit
 
-    folds, output = args.folds, args.output
-    table = run_audit(config_of(TrainConfig, args, "folds", "output", "calibrate"), folds, output, args.calibrate)
+    output = args.output
+    table, folds = run_audit(config_of(TrainConfig, args, "folds", "output", "calibrate"), args.folds, output,
+                             args.calibrate)
     summary = ("filename", "label_quality", "suspect", "given", "predicted", "typical_error", "predicted_probability")
     shown = table[[c for c in summary if c in table.columns]].head(10)
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
