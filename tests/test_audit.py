@@ -138,6 +138,7 @@ def test_audit_calibrate_picks_each_folds_epoch_on_the_fold_it_leaves_out(traine
                          *FAST[:-2], "-e", "1", "--calibrate", str(target))  # no --folds
     assert result.returncode == 0, result.stderr
     assert f"rows audited in {max(2, round(96 / validated))} folds" in result.stdout
+    assert not list((tmp_path / "ckpt").rglob("*.ckpt"))  # the fold models' checkpoints are removed once used
     calibration = load_checkpoint(target).conformal
     assert calibration["n"] == 96 and "out of fold" in calibration["method"]
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -86,8 +87,8 @@ def out_of_fold_outputs(cfg: TrainConfig, data: LabelledData, folds: int, valida
             raise UserError(f"{data.source}: too few images for {folds} folds ({len(frame)}); use fewer --folds")
         log.info("audit fold %d of %d: training on %d images, predicting %d", fold + 1, folds, len(train_part),
                  len(held))
-        run = train(replace(cfg, test=False, run_name=f"{cfg.run_name or 'audit'}-{stamp}-fold{fold}"),
-                    prepared=(data, (train_part, val_part, empty)))
+        name = f"{cfg.run_name or 'audit'}-{stamp}-fold{fold}"
+        run = train(replace(cfg, test=False, run_name=name), prepared=(data, (train_part, val_part, empty)))
         predictor = Predictor(load_checkpoint(run.best_checkpoint), "cpu" if trains_on_cpu(cfg) else "auto",
                               tta=cfg.tta)
         rows = predictor.predict_paths(held["path"].tolist(), cfg.batch_size, decoding_threads(cfg),
@@ -96,6 +97,11 @@ def out_of_fold_outputs(cfg: TrainConfig, data: LabelledData, folds: int, valida
         for index, row in zip(held.index, rows):
             if not row["error"]:
                 outputs[index] = [row[c] for c in columns]
+        # a fold's model has done its work once it has predicted its fold: its checkpoints (several
+        # hundred MB for each of k runs) are removed, its logs kept
+        folder = Path(run.best_checkpoint).parent
+        if folder.name == name:
+            shutil.rmtree(folder, ignore_errors=True)
     return outputs
 
 
