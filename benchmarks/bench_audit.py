@@ -162,7 +162,8 @@ def main() -> int:
     if args.rescore:
         if not (args.workdir and args.results):
             raise SystemExit("bench_audit.py: --rescore needs the --workdir and --results of the runs")
-        frame = pd.DataFrame([rescore(Path(args.workdir), r, args.corrupt) for r in pd.read_csv(args.results).to_dict("records")])
+        runs = pd.read_csv(args.results).to_dict("records")
+        frame = pd.DataFrame([rescore(Path(args.workdir), r, args.corrupt) for r in runs])
         frame.to_csv(args.results, index=False)
         print(markdown(frame))
         return 0

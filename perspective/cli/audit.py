@@ -23,8 +23,8 @@ D = AuditConfig  # the audit's own defaults; each fold's run takes train's
 def get_args_parser(prog: str = "perspective audit") -> argparse.ArgumentParser:
     p = train_parser(prog)
     p.description = ("Rank the rows of a labelled data set by how much their label disagrees with a model that "
-                     "never saw it (k-fold out-of-fold predictions; scores judged by conformal p-values, classes by cleanlab), worst first. Takes "
-                     "train's flags. Long flags also accept underscores.")
+                     "never saw it (k-fold out-of-fold predictions; scores judged by conformal p-values, classes "
+                     "by cleanlab), worst first. Takes train's flags. Long flags also accept underscores.")
     g = p.add_argument_group("audit")
     g.add_argument("--folds", type=positive_int, default=D.folds,
                    help=f"training runs, each leaving one fold out (default {FOLDS}; with --calibrate, as many as make "
