@@ -25,6 +25,7 @@ from perspective.training.callbacks import (
     default_patience,
     ema_decay_at,
 )
+from perspective.training.run import kept_head
 
 
 def _config(data: Path, tmp: Path, **overrides) -> TrainConfig:
@@ -279,7 +280,20 @@ def test_a_toolkit_checkpoint_starts_a_new_run(trained_regression, regression_di
     assert result.returncode == 0, result.stderr[-2000:]
     hparams = torch.load(result.stdout.strip().splitlines()[-1].removeprefix("best checkpoint: "),
                          weights_only=True)["hyper_parameters"]
-    assert (hparams["freeze_epochs"], hparams["backbone_lr_scale"]) == (1, 0.1)
+    assert (hparams["freeze_epochs"], hparams["backbone_lr_scale"]) == (0, 0.1)  # same targets: the head came too
+
+
+def test_a_checkpoint_of_the_same_outputs_brings_its_head(trained_regression):
+    _, best = trained_regression
+    saved = torch.load(best, weights_only=True)
+    info, names = saved["hyper_parameters"], saved["hyper_parameters"]["target_names"]
+    head = kept_head(str(best), info, "regression", names, info["output_activation"])
+    assert torch.equal(head["1.weight"], saved["state_dict"]["head.1.weight"].float())
+    assert kept_head(str(best), info, "regression", names[::-1], info["output_activation"]) is None  # other order
+    assert kept_head(str(best), info, "regression", names, "none") is None  # other activation
+    assert kept_head(str(best), info, "classification", names, "none") is None
+    assert fine_tuning(TrainConfig(weights=str(best)), info, head_kept=True) == (0, 0.1)
+    assert fine_tuning(TrainConfig(weights=str(best)), info) == (1, 0.1)
 
 
 # --- class balance ---------------------------------------------------------------------------------

@@ -249,7 +249,8 @@ def _load_local(spec: BackboneSpec, path: Path, model: nn.Module) -> None:
     """Load a torchvision-style state_dict, or the backbone of a toolkit checkpoint; classifiers are ignored.
 
     A checkpoint written by train.py holds ``backbone.*`` and ``head.*`` weights (the averaged ones
-    when the run kept an EMA); only the backbone is taken, and the new run gets a new head.
+    when the run kept an EMA); only the backbone is taken here (``training.run.kept_head`` takes the
+    head when the new run predicts the same outputs).
     """
     state = _load_state_dict_file(path)
     if any(k.startswith("backbone.") for k in state):

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
+import torch
 from PIL import Image
 from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.loggers import TensorBoardLogger
@@ -79,17 +80,20 @@ class TrainResult:
     found_learning_rate: float | None = None  # --lr-find's suggestion, which the run trained with
 
 
-def fine_tuning(cfg: TrainConfig, info: dict[str, Any] | None = None) -> tuple[int, float]:
+def fine_tuning(cfg: TrainConfig, info: dict[str, Any] | None = None, head_kept: bool = False) -> tuple[int, float]:
     """``(freeze_epochs, backbone_lr_scale)``: the flags, or the defaults that suit the starting weights.
 
     Pretrained weights (``imagenet``, a state_dict or a toolkit checkpoint): one epoch for the
     random head alone, then the backbone at a tenth of the head's learning rate, so the head's
-    first, large gradients do not wash out what the backbone knows. Random weights have nothing to
-    protect: no freezing, one learning rate. Self-supervised weights from ``perspective pretrain``
-    (``info``, the weights file's ``weights_info``) are a start, not knowledge to protect: their own
-    defaults (``config.SELF_SUPERVISED_*``).
+    first, large gradients do not wash out what the backbone knows. A toolkit checkpoint of the same
+    outputs (``head_kept``, see ``kept_head``) brings its trained head: nothing to freeze for.
+    Random weights have nothing to protect: no freezing, one learning rate. Self-supervised weights
+    from ``perspective pretrain`` (``info``, the weights file's ``weights_info``) are a start, not
+    knowledge to protect: their own defaults (``config.SELF_SUPERVISED_*``).
     """
-    if info and PRETRAIN_KEY in info:
+    if head_kept:
+        defaults = (0, PRETRAINED_BACKBONE_LR_SCALE)
+    elif info and PRETRAIN_KEY in info:
         defaults = (SELF_SUPERVISED_FREEZE_EPOCHS, SELF_SUPERVISED_BACKBONE_LR_SCALE)
     elif cfg.weights != "none":
         defaults = (PRETRAINED_FREEZE_EPOCHS, PRETRAINED_BACKBONE_LR_SCALE)
@@ -98,6 +102,23 @@ def fine_tuning(cfg: TrainConfig, info: dict[str, Any] | None = None) -> tuple[i
     freeze = cfg.freeze_epochs if cfg.freeze_epochs is not None else defaults[0]
     scale = cfg.backbone_lr_scale if cfg.backbone_lr_scale is not None else defaults[1]
     return freeze, scale
+
+
+def kept_head(weights: str, info: dict[str, Any], task: str, names: Sequence[str],
+              activation: str) -> dict[str, torch.Tensor] | None:
+    """The trained head of a ``--weights`` checkpoint of train that predicts the same outputs as this
+    run (task, target or class names in order, output activation), or None: the run then starts a new head.
+
+    Continuing a model on more photos of the same scores (the label audit's fold runs from the shipped
+    model, a model updated with newly labelled photos) should not throw away what its head learnt: a new
+    head on a frozen backbone first has to find again what the old one knew.
+    """
+    names_there = info.get("target_names") or info.get("class_names") or []
+    if info.get("task") != task or list(names_there) != list(names) or info.get("output_activation") != activation:
+        return None
+    state = torch.load(weights, map_location="cpu", weights_only=True).get("state_dict", {})
+    head = {k.removeprefix("head."): v.float() for k, v in state.items() if k.startswith("head.")}
+    return head or None
 
 
 def starting_preprocessing(cfg: TrainConfig, info: dict[str, Any]) -> Preprocessing:
@@ -159,15 +180,18 @@ def build_model(cfg: TrainConfig, data: LabelledData, train: pd.DataFrame, pre: 
     regression = data.task == "regression"
     if regression and cfg.loss == "weighted_mse" and min(stats["min"]) < 0:
         raise UserError("--loss weighted_mse needs non-negative targets (its weight is alpha + target)")
-    freeze_epochs, backbone_lr_scale = fine_tuning(cfg, weights_info(cfg.weights))
-    return PerspectiveModel(
+    info = weights_info(cfg.weights)
+    activation = _output_activation(cfg, stats) if regression else "none"
+    head = kept_head(cfg.weights, info, data.task, data.names, activation)
+    freeze_epochs, backbone_lr_scale = fine_tuning(cfg, info, head_kept=head is not None)
+    model = PerspectiveModel(
         backbone=cfg.backbone,
         task=data.task,
         target_names=data.names if regression else None,
         class_names=None if regression else data.names,
         weights=cfg.weights,
         preprocessing=pre.to_dict(),
-        output_activation=_output_activation(cfg, stats) if regression else "none",
+        output_activation=activation,
         loss=cfg.loss,
         huber_delta=cfg.huber_delta,
         weighted_mse_alpha=cfg.weighted_mse_alpha,
@@ -190,6 +214,10 @@ def build_model(cfg: TrainConfig, data: LabelledData, train: pd.DataFrame, pre: 
                      "test_fraction": 0.0 if cfg.test_data else cfg.test_fraction,
                      "val_data": cfg.val_data, "test_data": cfg.test_data},
     )
+    if head is not None:
+        model.head.load_state_dict(head)
+        log.info("--weights %s predicts the same %s: its head is kept", cfg.weights, ", ".join(data.names))
+    return model
 
 
 def _run_name(cfg: TrainConfig) -> str:
@@ -352,7 +380,13 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = (),
     ``callbacks`` are added to the Trainer's own (a hyperparameter search passes its pruning callback).
     ``prepared``: ``cfg``'s data, already read, and the (train, validation, test) rows the caller chose
     instead of the run's own split (the label audit's folds: the data is read once for all of them).
+    ``cfg.unlabelled`` without ``prepared``: a teacher, then a student on its pseudo-labels
+    (``training.self_training``); the student's result.
     """
+    if cfg.unlabelled and prepared is None:
+        from .self_training import self_train  # it trains its teacher and student through this function
+
+        return self_train(cfg, train, callbacks)
     cfg = replace(cfg, resume=resolve_resume(cfg))
     if cfg.lr_find and cfg.resume:
         raise UserError("--lr-find starts a run; a resumed run keeps the learning rate it started with")
