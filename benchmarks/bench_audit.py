@@ -17,8 +17,9 @@ A corruption that changes no value by at least ``VISIBLE`` (0.1; a flip of 0.48 
 nobody could see in the pixels either: it is counted apart (``invisible``), not among the rows to
 find. ``perspective audit`` ranks every row; the figure is the precision among the worst rows, as
 many as were visibly corrupted (precision at 5%); chance is the corrupted share. Each fold's run
-starts ``--start shipped`` (the shipped model's backbone at 160 px, ``-e 5``) or ``scratch``
-(random weights, 96 px, ``-e 10``). Every finished run is appended to ``--results``.
+starts ``--start shipped`` (the shipped model, its head kept: it predicts the same eight scores; 160 px,
+``-e 5``), ``shipped-backbone`` (its backbone with a new head, as for photos of other targets) or
+``scratch`` (random weights, 96 px, ``-e 10``). Every finished run is appended to ``--results``.
 """
 
 from __future__ import annotations
@@ -36,11 +37,14 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from starts import SHIPPED, SHIPPED_SIZE, shipped_backbone  # noqa: E402
+
 from perspective.cli import ArgumentParser, positive_int  # noqa: E402
 
 CORRUPTIONS = ("flip", "shift", "copy", "swap", "relabel")
-STARTS = {
-    "shipped": ["--weights", str(ROOT / "trained_models" / "resnet18_synthetic.ckpt"), "--image-size", "160", "-e", "5"],
+STARTS = {  # each fold run's start; "shipped-backbone" gets its weights file from starts.shipped_backbone
+    "shipped": ["--weights", str(SHIPPED), "--image-size", SHIPPED_SIZE, "-e", "5"],
+    "shipped-backbone": ["--image-size", SHIPPED_SIZE, "-e", "5"],
     "scratch": ["--weights", "none", "--image-size", "96", "-e", "10"],
 }
 VISIBLE = 0.1
@@ -107,9 +111,10 @@ def run_one(work: Path, kind: str, start: str, seed: int, images: int, share: fl
     corrupted[columns].to_csv(csv, index=False)
     task = ["--label-column", "view"] if kind == "relabel" else []
     out = work / f"audit-{kind}-{start}-{seed}"
+    weights = ["--weights", str(shipped_backbone(work))] if start == "shipped-backbone" else []
     begin = time.perf_counter()
     subprocess.run([sys.executable, "-m", "perspective", "audit", "-d", str(csv), "--images", str(data / "images"),
-                    *STARTS[start], *task, "--folds", str(folds), "--logger", "none", "-q",
+                    *weights, *STARTS[start], *task, "--folds", str(folds), "--logger", "none", "-q",
                     "-c", str(work / "checkpoints"), "-o", str(out)], check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
     seconds = time.perf_counter() - begin
     return {"corruption": kind, "start": start, "seed": seed, **figures(pd.read_csv(out / "audit.csv"), wrong),

@@ -8,7 +8,8 @@ chooses ``ADD`` more from an unlabelled pool (``--by balanced``, ``uncertainty``
 their labels are revealed, a model is trained again on all of them, and its test score is the figure.
 
 - ``cars``: synthetic car photos, 100 labelled (seed 201), a pool of 1,000 (seed 202), 500 held-out
-  (seed 203); mean test R² of the 8 scores; from the shipped model's backbone at 160 px, ``-e 5``
+  (seed 203); mean test R² of the 8 scores; from the shipped model's backbone with a new head (``starts.py``)
+  at 160 px, ``-e 5``
   (from random weights 100-200 photos reach R² near 0 and no choice of photos shows).
 - ``digits``: scikit-learn's 1,797 real digits at 64 px, 100 labelled, a pool of 1,000, the other 697
   as the test set; test accuracy; ``--flip-pairs none``, ``-e 20``.
@@ -30,14 +31,16 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from starts import SHIPPED_SIZE, shipped_backbone  # noqa: E402
+
 from perspective.cli import ArgumentParser, positive_int  # noqa: E402
 
 START, ADD = 100, 100
 METHODS = ("balanced", "uncertainty", "random")
 # cars start from the shipped model's backbone (a stand-in for ImageNet weights, which cannot be downloaded
 # here): from random weights 100-200 photos reach a test R² near 0 and every way of choosing looks alike
-SHIPPED = ROOT / "trained_models" / "resnet18_synthetic.ckpt"
-TRAIN = {"cars": ["--weights", str(SHIPPED), "--image-size", "160", "-e", "5"],
+# (its backbone alone: with its head the model knows the eight scores already, ``starts.py``)
+TRAIN = {"cars": ["--image-size", SHIPPED_SIZE, "-e", "5"],
          "digits": ["--weights", "none", "--image-size", "64", "-e", "20", "--flip-pairs", "none"]}
 
 
@@ -93,9 +96,10 @@ def make_digits(root: Path) -> dict[str, Path]:
 
 def train(task: str, labels: Path, test: Path, seed: int, work: Path, name: str) -> tuple[str, float]:
     """Train on ``labels``, test on ``test``: (best checkpoint, test score)."""
+    start = ["--weights", str(shipped_backbone(work))] if task == "cars" else []
     result = subprocess.run(
         [sys.executable, "-m", "perspective", "train", "-d", str(labels), "--images", "/", "--test-data",
-         str(test / "labels.csv"), *TRAIN[task], "--seed", str(seed), "-c", str(work / "ckpt"), "--logs-location",
+         str(test / "labels.csv"), *start, *TRAIN[task], "--seed", str(seed), "-c", str(work / "ckpt"), "--logs-location",
          str(work / "logs"), "--logger", "none", "--run-name", name, "-q"],
         check=True, capture_output=True, text=True, cwd=ROOT)
     best = result.stdout.strip().splitlines()[-1].removeprefix("best checkpoint: ")
