@@ -282,6 +282,8 @@ class TrainConfig(DeviceConfig):
     mix: str = "none"
     mix_alpha: float | None = None  # None: the method's own (1.0 for mixup and cutmix, 2.0 for cmixup)
     flip_pairs: str | None = None
+    unlabelled: str | None = None  # a folder of unlabelled photos: self-training (training.self_training)
+    pseudo_share: float = 0.1  # the surest share of those photos that the student learns from
     resume: str | None = None
     strict: bool = False
     test: bool = True  # False skips the test report (search trials are judged on validation alone)

@@ -86,7 +86,8 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
     g.add_argument("--weights", default=D.weights,
                    help="imagenet (torchvision's weights, cached under $TORCH_HOME), none (random "
                         "initialisation), a path to a state_dict file, or a checkpoint of train whose backbone "
-                        f"starts this run with a new head (default {D.weights})")
+                        "starts this run with a new head (its head too when it predicts the same targets or "
+                        f"classes) (default {D.weights})")
     g.add_argument("--image-size", type=positive_int, default=None,
                    help="input side in pixels (default: the weights' own, 224 for most)")
     g.add_argument("--resize-mode", choices=RESIZE_MODES, default=D.resize_mode,
@@ -128,6 +129,13 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
                         "mixup or cmixup (partners with close scores) for regression (default none)")
     g.add_argument("--mix-alpha", type=positive_float, default=D.mix_alpha,
                    help="Beta(alpha, alpha) of the mixing share (default: 1 for mixup and cutmix, 2 for cmixup)")
+    g.add_argument("--unlabelled", default=D.unlabelled, metavar="DIR",
+                   help="classes: self-training on these unlabelled photos (subfolders too): a teacher trains on the "
+                        "labelled ones, its surest predictions become labels, a student trains on both and is the "
+                        "run's model (folder <run>-teacher beside it) (default: none)")
+    g.add_argument("--pseudo-share", type=fraction, default=D.pseudo_share,
+                   help="with --unlabelled: the share of those photos the student learns from, the teacher's surest, "
+                        f"as many for each class it predicts (default {D.pseudo_share:g})")
     g.add_argument("--strict", action="store_true",
                    help="decode every image before training and stop (exit 2) if any cannot be read "
                         "(default: unreadable images are skipped with a warning)")
