@@ -7,11 +7,11 @@ trains from the same start on both and is validated and tested on the teacher's 
 validation and test rows, so its figures compare with the teacher's (Lee 2013, "Pseudo-label";
 Xie et al. 2020, "Noisy Student": the student sees augmented photos the teacher judged clean).
 
-Measured on Fashion-MNIST (docs/training.md): a teacher at 0.80 test accuracy from 500 labels is
-right on 96% of its 600 surest photos of each class, where it is right on 80% overall; the pick's
-share of the pool is ``--pseudo-share``. Scores are not pseudo-labelled: a regression model's
-confident predictions are its own averages, which teach a student nothing new; ``perspective
-pretrain`` is the way to use unlabelled photos there.
+Measured on Fashion-MNIST: a teacher at 0.80 test accuracy from 500 labels was right on 96% of its
+600 surest photos of each class (the surest 10% of the 59,500-photo pool), where it is right on 80%
+overall; the pick's share of the pool is ``--pseudo-share``. Scores are not pseudo-labelled: a
+predicted score carries no confidence of its own to pick the surest by (the intervals have one width
+per group of predicted scores); ``perspective pretrain`` uses unlabelled photos there.
 """
 
 from __future__ import annotations
