@@ -43,11 +43,9 @@ PSEUDO_LABELS_CSV = "pseudo_labels.csv"  # in the student's run folder: what it 
 def pseudo_labels(rows: Sequence[dict], classes: Sequence[str], share: float, pool: int) -> pd.DataFrame:
     """The surest ``share`` of a ``pool`` of predicted photos, as many for each predicted class:
     columns path, label, confidence (surest first within a class). Unreadable rows are left out."""
-    frame = pd.DataFrame([{"path": r["path"], "label": r["label"], "confidence": r["confidence"]}
-                          for r in rows if not r.get("error")])
+    columns = ["path", "label", "confidence"]
+    frame = pd.DataFrame([[r[c] for c in columns] for r in rows if not r.get("error")], columns=columns)
     per_class = math.ceil(share * pool / max(1, len(classes)))
-    if frame.empty:
-        return frame
     frame = frame.sort_values("confidence", ascending=False, kind="stable")
     return frame.groupby("label", sort=True).head(per_class).reset_index(drop=True)
 
@@ -85,6 +83,8 @@ def self_train(cfg: TrainConfig, train_run, callbacks: Sequence[pl.Callback] = (
     if unreadable:
         log.warning("%d of %d unlabelled images cannot be read and are skipped", unreadable, len(pool))
     picked = pseudo_labels(rows, data.names, cfg.pseudo_share, len(pool))
+    if picked.empty:
+        raise UserError(f"--unlabelled {cfg.unlabelled}: none of its {len(pool)} images can be read")
     log.info("%d pseudo-labelled images join %d labelled ones (the surest %.0f%% of %d, per predicted class)",
              len(picked), len(train_part), 100 * cfg.pseudo_share, len(pool))
     student_train = pd.concat([train_part, picked[["path", "label"]]], ignore_index=True)
