@@ -412,14 +412,14 @@ def main() -> int:
         makers = {"digits": make_digits, "synthetic": make_synthetic, "fashion": make_fashion, "cars": make_cars}
         for dataset in args.datasets:
             data = makers[dataset](work / "data" / dataset)
-            start, pretrain_s = [], 0.0
+            start_flags, pretrain_s = [], 0.0
             if args.pretrain:
                 backbone, pretrain_s = pretrained_backbone(data, args.pretrain, work, args.image_size)
-                start = ["--weights", str(backbone)]
+                start_flags = ["--weights", str(backbone)]
             if args.self_train:
                 if not (data / "pool").is_dir():
                     raise SystemExit(f"bench_recipe.py: {data.name} has no unlabelled pool to self-train on")
-                start += ["--unlabelled", str(data / "pool")]
+                start_flags += ["--unlabelled", str(data / "pool")]
             for epochs in args.epochs:
                 for seed in args.seeds:  # the recipes take turns, so both see the machine in the same state
                     for recipe in args.recipes:
@@ -431,7 +431,7 @@ def main() -> int:
                         if recipe == "plain":
                             outcome = run_plain(data, epochs, seed, args.image_size)
                         else:
-                            outcome = run_toolkit(data, epochs, seed, work, [*start, *extra], args.image_size)
+                            outcome = run_toolkit(data, epochs, seed, work, [*start_flags, *extra], args.image_size)
                         row = {"dataset": dataset, "recipe": name, "epochs": epochs, "seed": seed, **outcome,
                                "seconds": round(time.perf_counter() - start, 1),
                                "pretrain_s": pretrain_s if recipe == "toolkit" else 0.0}
