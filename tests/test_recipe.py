@@ -267,7 +267,7 @@ def test_backbone_lr_scale_gives_the_backbone_its_share_of_the_rate():
     assert sum(len(g["params"]) for g in groups.values()) == len(list(model.parameters()))
 
 
-def test_a_toolkit_checkpoint_starts_a_new_run(trained_regression, regression_dir, tmp_path):
+def test_a_toolkit_checkpoint_starts_a_run_and_brings_its_head_for_the_same_targets(trained_regression, regression_dir, tmp_path):
     _, best = trained_regression
     from perspective.models.backbones import create_backbone
 
