@@ -9,7 +9,10 @@ Xie et al. 2020, "Noisy Student": the student sees augmented photos the teacher 
 
 Measured on Fashion-MNIST: a teacher at 0.80 test accuracy from 500 labels was right on 96% of its
 600 surest photos of each class (the surest 10% of the 59,500-photo pool), where it is right on 80%
-overall; the pick's share of the pool is ``--pseudo-share``. Scores are not pseudo-labelled: a
+overall; the pick's share of the pool is ``--pseudo-share``. The student learnt nothing from them
+(test accuracy 0.794 at its best validation epoch, 0.803 at its last, against 0.807 for the default
+run, seed 0, docs/training.md): the surest photos are the ones the teacher already gets right, and the
+classes it confuses (shirt, T-shirt, pullover, coat) gain few. Scores are not pseudo-labelled: a
 predicted score carries no confidence of its own to pick the surest by (the intervals have one width
 per group of predicted scores); ``perspective pretrain`` uses unlabelled photos there.
 """
