@@ -115,6 +115,16 @@ def test_one_wrong_field_is_named_with_its_given_and_predicted_value():
     assert 0 < top["typical_error"] < 0.1 and top["label_quality"] < table.iloc[1]["label_quality"]
 
 
+def test_weights_trained_on_the_audited_labels_are_recognised(trained_regression, regression_dir):
+    from perspective.models.checkpoint import weights_info
+    from perspective.trust.audit import learnt_these_labels
+
+    info = weights_info(str(trained_regression[1]))  # trained on regression_dir
+    assert learnt_these_labels(info, str(regression_dir))
+    assert not learnt_these_labels(info, str(regression_dir / "elsewhere"))
+    assert not learnt_these_labels({}, str(regression_dir))  # imagenet, none, a plain state_dict
+
+
 def test_calibrating_folds_train_on_as_many_images_as_the_model():
     from perspective.trust.audit import folds_like
 

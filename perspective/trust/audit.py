@@ -33,7 +33,7 @@ from ..config import FOLDS, AuditConfig, TrainConfig
 from ..data import LabelledData, split_data
 from ..errors import UserError
 from ..evaluation.report import image_grid, thumbnail
-from ..models.checkpoint import load_checkpoint, store_calibration
+from ..models.checkpoint import load_checkpoint, store_calibration, weights_info
 from ..models.outputs import output_keys
 from ..prediction.predictor import Predictor
 from ..results import atomic_write
@@ -182,6 +182,21 @@ def audit_table(data: LabelledData, outputs: np.ndarray, suspicion: Suspicion) -
     return result.iloc[order].reset_index(drop=True)
 
 
+def learnt_these_labels(info: dict[str, Any], source: str) -> bool:
+    """Whether a ``--weights`` checkpoint (its ``weights_info``) was trained on the data at ``source``.
+
+    Its fold runs would then start from a model that learnt every row's label, wrong ones included
+    (a checkpoint of the same outputs starts them whole: ``training.run.kept_head``).
+    """
+    trained_on = (info.get("data_config") or {}).get("source")
+
+    def labels_file(path: str) -> str:  # a folder's labels.csv, as the data reader records it
+        inside = os.path.join(path, "labels.csv")
+        return os.path.realpath(inside if os.path.isfile(inside) else path)
+
+    return bool(trained_on) and labels_file(trained_on) == labels_file(source)
+
+
 def check_same_outputs(model, data: LabelledData) -> None:
     if model.hparams.task != data.task or list(model.names) != list(data.names):
         raise UserError(f"--calibrate: the checkpoint predicts {', '.join(model.names)}; the data has "
@@ -252,6 +267,10 @@ def run_audit(cfg: TrainConfig, folds: int | None = AuditConfig.folds, output: s
     if folds is not None and folds < 2:
         raise UserError(f"--folds must be at least 2, not {folds}")
     data = read_training_data(cfg)
+    if learnt_these_labels(weights_info(cfg.weights), data.source):
+        log.warning("--weights %s was trained on %s: every fold run starts from a model that has seen the labels "
+                    "it is to judge, so wrong ones look right; start from its backbone or from other weights",
+                    cfg.weights, data.source)
     if calibrate_model is not None:
         model = load_checkpoint(calibrate_model)
         check_same_outputs(model, data)  # before any fold trains
