@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import FOLDS, AuditConfig, TrainConfig
+from ..config import FOLDS, LABELS_CSV, AuditConfig, TrainConfig
 from ..data import LabelledData, split_data
 from ..errors import UserError
 from ..evaluation.report import image_grid, thumbnail
@@ -191,7 +191,7 @@ def learnt_these_labels(info: dict[str, Any], source: str) -> bool:
     trained_on = (info.get("data_config") or {}).get("source")
 
     def labels_file(path: str) -> str:  # a folder's labels.csv, as the data reader records it
-        inside = os.path.join(path, "labels.csv")
+        inside = os.path.join(path, LABELS_CSV)
         return os.path.realpath(inside if os.path.isfile(inside) else path)
 
     return bool(trained_on) and labels_file(trained_on) == labels_file(source)
