@@ -75,7 +75,8 @@ def out_of_fold_outputs(cfg: TrainConfig, data: LabelledData, folds: int, valida
     frame = data.frame.reset_index(drop=True)
     assignment = fold_assignment(len(frame), folds, cfg.seed)
     outputs = np.full((len(frame), len(data.names)), np.nan)
-    stamp = time.strftime("%Y%m%d-%H%M%S")  # each audit's runs in folders of their own
+    # each audit's runs in folders of their own, also beside another audit started in the same second
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     for fold in range(folds):
         held = frame[assignment == fold]
         rest = LabelledData(frame[assignment != fold], data.task, data.names, data.source)
