@@ -61,8 +61,8 @@ def self_train(cfg: TrainConfig, train_run, callbacks: Sequence[pl.Callback] = (
     ``pseudo_labels.csv``.
     """
     if cfg.resume:
-        raise UserError("--unlabelled trains a teacher and then a student; --resume continues one run: resume "
-                        "the student's run (its folder holds pseudo_labels.csv) without --unlabelled")
+        raise UserError("--unlabelled trains a teacher and then a student on pseudo-labels that are not kept "
+                        "until it ends; --resume cannot continue it: start it again")
     if not 0 < cfg.pseudo_share <= 1:
         raise UserError(f"--pseudo-share must lie in (0, 1], not {cfg.pseudo_share}")
     if not Path(cfg.unlabelled).is_dir():
