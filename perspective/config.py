@@ -315,6 +315,7 @@ class PretrainConfig(DeviceConfig):
     backbone: str = DEFAULT_BACKBONE
     weights: str = "none"
     method: str = "simclr"
+    hflip_prob: float = 0.5  # lightly's views' own mirror chance
     image_size: int | None = None  # None: the weights' own (224 for most)
     max_epochs: int = 100
     batch_size: int = 128  # contrastive losses compare every image of a batch with every other

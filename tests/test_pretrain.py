@@ -109,3 +109,28 @@ def test_a_missing_lightly_is_named_in_one_line(photos, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "lightly", None)  # import lightly now raises ImportError
     result = run_command("pretrain", "-d", str(photos), "-o", str(tmp_path / "b.ckpt"), *FAST)
     assert result.returncode == 2 and "pip install 'perspective[pretrain]'" in result.stderr
+
+
+@pytest.mark.parametrize("method", ["simclr", "vicreg", "byol"])
+def test_hflip_prob_zero_never_mirrors_a_view(method):
+    """--hflip-prob 0 (car photos: the mirror swaps left and right): an image with a chequered left half and
+    a flat right half keeps its chequer on the left in every view, whatever the colour changes; the default
+    mirrors some views."""
+    from PIL import Image
+
+    from perspective.models.backbones import default_preprocessing
+    from perspective.training.pretrain import view_transform
+
+    pixels = torch.full((64, 64, 3), 128, dtype=torch.uint8)
+    pixels[:, :32] = ((torch.arange(64)[:, None] // 2 + torch.arange(32)[None, :] // 2) % 2 * 255)[..., None]
+    image = Image.fromarray(pixels.numpy())
+    pre = default_preprocessing("resnet18", 32)
+
+    def mirrored_views(hflip_prob: float) -> int:
+        torch.manual_seed(0)
+        views = [v for _ in range(20) for v in view_transform(method, pre, hflip_prob)(image)]
+        # the chequer's side: its half varies more (a crop may hold one half only: both vary alike then)
+        return sum(bool(v[:, :, 16:].std() > 2 * v[:, :, :16].std() + 1e-3) for v in views)
+
+    assert mirrored_views(0.0) == 0
+    assert mirrored_views(0.5) > 0

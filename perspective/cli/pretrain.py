@@ -24,6 +24,7 @@ from .common import (
     add_quiet_flag,
     config_of,
     existing_path,
+    fraction,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -52,6 +53,9 @@ def get_args_parser(prog: str = "perspective pretrain") -> argparse.ArgumentPars
                    help=f"start from: none (random), imagenet, or a weights file (default {D.weights})")
     p.add_argument("--method", choices=PRETRAIN_METHODS, default=D.method,
                    help=f"self-supervised method, lightly's losses and views (default {D.method})")
+    p.add_argument("--hflip-prob", type=fraction, default=D.hflip_prob,
+                   help="chance that a view is mirrored; 0 where a mirror changes what the photo shows (a car's "
+                        f"left side becomes its right) and the scores must tell the two apart (default {D.hflip_prob:g})")
     p.add_argument("--image-size", type=positive_int, default=D.image_size,
                    help="input side in pixels; train starts at the same size (default: the weights' own, 224 for most)")
     p.add_argument("-e", "--max-epochs", type=positive_int, default=D.max_epochs, help=f"epochs (default {D.max_epochs})")

@@ -76,18 +76,19 @@ class UnlabelledImages(Dataset):
             return None
 
 
-def view_transform(method: str, pre: Preprocessing):
-    """lightly's two-view transform of ``method`` at the backbone's input size and normalisation."""
+def view_transform(method: str, pre: Preprocessing, hflip_prob: float = PretrainConfig.hflip_prob):
+    """lightly's two-view transform of ``method`` at the backbone's input size and normalisation; a view is
+    mirrored with ``hflip_prob``."""
     from lightly.transforms import BYOLTransform, SimCLRTransform, VICRegTransform
     from lightly.transforms.byol_transform import BYOLView1Transform, BYOLView2Transform
 
     normalize = {"mean": list(pre.mean), "std": list(pre.std)}
     if method == "simclr":
-        return SimCLRTransform(input_size=pre.image_size, normalize=normalize)
+        return SimCLRTransform(input_size=pre.image_size, hf_prob=hflip_prob, normalize=normalize)
     if method == "vicreg":
-        return VICRegTransform(input_size=pre.image_size, normalize=normalize)
-    return BYOLTransform(BYOLView1Transform(input_size=pre.image_size, normalize=normalize),
-                         BYOLView2Transform(input_size=pre.image_size, normalize=normalize))
+        return VICRegTransform(input_size=pre.image_size, hf_prob=hflip_prob, normalize=normalize)
+    return BYOLTransform(BYOLView1Transform(input_size=pre.image_size, hf_prob=hflip_prob, normalize=normalize),
+                         BYOLView2Transform(input_size=pre.image_size, hf_prob=hflip_prob, normalize=normalize))
 
 
 class PretrainModule(pl.LightningModule):
@@ -218,7 +219,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     run = Path(resume).parent.name if resume else cfg.run_name or time.strftime("%Y%m%d-%H%M%S")
     model = PretrainModule(cfg.backbone, cfg.weights, cfg.method, pre.image_size, cfg.learning_rate,
                            cfg.weight_decay, cfg.warmup_epochs)
-    loader = DataLoader(UnlabelledImages(paths, view_transform(cfg.method, pre), pre.decode_size),
+    loader = DataLoader(UnlabelledImages(paths, view_transform(cfg.method, pre, cfg.hflip_prob), pre.decode_size),
                         batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=workers,
                         collate_fn=skip_unreadable, persistent_workers=workers > 0)
     checkpoint = RunCheckpoint(dirpath=runs / run, save_last=True, save_top_k=0)  # last.ckpt after every epoch
