@@ -7,6 +7,8 @@
     python benchmarks/bench_recipe.py --datasets fashion --seeds 0 1 2 --epochs 15 --recipes toolkit \
         --pretrain="--method simclr -e 20 --image-size 64" --label "pretrain simclr + toolkit"
     python benchmarks/bench_recipe.py --datasets fashion --seeds 0 1 2 --epochs 15 --recipes toolkit --self-train
+    python benchmarks/bench_recipe.py --datasets cars --seeds 0 1 2 --epochs 15 --recipes toolkit \
+        --pretrain="-e 40 --hflip-prob 0" --label "toolkit, pretrained simclr -e 40 no flips"
 
 Small datasets, each with a fixed split (the seeds vary initialisation, augmentation and order):
 
