@@ -31,7 +31,10 @@ def photos(tmp_path_factory) -> Path:
 def pretrained(photos, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path, Path]:
     work = tmp_path_factory.mktemp("pretrain")
     out = work / "backbone.ckpt"
-    result = run_command("pretrain", "-d", str(photos), "-o", str(out), "-e", "6", "-c", str(work / "ckpt"),
+    # VICReg: its loss falls clearly within 6 epochs of 48 tiny photos (29 to 22 when written). SimCLR's
+    # swings with each epoch's random views more than it falls at this size; the loop is the same.
+    result = run_command("pretrain", "-d", str(photos), "-o", str(out), "-e", "6", "--method", "vicreg",
+                         "-c", str(work / "ckpt"),
                          "--logs-location", str(work / "logs"), "--run-name", "r", *FAST)
     return result, out, work
 
@@ -41,12 +44,12 @@ def test_pretraining_learns_and_writes_a_backbone_file(pretrained):
     assert result.returncode == 0, result.stderr
     assert "pretrained on 48 images (0 unreadable, skipped)" in result.stdout  # subfolders too
     losses = pd.read_csv(work / "logs" / "pretrain-resnet18" / "r" / "metrics.csv")["train_loss_epoch"]
-    assert len(losses) == 6 and losses.iloc[-2:].mean() < losses.iloc[:2].mean(), losses.tolist()
+    assert len(losses) == 6 and losses.iloc[-2:].mean() < 0.9 * losses.iloc[:2].mean(), losses.tolist()
     content = torch.load(out, weights_only=True)
     assert all(k.startswith("backbone.") for k in content["state_dict"])
     info = content["hyper_parameters"]
     assert info["backbone"] == "resnet18" and info["preprocessing"]["image_size"] == 32
-    assert info["pretrain"]["method"] == "simclr" and info["pretrain"]["images"] == 48
+    assert info["pretrain"]["method"] == "vicreg" and info["pretrain"]["images"] == 48
     assert (work / "ckpt" / "pretrain-resnet18" / "r" / "last.ckpt").is_file()
 
 
