@@ -27,6 +27,7 @@ from tqdm import tqdm
 from ..config import PredictConfig
 from ..data.datasets import ImageFileDataset
 from ..errors import UserError
+from ..interrupts import keeps_ctrl_c
 from ..models.backbones import Preprocessing
 from ..models.transforms import eval_resize
 from .parts import Outcome, PartStore, PartWriter, ProgressLog, RunState, part_path, shard, start_run
@@ -119,6 +120,7 @@ class PartFileWriter(BasePredictionWriter):
             self.part = None
 
 
+@keeps_ctrl_c
 def predict_distributed(model, paths: Sequence[str], store: PartStore, cfg: PredictConfig, plan: dict[str, Any], *,
                         resume: bool, result_format: str, log_every: int) -> Outcome:
     """Several processes through Lightning (``plan``: its accelerator, devices, nodes and strategy), each

@@ -39,6 +39,7 @@ from ..data import find_unreadable, list_images, load_image
 from ..data.datasets import skip_unreadable
 from ..errors import UserError
 from ..hardware import default_precision, resolve_devices
+from ..interrupts import keeps_ctrl_c
 from ..models.backbones import Preprocessing, create_backbone, default_preprocessing, get_spec
 from ..models.checkpoint import save_atomically
 from ..models.module import warmup_cosine
@@ -200,6 +201,7 @@ def resolve_resume(cfg: PretrainConfig, runs: Path) -> str | None:
     return str(found[-1])
 
 
+@keeps_ctrl_c
 def pretrain(cfg: PretrainConfig) -> PretrainResult:
     """Pretrain ``cfg.backbone`` on the images of ``cfg.data`` and write its weights to ``cfg.output``."""
     if cfg.method not in PRETRAIN_METHODS:

@@ -47,6 +47,7 @@ from ..data.datasets import PerspectiveDataModule
 from ..errors import UserError
 from ..evaluation.metrics import flat_metrics
 from ..hardware import default_precision, resolve_devices
+from ..interrupts import keeps_ctrl_c
 from ..models.backbones import Preprocessing, default_preprocessing
 from ..models.checkpoint import load_checkpoint, weights_info
 from ..models.module import PerspectiveModel
@@ -373,6 +374,7 @@ def write_run_config(cfg: TrainConfig, run_dir: Path) -> Path:
     return path
 
 
+@keeps_ctrl_c
 def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = (),
           prepared: tuple[LabelledData, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]] | None = None) -> TrainResult:
     """Fit a model as ``cfg`` says, test its best checkpoint, and say where it is.
