@@ -380,7 +380,9 @@ def markdown(results) -> str:
         group = groups.get_group((dataset, epochs, recipe))
         test, wall = group["test"], group["seconds"]
         std = f" ± {test.std(ddof=1):.3f}" if len(group) > 1 else ""
-        name = {"toolkit": "toolkit, defaults", "plain": "plain loop"}.get(recipe, recipe.replace("toolkit ", "toolkit, `") + "`")
+        name = {"toolkit": "toolkit, defaults", "plain": "plain loop"}.get(recipe, recipe)
+        if name.startswith("toolkit -"):  # flags: "toolkit --augment trivial" reads as "toolkit, `--augment trivial`"
+            name = name.replace("toolkit ", "toolkit, `", 1) + "`"
         lines.append(f"| {dataset} | {name} | {epochs} | {len(group)} | {test.mean():.3f}{std} ({test.min():.3f} - "
                      f"{test.max():.3f}) | {wall.mean():.0f} ({wall.min():.0f} - {wall.max():.0f}) |")
     return "\n".join(lines)
