@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT, run_script
+from conftest import ROOT, run_command, run_script
 
 from perspective.cli.infer import main as infer_main
 from perspective.data import list_images, read_path_list
@@ -64,7 +64,7 @@ def test_a_folder_tree_is_listed_as_path_strings_in_the_order_of_their_parts(tmp
 def test_infer_refuses_a_list_without_a_path_column_in_one_line(tmp_path):
     table = tmp_path / "list.csv"
     table.write_text("image\nx.jpg\n")
-    result = run_script("infer.py", "--list", str(table), "-o", str(tmp_path / "out.csv"))
+    result = run_command("infer", "--list", str(table), "-o", str(tmp_path / "out.csv"))
     assert result.returncode == 2 and "filename' or 'path' column" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 

@@ -329,8 +329,8 @@ def test_balance_is_recorded_in_the_checkpoint(balance, class_dir, tmp_path):
 
 
 def test_balance_is_refused_for_regression(regression_dir, tmp_path):
-    result = run_script("train.py", "-d", str(regression_dir), "--weights", "none", "--balance", "sampler",
-                        "-c", str(tmp_path / "c"), "-q")
+    result = run_command("train", "-d", str(regression_dir), "--weights", "none", "--balance", "sampler",
+                         "-c", str(tmp_path / "c"), "-q")
     assert result.returncode == 2 and "--balance is for classification" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
@@ -445,8 +445,8 @@ def test_a_row_without_any_target_is_still_refused(partly_labelled, tmp_path):
     frame = pd.read_csv(partly_labelled / "labels.csv")
     frame.loc[4, ["redness", "greenness"]] = np.nan
     frame.to_csv(partly_labelled / "labels.csv", index=False)
-    result = run_script("train.py", "-d", str(partly_labelled), "--weights", "none", "--allow-missing-targets",
-                        "-c", str(tmp_path / "c"), "-q")
+    result = run_command("train", "-d", str(partly_labelled), "--weights", "none", "--allow-missing-targets",
+                         "-c", str(tmp_path / "c"), "-q")
     assert result.returncode == 2 and "no target value at all on line(s) 6" in result.stderr
 
 

@@ -208,7 +208,7 @@ def test_mismatched_data_is_a_one_line_error_naming_the_mismatch(bad, trained_re
         frame.to_csv(tmp_path / "labels.csv", index=False)
         args = ["-c", str(trained_classifier[1]), "-d", str(tmp_path / "labels.csv"), "--images", str(class_dir)]
         expected = "purple"
-    ev = run_script("evaluate.py", *args, "-o", str(tmp_path / "ev"), "-q")
+    ev = run_command("evaluate", *args, "-o", str(tmp_path / "ev"), "-q")
     assert ev.returncode == 2
     assert expected in ev.stderr and "does not match the checkpoint" in ev.stderr
     assert len(ev.stderr.strip().splitlines()) == 1 and "Traceback" not in ev.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, run_script
+from conftest import ROOT, run_command, run_script
 from PIL import Image
 from synthetic import make_regression_set
 
@@ -25,6 +25,12 @@ def small_set(tmp_path):
 def _train(data, tmp_path, *extra, **kwargs):
     return run_script("train.py", "-d", str(data), *TRAIN, "-c", str(tmp_path / "ck"),
                       "--logs-location", str(tmp_path / "lg"), *extra, **kwargs)
+
+
+def _train_here(data, tmp_path, *extra):
+    """train in this process through its own exit path: for refusals, which end before any training."""
+    return run_command("train", "-d", str(data), *TRAIN, "-c", str(tmp_path / "ck"),
+                       "--logs-location", str(tmp_path / "lg"), *extra)
 
 
 def _one_line_exit_2(result, message):
@@ -65,7 +71,7 @@ def test_bad_images_are_skipped_with_a_warning_and_training_finishes(set_with_ba
 
 
 def test_strict_refuses_bad_images_before_training(set_with_bad_images, tmp_path):
-    result = _train(set_with_bad_images, tmp_path, "-e", "1", "--strict")
+    result = _train_here(set_with_bad_images, tmp_path, "-e", "1", "--strict")
     _one_line_exit_2(result, "--strict: 4 of 40 image(s) cannot be read")
     assert not (tmp_path / "ck").exists()  # nothing trained
 
@@ -102,7 +108,7 @@ def test_bad_csv_is_a_one_line_error_before_training(case, message, small_set, t
         labels = labels.iloc[:6]
         extra = ["--val-fraction", "0.3", "--test-fraction", "0.05"]
     labels.to_csv(small_set / "labels.csv", index=False)
-    _one_line_exit_2(_train(small_set, tmp_path, "-e", "1", *extra), message)
+    _one_line_exit_2(_train_here(small_set, tmp_path, "-e", "1", *extra), message)
 
 
 # --- crash safety -----------------------------------------------------------------------------
@@ -111,7 +117,10 @@ def test_bad_csv_is_a_one_line_error_before_training(case, message, small_set, t
 def _start(data, tmp_path, epochs):
     command = [sys.executable, str(ROOT / "train.py"), "-d", str(data), *TRAIN, "-e", str(epochs),
                "-c", str(tmp_path / "ck"), "--logs-location", str(tmp_path / "lg")]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C's default in the child: a suite started in the background (`cmd &`), or a runner's worker,
+    # ignores SIGINT, and a child would inherit that and run all its epochs.
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_last(tmp_path, process, timeout=240):
