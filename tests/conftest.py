@@ -25,6 +25,14 @@ def run_script(script: str, *args: str, cwd: Path | None = None, env: dict | Non
     )
 
 
+def ctrl_c_at_default() -> None:
+    """``preexec_fn`` of a child that a test interrupts: a suite started in the background (``cmd &``), or
+    by a runner's worker, ignores SIGINT, and the child would inherit that."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_command(command: str, *args: str) -> subprocess.CompletedProcess:
     """Run ``perspective <command> args`` in this process, through the command's own exit path.
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, ctrl_c_at_default
 from PIL import Image
 
 from perspective.download import (
@@ -366,7 +366,7 @@ def test_ctrl_c_stops_at_once_and_still_writes_the_manifest(site, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "perspective", "download", str(listing), "--out", str(out), "-q"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=ctrl_c_at_default)
     deadline = time.monotonic() + 30
     while not (out / "stall.jpg.partial").exists() and time.monotonic() < deadline:
         time.sleep(0.05)

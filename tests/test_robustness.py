@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, run_command, run_script
+from conftest import ROOT, ctrl_c_at_default, run_command, run_script
 from PIL import Image
 from synthetic import make_regression_set
 
@@ -117,10 +117,8 @@ def test_bad_csv_is_a_one_line_error_before_training(case, message, small_set, t
 def _start(data, tmp_path, epochs):
     command = [sys.executable, str(ROOT / "train.py"), "-d", str(data), *TRAIN, "-e", str(epochs),
                "-c", str(tmp_path / "ck"), "--logs-location", str(tmp_path / "lg")]
-    # Ctrl-C's default in the child: a suite started in the background (`cmd &`), or a runner's worker,
-    # ignores SIGINT, and a child would inherit that and run all its epochs.
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=ctrl_c_at_default)
 
 
 def _wait_for_last(tmp_path, process, timeout=240):
