@@ -123,7 +123,7 @@ def trials_of(storage: str) -> list:
     return optuna.load_study(study_name="s", storage=storage_url(storage)).trials
 
 
-@pytest.mark.parametrize("workers", [3])
+@pytest.mark.parametrize("workers", [2])
 def test_workers_started_together_on_a_fresh_database_all_run(server, data, space, tmp_path, workers):
     storage = server.new_database()
     results = start_together([search_command(data, space, tmp_path / f"w{i}", storage, 2) for i in range(workers)])
