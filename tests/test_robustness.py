@@ -22,15 +22,17 @@ def small_set(tmp_path):
     return make_regression_set(tmp_path / "data", n=40)
 
 
+def _train_args(data, tmp_path, *extra) -> list[str]:
+    return ["-d", str(data), *TRAIN, "-c", str(tmp_path / "ck"), "--logs-location", str(tmp_path / "lg"), *extra]
+
+
 def _train(data, tmp_path, *extra, **kwargs):
-    return run_script("train.py", "-d", str(data), *TRAIN, "-c", str(tmp_path / "ck"),
-                      "--logs-location", str(tmp_path / "lg"), *extra, **kwargs)
+    return run_script("train.py", *_train_args(data, tmp_path, *extra), **kwargs)
 
 
 def _train_here(data, tmp_path, *extra):
     """train in this process through its own exit path: for refusals, which end before any training."""
-    return run_command("train", "-d", str(data), *TRAIN, "-c", str(tmp_path / "ck"),
-                       "--logs-location", str(tmp_path / "lg"), *extra)
+    return run_command("train", *_train_args(data, tmp_path, *extra))
 
 
 def _one_line_exit_2(result, message):
@@ -115,8 +117,7 @@ def test_bad_csv_is_a_one_line_error_before_training(case, message, small_set, t
 
 
 def _start(data, tmp_path, epochs):
-    command = [sys.executable, str(ROOT / "train.py"), "-d", str(data), *TRAIN, "-e", str(epochs),
-               "-c", str(tmp_path / "ck"), "--logs-location", str(tmp_path / "lg")]
+    command = [sys.executable, str(ROOT / "train.py"), *_train_args(data, tmp_path, "-e", str(epochs))]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=ctrl_c_at_default)
 
