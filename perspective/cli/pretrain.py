@@ -52,7 +52,9 @@ def get_args_parser(prog: str = "perspective pretrain") -> argparse.ArgumentPars
     p.add_argument("--weights", default=D.weights,
                    help=f"start from: none (random), imagenet, or a weights file (default {D.weights})")
     p.add_argument("--method", choices=PRETRAIN_METHODS, default=D.method,
-                   help=f"self-supervised method, lightly's losses and views (default {D.method})")
+                   help="self-supervised method, lightly's losses and views; measured on 3,000 car photos, -e 20: a "
+                        "300-photo fine-tune reached R2 0.198 from simclr, 0.187 from vicreg, 0.092 from random "
+                        f"weights (default {D.method})")
     p.add_argument("--hflip-prob", type=fraction, default=D.hflip_prob,
                    help="chance that a view is mirrored; 0 where a mirror changes what the photo shows (a car's "
                         f"left side becomes its right) and the scores must tell the two apart (default {D.hflip_prob:g})")
@@ -60,7 +62,8 @@ def get_args_parser(prog: str = "perspective pretrain") -> argparse.ArgumentPars
                    help="input side in pixels; train starts at the same size (default: the weights' own, 224 for most)")
     p.add_argument("-e", "--max-epochs", type=positive_int, default=D.max_epochs,
                    help="epochs; measured on 3,000 unlabelled car photos at 64 px, a 300-photo fine-tune from it gained "
-                        f"+0.089 R2 with -e 20 and +0.126 with -e 40 (default {D.max_epochs})")
+                        f"+0.089 R2 with -e 20, +0.126 with -e 40 and +0.199 with -e 100 (68 min of one CPU core, 167 s on an "
+                        f"H200) (default {D.max_epochs})")
     p.add_argument("-l", "--learning-rate", type=positive_float, default=D.learning_rate,
                    help=f"AdamW learning rate, warm-up then cosine (default {D.learning_rate:g})")
     p.add_argument("--weight-decay", type=non_negative_float, default=D.weight_decay,

@@ -122,11 +122,16 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
     g.add_argument("--test-data", type=existing_path, default=None, help="separate test data (same layout as -d)")
     g.add_argument("--augment", choices=AUGMENT_LEVELS, default=D.augment,
                    help="training augmentation: light = flip, rotation within 10 degrees, colour jitter; "
-                        "strong adds a random resized crop; trivial = TrivialAugmentWide; randaugment = RandAugment "
-                        f"(default {D.augment})")
+                        "strong adds a random resized crop; trivial = TrivialAugmentWide; randaugment = RandAugment. "
+                        "Measured on 500 Fashion-MNIST photos from scratch (-e 15, one seed): light 0.796, randaugment "
+                        f"0.793, trivial 0.771, strong 0.763 test accuracy (default {D.augment})")
     g.add_argument("--mix", choices=MIXES, default=D.mix,
                    help="mix training images in pairs, labels in the same share: mixup or cutmix for classes, "
-                        "mixup or cmixup (partners with close scores) for regression (default none)")
+                        "mixup or cmixup (partners with close scores) for regression. Measured from scratch, -e 15: "
+                        "300 car photos (3 seeds) R2 0.134 with mixup, 0.095 with cmixup, 0.092 without (from a "
+                        "pretrained backbone mixup lost: 0.238 against 0.314); 500 "
+                        "Fashion-MNIST photos (one seed) accuracy 0.785 with cutmix, 0.766 with mixup, 0.796 without "
+                        "(default none)")
     g.add_argument("--mix-alpha", type=positive_float, default=D.mix_alpha,
                    help="Beta(alpha, alpha) of the mixing share (default: 1 for mixup and cutmix, 2 for cmixup)")
     g.add_argument("--unlabelled", default=D.unlabelled, metavar="DIR",
