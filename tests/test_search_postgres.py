@@ -98,10 +98,15 @@ def space(tmp_path_factory) -> Path:
     return path
 
 
-def search_command(data: Path, space: Path, out: Path, storage: str, trials: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "perspective", "search", "-d", str(data), "-o", str(out), "-e", "1", "-w", "0",
-            "--weights", "none", "--image-size", "32", "--space", str(space), "--sampler", "random", "-q",
-            "--storage", storage, "--study", "s", "--trials", str(trials), *extra]
+def search_args(data: Path, space: Path, out: Path, storage: str, trials: int, *extra: str) -> list[str]:
+    return ["-d", str(data), "-o", str(out), "-e", "1", "-w", "0", "--weights", "none", "--image-size", "32",
+            "--space", str(space), "--sampler", "random", "-q", "--storage", storage, "--study", "s",
+            "--trials", str(trials), *extra]
+
+
+def search_command(*args, **kwargs) -> list[str]:
+    """``perspective search`` with ``search_args`` in a process of its own."""
+    return [sys.executable, "-m", "perspective", "search", *search_args(*args, **kwargs)]
 
 
 def start_together(commands: list[list[str]]) -> list[subprocess.CompletedProcess]:
@@ -123,8 +128,8 @@ def trials_of(storage: str) -> list:
     return optuna.load_study(study_name="s", storage=storage_url(storage)).trials
 
 
-@pytest.mark.parametrize("workers", [2])
-def test_workers_started_together_on_a_fresh_database_all_run(server, data, space, tmp_path, workers):
+def test_workers_started_together_on_a_fresh_database_all_run(server, data, space, tmp_path):
+    workers = 2
     storage = server.new_database()
     results = start_together([search_command(data, space, tmp_path / f"w{i}", storage, 2) for i in range(workers)])
     for result in results:
@@ -187,9 +192,9 @@ def test_results_and_the_best_command_match_sqlite(server, data, space, tmp_path
 
 
 def test_an_unreachable_database_is_one_line(data, space, tmp_path):
-    here = search_command(data, space, tmp_path, f"postgresql://me@127.0.0.1:{free_port()}/nodb", 1)[4:]
-    result = run_command("search", *here)  # in this process: the refusal comes before any trial
+    # in this process: the refusal comes before any trial
+    result = run_command("search", *search_args(data, space, tmp_path, f"postgresql://me@127.0.0.1:{free_port()}/nodb", 1))
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "cannot reach the database nodb on 127.0.0.1" in result.stderr
-    spelled = run_command("search", *search_command(data, space, tmp_path, "postgresql+psycopg2://me@127.0.0.1/x", 1)[4:])
+    spelled = run_command("search", *search_args(data, space, tmp_path, "postgresql+psycopg2://me@127.0.0.1/x", 1))
     assert spelled.returncode == 2 and "write postgresql://" in spelled.stderr
