@@ -9,11 +9,11 @@
 # .dev/fashion/, and lightly importable or as a wheel in .dev/whl/ (for a machine without an index).
 # The backbones are written to $OUT as fp16 in 15 MB parts (OUT's files come back from a lent machine
 # only in such parts); join them and cast back to float32 to fine-tune. Knobs for a dry run on a CPU:
-# CARS_N, CARS_E, FASHION_LIMIT (pool images kept), BUDGET (seconds), WORKERS (loader processes).
+# CARS_E, FASHION_LIMIT (pool images kept), BUDGET (seconds), WORKERS (loader processes).
 set -o pipefail
 export PYTHONUNBUFFERED=1
 T0=$(date +%s)
-CARS_N=${CARS_N:-3000}; CARS_E=${CARS_E:-100}; BUDGET=${BUDGET:-540}; WORKERS=${WORKERS:-$(( $(nproc) - 1 ))}
+CARS_E=${CARS_E:-100}; BUDGET=${BUDGET:-540}; WORKERS=${WORKERS:-$(( $(nproc) - 1 ))}
 OUT=${OUT:?set OUT to a folder for the logs and backbones}; mkdir -p "$OUT"
 if [ -d .dev/whl ] && ! python3 -c "import lightly" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .dev/whl/*.whl || exit 1
@@ -25,18 +25,16 @@ nvidia-smi -L 2>/dev/null; nproc
 python3 -c "import torch, torchvision, pytorch_lightning, lightly; print(torch.__version__, torchvision.__version__, pytorch_lightning.__version__, lightly.__version__)"
 W=${W:-/tmp/pretrain_gpu}; mkdir -p $W
 python3 -c "
-import os, sys, time
+import sys, time
 from pathlib import Path
-from benchmarks.bench_recipe import make_fashion
-from perspective.synth import generate
-w, cars_n, limit = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+from benchmarks.bench_recipe import make_cars, make_fashion
+w, limit = Path(sys.argv[1]), int(sys.argv[2])
 t = time.time(); make_fashion(w / 'data/fashion'); print('fashion data', round(time.time() - t, 1), 's')
 if limit:
     for f in sorted((w / 'data/fashion/pool').iterdir())[limit:]:
         f.unlink()
-t = time.time(); generate(w / 'data/cars_unlabelled', cars_n, 104, progress=False, workers=os.cpu_count())
-(w / 'data/cars_unlabelled/labels.csv').unlink(missing_ok=True); print('cars pool', round(time.time() - t, 1), 's')
-" $W $CARS_N ${FASHION_LIMIT:-0} 2>&1 | tee $OUT/data.log
+t = time.time(); make_cars(w / 'data/cars'); print('cars data', round(time.time() - t, 1), 's')
+" $W ${FASHION_LIMIT:-0} 2>&1 | tee $OUT/data.log
 run() {  # name, data, flags...
   local name=$1 data=$2; shift 2
   local start=$(date +%s.%N)
@@ -54,12 +52,12 @@ print('saved', len(b), 'bytes')
 " $W/$name.ckpt $OUT/$name
 }
 c0=$(date +%s)
-run cars $W/data/cars_unlabelled/images -e $CARS_E --hflip-prob 0
+run cars $W/data/cars/pool -e $CARS_E --hflip-prob 0
 c1=$(date +%s)
 # Fashion's epochs from the cars rate: a 28 px PNG costs the loader about 0.6 of a car photo.
 pool=$(ls $W/data/fashion/pool | wc -l)
 FE=$(python3 -c "
-ips = $CARS_N * $CARS_E / max($c1 - $c0, 1) / 0.6
+ips = $(ls $W/data/cars/pool | wc -l) * $CARS_E / max($c1 - $c0, 1) / 0.6
 left = $BUDGET - ($c1 - $T0) - 45
 print(max(1, min(40, int(left * ips / $pool))))")
 echo "fashion: $pool images, -e $FE (cars ran $((c1 - c0)) s)"
