@@ -8,7 +8,8 @@
 # the build gets this machine's settings (its index configuration and CA bundle) through docker/pip/,
 # which git ignores. Checks: `--version`; `infer` on a mounted sample_set writes the host's rows; the
 # server answers /health and /predict like the host; it runs as a non-root user; `docker stop` is
-# prompt. Where it cannot run (not root, no apt-get, no Docker daemon possible) it says "skipped: why".
+# prompt. Where it cannot run (not root, no apt-get, no Docker daemon possible, too little disk for the
+# build: PERSPECTIVE_DOCKER_NEED_GB, 16 by default) it says "skipped: why".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -60,6 +61,19 @@ if ! docker image inspect "$BASE" >/dev/null 2>&1; then
 fi
 echo "base image ready: $(( $(date +%s) - start )) s"
 
+# --- room for the build. The index's torch is the CUDA build: the image is 7.3 GB and the disk in use
+# peaks 14.4 GB above where it starts (the downloaded wheels sit beside what they unpack into).
+# What an earlier run left in the daemon's cache (its image, dangling layers, build cache) goes first
+# when room is short.
+free_gb() { df -P --block-size=1G "$CACHE" | awk 'NR == 2 {print $4}'; }
+NEED_GB=${PERSPECTIVE_DOCKER_NEED_GB:-16}
+if [ "$(free_gb)" -lt "$NEED_GB" ]; then
+    docker rmi -f "$IMAGE" >/dev/null 2>&1 || true
+    docker image prune -f >/dev/null 2>&1 || true
+    docker builder prune -af >/dev/null 2>&1 || true
+fi
+[ "$(free_gb)" -ge "$NEED_GB" ] || skip "the build needs ${NEED_GB} GB free under $CACHE; $(free_gb) GB are"
+
 # --- this machine's pip settings for the build: its index configuration and CA bundle, not committed
 python3 - "$ROOT/docker/pip" <<'PY'
 import shutil, subprocess, sys
@@ -86,6 +100,7 @@ build=$(date +%s)
 docker build --network host --build-arg BASE="$BASE" -t "$IMAGE" . >"$WORK/build.log" 2>&1 \
     || { tail -20 "$WORK/build.log"; exit 1; }
 echo "image built: $(( $(date +%s) - build )) s, $(docker image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.2f GB", $1 / 1e9}')"
+docker image prune -f >/dev/null 2>&1 || true   # the image this build replaced, if any
 
 # --- checks
 fail() { echo "docker/test.sh: FAILED: $*" >&2; exit 1; }
