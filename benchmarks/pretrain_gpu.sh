@@ -10,6 +10,10 @@
 # The backbones are written to $OUT as fp16 in 15 MB parts (OUT's files come back from a lent machine
 # only in such parts); join them and cast back to float32 to fine-tune. Knobs for a dry run on a CPU:
 # CARS_E, FASHION_LIMIT (pool images kept), BUDGET (seconds), WORKERS (loader processes).
+# A longer Fashion run over two calls of a lent machine (each at most 10 minutes; W stays while it is warm):
+#
+#     CARS_E=0 FASHION_E=35 OUT=results/ timeout 560 bash benchmarks/pretrain_gpu.sh   # stopped, last.ckpt kept
+#     CARS_E=0 FASHION_E=35 RESUME=1 OUT=results/ bash benchmarks/pretrain_gpu.sh      # the rest, then the parts
 set -o pipefail
 export PYTHONUNBUFFERED=1
 T0=$(date +%s)
@@ -24,7 +28,7 @@ export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD
 nvidia-smi -L 2>/dev/null; nproc
 python3 -c "import torch, torchvision, pytorch_lightning, lightly; print(torch.__version__, torchvision.__version__, pytorch_lightning.__version__, lightly.__version__)"
 W=${W:-/tmp/pretrain_gpu}; mkdir -p $W
-python3 -c "
+[ -f $W/data/ready ] || python3 -c "
 import sys, time
 from pathlib import Path
 from benchmarks.bench_recipe import make_cars, make_fashion
@@ -34,6 +38,7 @@ if limit:
     for f in sorted((w / 'data/fashion/pool').iterdir())[limit:]:
         f.unlink()
 t = time.time(); make_cars(w / 'data/cars'); print('cars data', round(time.time() - t, 1), 's')
+(w / 'data/ready').touch()
 " $W ${FASHION_LIMIT:-0} 2>&1 | tee $OUT/data.log
 run() {  # name, data, flags...
   local name=$1 data=$2; shift 2
@@ -52,14 +57,17 @@ print('saved', len(b), 'bytes')
 " $W/$name.ckpt $OUT/$name
 }
 c0=$(date +%s)
-run cars $W/data/cars/pool -e $CARS_E --hflip-prob 0
+[ "$CARS_E" -gt 0 ] && run cars $W/data/cars/pool -e $CARS_E --hflip-prob 0
 c1=$(date +%s)
-# Fashion's epochs from the cars rate: a 28 px PNG costs the loader about 0.6 of a car photo.
 pool=$(ls $W/data/fashion/pool | wc -l)
-FE=$(python3 -c "
+if [ -n "${FASHION_E:-}" ]; then
+  FE=$FASHION_E
+else  # Fashion's epochs from the cars rate: a 28 px PNG costs the loader about 0.6 of a car photo.
+  FE=$(python3 -c "
 ips = $(ls $W/data/cars/pool | wc -l) * $CARS_E / max($c1 - $c0, 1) / 0.6
 left = $BUDGET - ($c1 - $T0) - 45
 print(max(1, min(40, int(left * ips / $pool))))")
+fi
 echo "fashion: $pool images, -e $FE (cars ran $((c1 - c0)) s)"
-run fashion $W/data/fashion/pool -e $FE
+run fashion $W/data/fashion/pool -e $FE ${RESUME:+--resume}
 echo "total $(( $(date +%s) - T0 )) s"
