@@ -1,0 +1,80 @@
+"""A weight soup of a run's best checkpoints against its best one, on held-out data (a benchmark).
+
+    python benchmarks/bench_soup.py -d WORK/data/cars/test WORK/ckpt/resnet18/cars-e15-s*
+    python benchmarks/bench_soup.py -d WORK/data/digits/test WORK/ckpt/resnet18/digits-e15-s*
+
+A uniform "soup" averages the weights of the three checkpoints that ``train`` keeps (its best three
+by the monitored validation metric); the runs to read are any ``train`` run folders, such as the ones
+``bench_recipe.py --workdir WORK`` leaves. Both models go through ``perspective evaluate`` (fp32) on
+the same data; the line per run gives the test score of each (mean R² for scores, accuracy for
+classes). It measures the "average the best checkpoints" candidate without adding it to ``train``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from perspective.cli import ArgumentParser, existing_path  # noqa: E402
+
+
+def test_score(checkpoint: Path, data: Path, out: Path) -> float:
+    """``perspective evaluate``'s headline figure for ``checkpoint`` on ``data``."""
+    subprocess.run([sys.executable, "-m", "perspective", "evaluate", "-c", str(checkpoint), "-d", str(data),
+                    "-o", str(out), "-q", "--precision", "32"], check=True, capture_output=True, cwd=ROOT)
+    metrics = json.loads((out / "metrics.json").read_text())
+    return metrics["accuracy"] if "accuracy" in metrics else metrics["mean"]["r2"]
+
+
+def best_first(run: Path) -> list[Path]:
+    """The run's kept checkpoints, best first: the one train picked (``last.ckpt`` names it, ties
+    included), then the others by the metric in their names (loss: lower is better; else higher)."""
+    kept = list(run.glob("epoch=*.ckpt"))
+    if not kept:
+        raise SystemExit(f"bench_soup.py: {run}: no epoch=*.ckpt checkpoints")
+    lower_is_better = "loss" in kept[0].stem
+    kept.sort(key=lambda p: float(p.stem.rsplit("=", 1)[-1]), reverse=not lower_is_better)
+    last = torch.load(run / "last.ckpt", map_location="cpu", weights_only=False) if (run / "last.ckpt").is_file() else {}
+    picked = [Path(state["best_model_path"]).name for state in last.get("callbacks", {}).values()
+              if isinstance(state, dict) and state.get("best_model_path")]
+    return sorted(kept, key=lambda p: p.name not in picked)  # stable: the picked one first, the rest in order
+
+
+def uniform_soup(checkpoints: list[Path], path: Path) -> None:
+    """The first checkpoint with its floating-point weights replaced by the mean over all of them."""
+    loaded = [torch.load(c, map_location="cpu", weights_only=False) for c in checkpoints]
+    soup = dict(loaded[0])
+    soup["state_dict"] = {name: sum(c["state_dict"][name] for c in loaded) / len(loaded) if value.is_floating_point()
+                          else value for name, value in loaded[0]["state_dict"].items()}
+    torch.save(soup, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = ArgumentParser(prog="bench_soup.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("-d", "--data", type=existing_path, required=True, help="held-out labelled data to score on")
+    p.add_argument("runs", nargs="+", type=existing_path, help="train run folders (their epoch=*.ckpt files)")
+    args = p.parse_args(argv)
+    gains = []
+    for run in map(Path, args.runs):
+        kept = best_first(run)
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            uniform_soup(kept, tmp / "soup.ckpt")
+            best, soup = test_score(kept[0], args.data, tmp / "best"), test_score(tmp / "soup.ckpt", args.data, tmp / "soup")
+        gains.append(soup - best)
+        print(f"{run.name}: best {kept[0].stem} {best:.4f}, soup of {len(kept)} {soup:.4f} ({soup - best:+.4f})",
+              flush=True)
+    print(f"soup - best over {len(gains)} runs: mean {sum(gains) / len(gains):+.4f}, "
+          f"min {min(gains):+.4f}, max {max(gains):+.4f}")
+
+
+if __name__ == "__main__":
+    main()
