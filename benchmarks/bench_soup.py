@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from perspective.cli import ArgumentParser, existing_path  # noqa: E402
 
 
-def test_score(checkpoint: Path, data: Path, out: Path) -> float:
+def held_out_score(checkpoint: Path, data: Path, out: Path) -> float:
     """``perspective evaluate``'s headline figure for ``checkpoint`` on ``data``."""
     subprocess.run([sys.executable, "-m", "perspective", "evaluate", "-c", str(checkpoint), "-d", str(data),
                     "-o", str(out), "-q", "--precision", "32"], check=True, capture_output=True, cwd=ROOT)
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             uniform_soup(kept, tmp / "soup.ckpt")
-            best, soup = test_score(kept[0], args.data, tmp / "best"), test_score(tmp / "soup.ckpt", args.data, tmp / "soup")
+            best, soup = held_out_score(kept[0], args.data, tmp / "best"), held_out_score(tmp / "soup.ckpt", args.data, tmp / "soup")
         gains.append(soup - best)
         print(f"{run.name}: best {kept[0].stem} {best:.4f}, soup of {len(kept)} {soup:.4f} ({soup - best:+.4f})",
               flush=True)
