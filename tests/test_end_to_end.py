@@ -180,6 +180,30 @@ def test_without_a_terminal_training_logs_a_line_per_epoch(regression_dir, tmp_p
     assert "\r" not in result.stdout + result.stderr  # no bar redrawn into the log
 
 
+def test_the_time_left_follows_the_latest_epochs_not_a_slow_spell(monkeypatch, caplog):
+    """Epochs of 10, 100 (another job on the cores), 10, 10, 10 s: after the fifth, 5 of 10 epochs are
+    left at 10 s each, 50 s; the mean of all five epochs (28 s) would say 2m20s."""
+    from types import SimpleNamespace
+
+    from perspective.training import epoch_log
+
+    clock = [0.0]
+    monkeypatch.setattr(epoch_log.time, "perf_counter", lambda: clock[0])
+    trainer = SimpleNamespace(is_global_zero=True, sanity_checking=False, max_epochs=10, current_epoch=0,
+                              callback_metrics={}, world_size=1)
+    callback = epoch_log.EpochLog("val_loss")
+    callback.on_train_start(trainer, None)
+    with caplog.at_level("INFO", logger="perspective.train"):
+        for epoch, seconds in enumerate([10, 100, 10, 10, 10]):
+            trainer.current_epoch = epoch
+            callback.on_train_epoch_start(trainer, None)
+            clock[0] += seconds
+            callback.on_train_epoch_end(trainer, None)
+    lines = [r.getMessage() for r in caplog.records if r.name == "perspective.train"]
+    assert lines[1].endswith("about 7m20s left")  # 8 epochs at 55 s, the mean of 10 and 100
+    assert lines[-1].startswith("epoch 5/10") and lines[-1].endswith("about 50s left"), lines
+
+
 @pytest.mark.parametrize("data, flags", [
     ("class_dir", ["--mix", "cutmix", "--augment", "trivial"]),
     ("regression_dir", ["--mix", "cmixup", "--augment", "randaugment"]),

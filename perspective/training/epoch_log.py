@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections import deque
 from typing import Any
 
 import pytorch_lightning as pl
@@ -38,19 +39,22 @@ class EpochLog(Callback):
     """One line per finished epoch: ``epoch 3/20: train_loss 0.0123, val_loss 0.0101 (monitored), ...``.
 
     Images per second count the training images of the epoch over its whole time, validation
-    included; the time left assumes the remaining epochs take as long as the ones so far (early
-    stopping may end the run sooner).
+    included. The time left assumes the remaining epochs each take as long as the last ``RECENT``
+    did, end to end: a first epoch that starts the loader's workers, or a stretch when another job
+    shared the cores, stops counting once it is over (early stopping may end the run sooner).
     """
+
+    RECENT = 3
 
     def __init__(self, monitor: str) -> None:
         self.monitor = monitor
         self.images = 0
-        self.epoch_start = self.fit_start = 0.0
-        self.epochs_timed = 0
+        self.epoch_start = self.last_end = 0.0
+        self.recent: deque[float] = deque(maxlen=self.RECENT)  # seconds of the latest epochs, end to end
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.fit_start = time.perf_counter()
-        self.epochs_timed = 0
+        self.last_end = time.perf_counter()
+        self.recent.clear()
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.epoch_start = time.perf_counter()
@@ -64,10 +68,10 @@ class EpochLog(Callback):
         if not trainer.is_global_zero or trainer.sanity_checking:
             return
         now = time.perf_counter()
-        self.epochs_timed += 1
         epoch_seconds = now - self.epoch_start
-        per_epoch = (now - self.fit_start) / self.epochs_timed
-        left = (trainer.max_epochs - trainer.current_epoch - 1) * per_epoch
+        self.recent.append(now - self.last_end)
+        self.last_end = now
+        left = (trainer.max_epochs - trainer.current_epoch - 1) * sum(self.recent) / len(self.recent)
         metrics = trainer.callback_metrics
         shown = [name for name in ("train_loss_epoch", "val_loss", self.monitor, "val_r2", "val_f1") if name in metrics]
         values = ", ".join(
