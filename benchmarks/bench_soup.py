@@ -31,7 +31,7 @@ def held_out_score(checkpoint: Path, data: Path, out: Path) -> float:
     subprocess.run([sys.executable, "-m", "perspective", "evaluate", "-c", str(checkpoint), "-d", str(data),
                     "-o", str(out), "-q", "--precision", "32"], check=True, capture_output=True, cwd=ROOT)
     metrics = json.loads((out / "metrics.json").read_text())
-    return metrics["accuracy"] if "accuracy" in metrics else metrics["mean"]["r2"]
+    return metrics["accuracy"] if metrics["task"] == "classification" else metrics["mean"]["r2"]  # as bench_recipe.py reads it
 
 
 def best_first(run: Path) -> list[Path]:
