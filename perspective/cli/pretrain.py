@@ -61,7 +61,10 @@ def get_args_parser(prog: str = "perspective pretrain") -> argparse.ArgumentPars
                         "photos, -e 20, a 300-photo fine-tune reached R2 0.203 from 0 and 0.188 from 0.5 (3 seeds) "
                         f"(default {D.hflip_prob:g})")
     p.add_argument("--image-size", type=positive_int, default=D.image_size,
-                   help="input side in pixels; train starts at the same size (default: the weights' own, 224 for most)")
+                   help="input side in pixels; train starts at the same size unless its --image-size says otherwise. "
+                        "Half the training size costs a quarter: on 59,500 Fashion-MNIST photos (28 px), -e 18 at 32 px "
+                        "took 67 min of 2 CPU cores and a 500-photo fine-tune at 64 px from it reached 0.846 accuracy, "
+                        "as 21 epochs at 64 px did (0.845; 3 seeds each) (default: the weights' own, 224 for most)")
     p.add_argument("-e", "--max-epochs", type=positive_int, default=D.max_epochs,
                    help="epochs; measured on 3,000 unlabelled car photos at 64 px, a 300-photo fine-tune from it gained "
                         f"+0.089 R2 with -e 20, +0.126 with -e 40 and +0.199 with -e 100 (68 min of one CPU core, 167 s on an "
