@@ -330,6 +330,11 @@ def run_plain(data: Path, epochs: int, seed: int, image_size: int) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def headline_score(metrics: dict) -> float:
+    """The test score of ``evaluate``'s or ``train``'s ``metrics.json``: accuracy for classes, mean R² for scores."""
+    return metrics["accuracy"] if metrics["task"] == "classification" else metrics["mean"]["r2"]
+
+
 def run_toolkit(data: Path, epochs: int, seed: int, work: Path, extra: list[str], image_size: int) -> dict:
     import torch
 
@@ -341,7 +346,7 @@ def run_toolkit(data: Path, epochs: int, seed: int, work: Path, extra: list[str]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     run_dir = work / "ckpt" / "resnet18" / name
     metrics = json.loads((run_dir / "test_report" / "metrics.json").read_text())
-    test = metrics["accuracy"] if metrics["task"] == "classification" else metrics["mean"]["r2"]
+    test = headline_score(metrics)
     last = torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=True)
     best = [p for p in run_dir.glob("epoch=*.ckpt")]
     monitor = "val_acc" if metrics["task"] == "classification" else "val_loss"

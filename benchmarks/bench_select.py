@@ -31,6 +31,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_recipe import headline_score  # noqa: E402
 from starts import SHIPPED_SIZE, shipped_backbone  # noqa: E402
 
 from perspective.cli import ArgumentParser, positive_int  # noqa: E402
@@ -104,7 +105,7 @@ def train(task: str, labels: Path, test: Path, seed: int, work: Path, name: str)
         check=True, capture_output=True, text=True, cwd=ROOT)
     best = result.stdout.strip().splitlines()[-1].removeprefix("best checkpoint: ")
     metrics = json.loads((Path(best).parent / "test_report" / "metrics.json").read_text())
-    return best, metrics["accuracy"] if metrics["task"] == "classification" else metrics["mean"]["r2"]
+    return best, headline_score(metrics)
 
 
 def main() -> int:

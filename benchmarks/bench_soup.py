@@ -23,6 +23,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_recipe import headline_score  # noqa: E402
+
 from perspective.cli import ArgumentParser, existing_path  # noqa: E402
 
 
@@ -31,7 +33,7 @@ def held_out_score(checkpoint: Path, data: Path, out: Path) -> float:
     subprocess.run([sys.executable, "-m", "perspective", "evaluate", "-c", str(checkpoint), "-d", str(data),
                     "-o", str(out), "-q", "--precision", "32"], check=True, capture_output=True, cwd=ROOT)
     metrics = json.loads((out / "metrics.json").read_text())
-    return metrics["accuracy"] if metrics["task"] == "classification" else metrics["mean"]["r2"]  # as bench_recipe.py reads it
+    return headline_score(metrics)
 
 
 def best_first(run: Path) -> list[Path]:
