@@ -44,7 +44,7 @@ SCHEDULERS = ("cosine", "plateau", "none")
 BALANCES = ("none", "sampler", "loss")
 AUGMENT_LEVELS = ("none", "light", "strong", "trivial", "randaugment")
 MIXES = ("none", "mixup", "cutmix", "cmixup")  # train --mix: mixup and cutmix for classes, cmixup for scores
-PRETRAIN_METHODS = ("simclr", "vicreg", "byol")  # pretrain --method (lightly's losses and heads)
+PRETRAIN_METHODS = ("simclr", "dcl", "vicreg", "byol")  # pretrain --method (lightly's losses and heads)
 SELECT_METHODS = ("balanced", "uncertainty", "random")  # select --by
 NO_FLIPS = "none"  # --flip-pairs none
 PRECISIONS = ("auto", "32", "bf16", "16")  # every command's --precision
@@ -316,6 +316,7 @@ class PretrainConfig(DeviceConfig):
     weights: str = "none"
     method: str = "simclr"
     hflip_prob: float = 0.5  # lightly's views' own mirror chance
+    blur_prob: float | None = None  # None: the method's own (lightly's views: 0.5; BYOL 1.0 and 0.1)
     image_size: int | None = None  # None: the weights' own (224 for most)
     max_epochs: int = 100
     batch_size: int = 128  # contrastive losses compare every image of a batch with every other

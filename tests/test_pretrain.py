@@ -14,6 +14,8 @@ import torch
 from conftest import ROOT, run_command
 from synthetic import make_regression_set
 
+from perspective.config import PRETRAIN_METHODS
+
 FAST = ["--image-size", "32", "-s", "8", "-w", "0", "--logger", "csv", "-q"]
 
 
@@ -114,7 +116,7 @@ def test_a_missing_lightly_is_named_in_one_line(photos, tmp_path, monkeypatch):
     assert result.returncode == 2 and "pip install 'perspective[pretrain]'" in result.stderr
 
 
-@pytest.mark.parametrize("method", ["simclr", "vicreg", "byol"])
+@pytest.mark.parametrize("method", PRETRAIN_METHODS)
 def test_hflip_prob_zero_never_mirrors_a_view(method):
     """--hflip-prob 0 (car photos: the mirror swaps left and right): an image with a chequered left half and
     a flat right half keeps its chequer on the left in every view, whatever the colour changes; the default
@@ -137,3 +139,46 @@ def test_hflip_prob_zero_never_mirrors_a_view(method):
 
     assert mirrored_views(0.0) == 0
     assert mirrored_views(0.5) > 0
+
+
+def blur_chances(transform) -> list[float]:
+    """The chance of every lightly GaussianBlur inside a (multi-)view transform, however deeply nested."""
+    from lightly.transforms.gaussian_blur import GaussianBlur
+
+    if isinstance(transform, GaussianBlur):
+        return [transform.prob]
+    found = []
+    for child in getattr(transform, "transforms", None) or [getattr(transform, "transform", None)]:
+        if child is not None:
+            found += blur_chances(child)
+    return found
+
+
+@pytest.mark.parametrize("method", PRETRAIN_METHODS)
+def test_blur_prob_sets_every_views_blur_and_none_keeps_the_methods_own(method):
+    from perspective.models.backbones import default_preprocessing
+    from perspective.training.pretrain import view_transform
+
+    pre = default_preprocessing("resnet18", 32)
+    own = blur_chances(view_transform(method, pre))
+    assert len(own) == 2 and max(own) > 0  # two views, each with lightly's own chance
+    assert blur_chances(view_transform(method, pre, blur_prob=0.0)) == [0.0, 0.0]
+    assert blur_chances(view_transform(method, pre, blur_prob=0.3)) == [0.3, 0.3]
+
+
+@pytest.mark.parametrize("method", PRETRAIN_METHODS)
+def test_every_method_gives_a_finite_loss_that_reaches_the_backbone(method):
+    """One step of each method on two views of 8 random images: a finite loss whose gradient reaches the
+    backbone's first layer (the part train --weights keeps)."""
+    from perspective.training.pretrain import PretrainModule
+
+    torch.manual_seed(0)
+    module = PretrainModule("resnet18", "none", method, 32, 1e-3, 1e-4, 1.0)
+    if method == "byol":  # its momentum schedule reads the trainer's step count
+        module.trainer = type("T", (), {"estimated_stepping_batches": 10, "global_step": 0})()
+    module.log = lambda *a, **k: None
+    views = torch.randn(8, 3, 32, 32), torch.randn(8, 3, 32, 32)
+    loss = module.training_step(views, 0)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert module.backbone.conv1.weight.grad is not None and module.backbone.conv1.weight.grad.abs().sum() > 0

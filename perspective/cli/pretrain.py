@@ -52,7 +52,8 @@ def get_args_parser(prog: str = "perspective pretrain") -> argparse.ArgumentPars
     p.add_argument("--weights", default=D.weights,
                    help=f"start from: none (random), imagenet, or a weights file (default {D.weights})")
     p.add_argument("--method", choices=PRETRAIN_METHODS, default=D.method,
-                   help="self-supervised method, lightly's losses and views; measured on 3,000 car photos, -e 20: a "
+                   help="self-supervised method, lightly's losses and views (dcl: simclr's views with the decoupled "
+                        "contrastive loss); measured on 3,000 car photos, -e 20: a "
                         "300-photo fine-tune reached R2 0.198 from simclr, 0.187 from vicreg, 0.092 from random "
                         f"weights (default {D.method})")
     p.add_argument("--hflip-prob", type=fraction, default=D.hflip_prob,
@@ -60,6 +61,9 @@ def get_args_parser(prog: str = "perspective pretrain") -> argparse.ArgumentPars
                         "left side becomes its right) and the scores must tell the two apart: measured on 3,000 car "
                         "photos, -e 20, a 300-photo fine-tune reached R2 0.203 from 0 and 0.188 from 0.5 (3 seeds) "
                         f"(default {D.hflip_prob:g})")
+    p.add_argument("--blur-prob", type=fraction, default=D.blur_prob,
+                   help="chance that a view is blurred (default: the method's own, 0.5; byol 1.0 and 0.1 for its two "
+                        "views)")
     p.add_argument("--image-size", type=positive_int, default=D.image_size,
                    help="input side in pixels; train starts at the same size unless its --image-size says otherwise. "
                         "Half the training size costs a quarter: on 59,500 Fashion-MNIST photos (28 px), -e 18 at 32 px "

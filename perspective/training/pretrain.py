@@ -77,19 +77,20 @@ class UnlabelledImages(Dataset):
             return None
 
 
-def view_transform(method: str, pre: Preprocessing, hflip_prob: float = PretrainConfig.hflip_prob):
+def view_transform(method: str, pre: Preprocessing, hflip_prob: float = PretrainConfig.hflip_prob,
+                   blur_prob: float | None = PretrainConfig.blur_prob):
     """lightly's two-view transform of ``method`` at the backbone's input size and normalisation; a view is
-    mirrored with ``hflip_prob``."""
+    mirrored with ``hflip_prob`` and blurred with ``blur_prob`` (None: the method's own chance)."""
     from lightly.transforms import BYOLTransform, SimCLRTransform, VICRegTransform
     from lightly.transforms.byol_transform import BYOLView1Transform, BYOLView2Transform
 
-    normalize = {"mean": list(pre.mean), "std": list(pre.std)}
-    if method == "simclr":
-        return SimCLRTransform(input_size=pre.image_size, hf_prob=hflip_prob, normalize=normalize)
+    common = {"input_size": pre.image_size, "hf_prob": hflip_prob, "normalize": {"mean": list(pre.mean), "std": list(pre.std)}}
+    blur = {} if blur_prob is None else {"gaussian_blur": blur_prob}
+    if method in ("simclr", "dcl"):
+        return SimCLRTransform(**common, **blur)
     if method == "vicreg":
-        return VICRegTransform(input_size=pre.image_size, hf_prob=hflip_prob, normalize=normalize)
-    return BYOLTransform(BYOLView1Transform(input_size=pre.image_size, hf_prob=hflip_prob, normalize=normalize),
-                         BYOLView2Transform(input_size=pre.image_size, hf_prob=hflip_prob, normalize=normalize))
+        return VICRegTransform(**common, **blur)
+    return BYOLTransform(BYOLView1Transform(**common, **blur), BYOLView2Transform(**common, **blur))
 
 
 class PretrainModule(pl.LightningModule):
@@ -98,7 +99,7 @@ class PretrainModule(pl.LightningModule):
     def __init__(self, backbone: str, weights: str, method: str, image_size: int, learning_rate: float,
                  weight_decay: float, warmup_epochs: float):
         super().__init__()
-        from lightly.loss import NegativeCosineSimilarity, NTXentLoss, VICRegLoss
+        from lightly.loss import DCLLoss, NegativeCosineSimilarity, NTXentLoss, VICRegLoss
         from lightly.models.modules.heads import (
             BYOLPredictionHead,
             BYOLProjectionHead,
@@ -113,6 +114,9 @@ class PretrainModule(pl.LightningModule):
         if method == "simclr":
             self.projection = SimCLRProjectionHead(features, features, 128)
             self.criterion = NTXentLoss(temperature=0.5, gather_distributed=True)
+        elif method == "dcl":  # SimCLR without the positive pair in the denominator (Yeh et al. 2022)
+            self.projection = SimCLRProjectionHead(features, features, 128)
+            self.criterion = DCLLoss(temperature=0.1, gather_distributed=True)
         elif method == "vicreg":
             self.projection = VICRegProjectionHead(features, 2048, 2048)
             self.criterion = VICRegLoss(gather_distributed=True)
@@ -221,7 +225,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     run = Path(resume).parent.name if resume else cfg.run_name or time.strftime("%Y%m%d-%H%M%S")
     model = PretrainModule(cfg.backbone, cfg.weights, cfg.method, pre.image_size, cfg.learning_rate,
                            cfg.weight_decay, cfg.warmup_epochs)
-    loader = DataLoader(UnlabelledImages(paths, view_transform(cfg.method, pre, cfg.hflip_prob), pre.decode_size),
+    loader = DataLoader(UnlabelledImages(paths, view_transform(cfg.method, pre, cfg.hflip_prob, cfg.blur_prob), pre.decode_size),
                         batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=workers,
                         collate_fn=skip_unreadable, persistent_workers=workers > 0)
     checkpoint = RunCheckpoint(dirpath=runs / run, save_last=True, save_top_k=0)  # last.ckpt after every epoch
