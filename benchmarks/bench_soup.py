@@ -2,12 +2,17 @@
 
     python benchmarks/bench_soup.py -d WORK/data/cars/test WORK/ckpt/resnet18/cars-e15-s*
     python benchmarks/bench_soup.py -d WORK/data/digits/test WORK/ckpt/resnet18/digits-e15-s*
+    python benchmarks/bench_soup.py --across -d WORK/data/fashion/test WORK/ckpt/resnet18/fashion-e15-s*
 
 A uniform "soup" averages the weights of the three checkpoints that ``train`` keeps (its best three
 by the monitored validation metric); the runs to read are any ``train`` run folders, such as the ones
 ``bench_recipe.py --workdir WORK`` leaves. Both models go through ``perspective evaluate`` (fp32) on
 the same data; the line per run gives the test score of each (mean R² for scores, accuracy for
 classes). It measures the "average the best checkpoints" candidate without adding it to ``train``.
+
+``--across`` averages over the runs instead (fine-tunes of one start with different seeds): each run's
+picked checkpoint alone, the ensemble of all of them (their predicted probabilities or scores
+averaged) and the uniform soup of their weights.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from perspective.cli import ArgumentParser, existing_path  # noqa: E402
 
 
 def held_out_score(checkpoint: Path, data: Path, out: Path) -> float:
-    """``perspective evaluate``'s headline figure for ``checkpoint`` on ``data``."""
+    """``perspective evaluate``'s headline figure for ``checkpoint`` on ``data`` (its rows: ``out``/predictions.csv)."""
     subprocess.run([sys.executable, "-m", "perspective", "evaluate", "-c", str(checkpoint), "-d", str(data),
                     "-o", str(out), "-q", "--precision", "32"], check=True, capture_output=True, cwd=ROOT)
     metrics = json.loads((out / "metrics.json").read_text())
@@ -59,11 +64,52 @@ def uniform_soup(checkpoints: list[Path], path: Path) -> None:
     torch.save(soup, path)
 
 
+def ensemble_score(predictions: list[Path]) -> float:
+    """The headline score of several models' ``evaluate`` rows averaged: class probabilities (then the
+    likeliest class against ``true_label``) or scores (then the mean R² over the targets)."""
+    import pandas as pd
+
+    frames = [pd.read_csv(p).set_index("path").sort_index() for p in predictions]
+    first = frames[0]
+    if "true_label" in first:
+        columns = [c for c in first if c.startswith("prob_")]
+        mean = sum(f[columns] for f in frames) / len(frames)
+        return float((mean.idxmax(axis=1).str.removeprefix("prob_") == first["true_label"]).mean())
+    targets = [c.removeprefix("true_") for c in first if c.startswith("true_")]
+    r2 = []
+    for t in targets:
+        truth, mean = first[f"true_{t}"], sum(f[t] for f in frames) / len(frames)
+        r2.append(1 - ((mean - truth) ** 2).sum() / ((truth - truth.mean()) ** 2).sum())
+    return float(sum(r2) / len(r2))
+
+
+def across_runs(runs: list[Path], data: Path) -> None:
+    """Each run's picked checkpoint, their ensemble and their uniform soup, on ``data``."""
+    picked = [best_first(run)[0] for run in runs]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        alone = []
+        for i, checkpoint in enumerate(picked):
+            alone.append(held_out_score(checkpoint, data, tmp / str(i)))
+            print(f"{runs[i].name}: {checkpoint.stem} {alone[-1]:.4f}", flush=True)
+        ensemble = ensemble_score([tmp / str(i) / "predictions.csv" for i in range(len(picked))])
+        uniform_soup(picked, tmp / "soup.ckpt")
+        soup = held_out_score(tmp / "soup.ckpt", data, tmp / "soup")
+    mean = sum(alone) / len(alone)
+    print(f"{len(runs)} runs: alone {mean:.4f} on average, ensemble {ensemble:.4f} ({ensemble - mean:+.4f}), "
+          f"soup {soup:.4f} ({soup - mean:+.4f})")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = ArgumentParser(prog="bench_soup.py", description=__doc__.split("\n\n")[0])
     p.add_argument("-d", "--data", type=existing_path, required=True, help="held-out labelled data to score on")
     p.add_argument("runs", nargs="+", type=existing_path, help="train run folders (their epoch=*.ckpt files)")
+    p.add_argument("--across", action="store_true",
+                   help="average over the runs (fine-tunes of one start): their ensemble and their soup")
     args = p.parse_args(argv)
+    if args.across:
+        across_runs([Path(r) for r in args.runs], Path(args.data))
+        return
     gains = []
     for run in map(Path, args.runs):
         kept = best_first(run)
