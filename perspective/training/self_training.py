@@ -13,9 +13,11 @@ overall; the pick's share of the pool is ``--pseudo-share``. The student learnt 
 (test accuracy 0.794 at its best validation epoch, 0.803 at its last, against 0.807 for the default
 run, seed 0, docs/training.md): the surest photos are the ones the teacher already gets right, and the
 classes it confuses (shirt, T-shirt, pullover, coat) gain few. From a backbone pretrained on the pool
-(``perspective pretrain``) the teacher reached 0.849 and its student 0.838: the pseudo-labels cost. Scores are not pseudo-labelled: a
-predicted score carries no confidence of its own to pick the surest by (the intervals have one width
-per group of predicted scores); ``perspective pretrain`` uses unlabelled photos there.
+(``perspective pretrain``) the teacher reached 0.849 and its student 0.838: the pseudo-labels cost.
+
+Scores are not pseudo-labelled: a predicted score carries no confidence of its own to pick the surest
+by (the intervals have one width per group of predicted scores); ``perspective pretrain`` uses
+unlabelled photos there.
 """
 
 from __future__ import annotations
