@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from bench_recipe import headline_score  # noqa: E402
 
 from perspective.cli import ArgumentParser, existing_path  # noqa: E402
+from perspective.evaluation.metrics import classification_metrics, regression_metrics  # noqa: E402
 
 
 def held_out_score(checkpoint: Path, data: Path, out: Path) -> float:
@@ -65,8 +66,8 @@ def uniform_soup(checkpoints: list[Path], path: Path) -> None:
 
 
 def ensemble_score(predictions: list[Path]) -> float:
-    """The headline score of several models' ``evaluate`` rows averaged: class probabilities (then the
-    likeliest class against ``true_label``) or scores (then the mean R² over the targets)."""
+    """The headline score of several models' ``evaluate`` rows averaged, scored as ``evaluate`` scores one
+    model's: class probabilities (then the likeliest class) or scores (then the mean R² over the targets)."""
     import pandas as pd
 
     frames = [pd.read_csv(p).set_index("path").sort_index() for p in predictions]
@@ -74,13 +75,13 @@ def ensemble_score(predictions: list[Path]) -> float:
     if "true_label" in first:
         columns = [c for c in first if c.startswith("prob_")]
         mean = sum(f[columns] for f in frames) / len(frames)
-        return float((mean.idxmax(axis=1).str.removeprefix("prob_") == first["true_label"]).mean())
+        classes = [c.removeprefix("prob_") for c in columns]
+        likeliest = mean.idxmax(axis=1).str.removeprefix("prob_")
+        return headline_score(classification_metrics(likeliest.tolist(), first["true_label"].tolist(), classes))
     targets = [c.removeprefix("true_") for c in first if c.startswith("true_")]
-    r2 = []
-    for t in targets:
-        truth, mean = first[f"true_{t}"], sum(f[t] for f in frames) / len(frames)
-        r2.append(1 - ((mean - truth) ** 2).sum() / ((truth - truth.mean()) ** 2).sum())
-    return float(sum(r2) / len(r2))
+    mean = sum(f[targets] for f in frames) / len(frames)
+    truth = first[[f"true_{t}" for t in targets]]
+    return headline_score(regression_metrics(mean.to_numpy(), truth.to_numpy(), targets))
 
 
 def across_runs(runs: list[Path], data: Path) -> None:
