@@ -111,12 +111,10 @@ class PretrainModule(pl.LightningModule):
         features = get_spec(backbone).num_features
         self.backbone = create_backbone(backbone, weights, image_size)
         self.backbone.to(memory_format=torch.channels_last)
-        if method == "simclr":
+        if method in ("simclr", "dcl"):  # dcl: SimCLR without the positive pair in the denominator (Yeh et al. 2022)
             self.projection = SimCLRProjectionHead(features, features, 128)
-            self.criterion = NTXentLoss(temperature=0.5, gather_distributed=True)
-        elif method == "dcl":  # SimCLR without the positive pair in the denominator (Yeh et al. 2022)
-            self.projection = SimCLRProjectionHead(features, features, 128)
-            self.criterion = DCLLoss(temperature=0.1, gather_distributed=True)
+            self.criterion = (NTXentLoss(temperature=0.5, gather_distributed=True) if method == "simclr"
+                              else DCLLoss(temperature=0.1, gather_distributed=True))
         elif method == "vicreg":
             self.projection = VICRegProjectionHead(features, 2048, 2048)
             self.criterion = VICRegLoss(gather_distributed=True)
