@@ -338,7 +338,8 @@ def headline_score(metrics: dict) -> float:
 def run_toolkit(data: Path, epochs: int, seed: int, work: Path, extra: list[str], image_size: int) -> dict:
     import torch
 
-    name = f"{data.name}-e{epochs}-s{seed}-{time.strftime('%H%M%S')}"
+    # the process id keeps runs started in the same second by parallel benchmarks (lanes) apart
+    name = f"{data.name}-e{epochs}-s{seed}-{time.strftime('%H%M%S')}-{os.getpid()}"
     command = [sys.executable, str(ROOT / "train.py"), "-d", str(data / "train"), "--val-data", str(data / "val"),
                "--test-data", str(data / "test"), "--weights", "none", "--image-size", str(image_size),
                "-s", str(BATCH_SIZE), "-e", str(epochs), "--seed", str(seed), "-c", str(work / "ckpt"),
