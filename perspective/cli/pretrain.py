@@ -64,9 +64,9 @@ def get_args_parser(prog: str = "perspective pretrain") -> argparse.ArgumentPars
                         "photos, -e 20, a 300-photo fine-tune reached R2 0.203 from 0 and 0.188 from 0.5 (3 seeds) "
                         f"(default {D.hflip_prob:g})")
     p.add_argument("--blur-prob", type=fraction, default=D.blur_prob,
-                   help="chance that a view is blurred; measured only as 0 with --method dcl, which lost to simclr's "
-                        "own 0.5 on Fashion-MNIST (see --method) (default: the method's own, 0.5; byol 1.0 and 0.1 "
-                        "for its two views)")
+                   help="chance that a view is blurred; on 59,500 Fashion-MNIST photos at 32 px, -e 18, a 500-photo "
+                        "fine-tune reached 0.846 accuracy from simclr's own 0.5 and 0.841 from 0 (3 seeds each) "
+                        "(default: the method's own, 0.5; byol 1.0 and 0.1 for its two views)")
     p.add_argument("--image-size", type=positive_int, default=D.image_size,
                    help="input side in pixels; train starts at the same size unless its --image-size says otherwise. "
                         "Half the training size costs a quarter: on 59,500 Fashion-MNIST photos (28 px), -e 18 at 32 px "
