@@ -8,6 +8,7 @@ import yaml
 from conftest import run_script
 
 from perspective.cli import infer as infer_cli
+from perspective.cli import pretrain as pretrain_cli
 from perspective.cli import train as train_cli
 from perspective.config import TrainConfig
 
@@ -77,3 +78,17 @@ def test_a_logger_whose_package_is_missing_is_named_in_one_line(monkeypatch):
     with pytest.raises(UserError, match="unknown logger tb"):
         parse_loggers("tb")
     assert parse_loggers("none") == [] and parse_loggers("csv,csv") == ["csv"]
+
+
+@pytest.mark.parametrize("value, accepted", [("0", True), ("1", True), ("0.5", True), ("1.5", False), ("-0.1", False)])
+def test_pretrain_view_chances_take_0_to_1_inclusive(value, accepted, capsys):
+    """A chance of 1 is a sure event (BYOL's own first view is always blurred); above 1 is a usage error."""
+    parser = pretrain_cli.get_args_parser()
+    if accepted:
+        args = parser.parse_args(["-d", ".", "--blur-prob", value, "--hflip-prob", value])
+        assert args.blur_prob == args.hflip_prob == float(value)
+    else:
+        with pytest.raises(SystemExit) as exc:
+            parser.parse_args(["-d", ".", "--blur-prob", value])
+        assert exc.value.code == 2
+        assert "between 0 and 1" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from .common import (
     non_negative_int,
     positive_float,
     positive_int,
+    probability,
     run,
     setup_logging,
 )
@@ -26,5 +27,5 @@ from .common import (
 __all__ = [
     "ArgumentParser", "add_batch_flags", "add_checkpoint_flag", "add_device_flags", "add_prediction_flags",
     "existing_file", "existing_path", "fraction", "lightning_devices", "non_negative_float", "non_negative_int",
-    "positive_float", "positive_int", "run", "setup_logging",
+    "positive_float", "positive_int", "probability", "run", "setup_logging",
 ]

@@ -161,6 +161,14 @@ def fraction(text: str) -> float:
     return value
 
 
+def probability(text: str) -> float:
+    """A chance in [0, 1]: 1 is a sure event (a view always blurred), unlike a share of a whole."""
+    value = _number(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 1 (a chance), got {text}")
+    return value
+
+
 def coverage_level(text: str) -> float:
     """``--interval``: a coverage strictly between 0 and 1."""
     value = _number(text)

@@ -24,11 +24,11 @@ from .common import (
     add_quiet_flag,
     config_of,
     existing_path,
-    fraction,
     non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
+    probability,
     run,
     setup_logging,
 )
@@ -58,12 +58,12 @@ def get_args_parser(prog: str = "perspective pretrain") -> argparse.ArgumentPars
                         "weights; on 59,500 Fashion-MNIST photos at 32 px, -e 18, a 500-photo fine-tune reached "
                         "0.846 accuracy from simclr, 0.839 from dcl with --blur-prob 0 (3 seeds each) "
                         f"(default {D.method})")
-    p.add_argument("--hflip-prob", type=fraction, default=D.hflip_prob,
+    p.add_argument("--hflip-prob", type=probability, default=D.hflip_prob,
                    help="chance that a view is mirrored; 0 where a mirror changes what the photo shows (a car's "
                         "left side becomes its right) and the scores must tell the two apart: measured on 3,000 car "
                         "photos, -e 20, a 300-photo fine-tune reached R2 0.203 from 0 and 0.188 from 0.5 (3 seeds) "
                         f"(default {D.hflip_prob:g})")
-    p.add_argument("--blur-prob", type=fraction, default=D.blur_prob,
+    p.add_argument("--blur-prob", type=probability, default=D.blur_prob,
                    help="chance that a view is blurred; on 59,500 Fashion-MNIST photos at 32 px, -e 18, a 500-photo "
                         "fine-tune reached 0.846 accuracy from simclr's own 0.5 and 0.841 from 0 (3 seeds each) "
                         "(default: the method's own, 0.5; byol 1.0 and 0.1 for its two views)")
