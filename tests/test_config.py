@@ -92,3 +92,17 @@ def test_pretrain_view_chances_take_0_to_1_inclusive(value, accepted, capsys):
             parser.parse_args(["-d", ".", "--blur-prob", value])
         assert exc.value.code == 2
         assert "between 0 and 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value, accepted", [("1", True), ("0.1", True), ("0", False), ("1.5", False)])
+def test_pseudo_share_takes_the_whole_pool_but_not_none_of_it(value, accepted, capsys):
+    """--pseudo-share 1 teaches the student every unlabelled photo; 0 would teach it none."""
+    parser = train_cli.get_args_parser()
+    if accepted:
+        assert parser.parse_args(["--pseudo-share", value]).pseudo_share == float(value)
+    else:
+        with pytest.raises(SystemExit) as exc:
+            parser.parse_args(["--pseudo-share", value])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "--pseudo-share" in err and ("at most 1" in err or "more than 0" in err)

@@ -57,6 +57,14 @@ def ema_decay(text: str) -> float:
     return value
 
 
+def share_of_pool(text: str) -> float:
+    """``--pseudo-share``: a share in (0, 1], as ``training.self_training`` takes it; 1 is the whole pool."""
+    value = positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, got {text}")
+    return value
+
+
 def comma_list(text: str) -> list[str]:
     """``a, b,c`` -> ``["a", "b", "c"]``."""
     return [t.strip() for t in text.split(",") if t.strip()]
@@ -140,7 +148,7 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
                         "run's model (folder <run>-teacher beside it). Measured on 500 Fashion-MNIST labels and "
                         "59,500 unlabelled: no gain (0.794 against 0.807, one seed), and from a pretrained backbone a loss "
                         "(0.838 against 0.849, one seed) (default: none)")
-    g.add_argument("--pseudo-share", type=fraction, default=D.pseudo_share,
+    g.add_argument("--pseudo-share", type=share_of_pool, default=D.pseudo_share,
                    help="with --unlabelled: the share of those photos the student learns from, the teacher's surest, "
                         f"as many for each class it predicts (default {D.pseudo_share:g})")
     g.add_argument("--strict", action="store_true",
