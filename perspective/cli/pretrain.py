@@ -56,7 +56,8 @@ def get_args_parser(prog: str = "perspective pretrain") -> argparse.ArgumentPars
                         "contrastive loss); measured on 3,000 car photos, -e 20: a "
                         "300-photo fine-tune reached R2 0.198 from simclr, 0.187 from vicreg, 0.092 from random "
                         "weights; on 59,500 Fashion-MNIST photos at 32 px, -e 18, a 500-photo fine-tune reached "
-                        "0.846 accuracy from simclr, 0.839 from dcl with --blur-prob 0 (3 seeds each) "
+                        "0.846 accuracy from simclr, 0.839 from dcl with --blur-prob 0, 0.834 from byol (3 seeds "
+                        "each; byol's momentum copy costs 27%% more time) "
                         f"(default {D.method})")
     p.add_argument("--hflip-prob", type=probability, default=D.hflip_prob,
                    help="chance that a view is mirrored; 0 where a mirror changes what the photo shows (a car's "
