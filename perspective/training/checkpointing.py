@@ -167,8 +167,24 @@ class RunCheckpoint(ModelCheckpoint):
         all scored 0.9733 and the first was chosen.
         """
         super()._update_best_and_save(current, trainer, monitor_candidates)
+        self.best_model_path = self._latest_best()
+
+    def _latest_best(self) -> str:
+        """The latest of the kept checkpoints that share the best score (Lightning's pick: the first)."""
         best = float(self.best_model_score)
-        self.best_model_path = [path for path, score in self.best_k_models.items() if float(score) == best][-1]
+        return [path for path, score in self.best_k_models.items() if float(score) == best][-1]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Lightning's state, naming the latest of the tied best checkpoints.
+
+        Lightning saves a best checkpoint from inside ``_update_best_and_save``, before the tie is
+        resolved above, so without this the files (last.ckpt too) would name the first of the tied
+        ones: a resumed run, and a reader of last.ckpt, would pick another checkpoint than the run did.
+        """
+        state = super().state_dict()
+        if self.best_k_models and self.best_model_score is not None:
+            state["best_model_path"] = self._latest_best()
+        return state
 
     def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
         """last.ckpt; when a best checkpoint was written at this very step, a hard link to it instead of a copy.
