@@ -12,7 +12,11 @@ classes). It measures the "average the best checkpoints" candidate without addin
 
 ``--across`` averages over the runs instead (fine-tunes of one start with different seeds): each run's
 picked checkpoint alone, the ensemble of all of them (their predicted probabilities or scores
-averaged) and the uniform soup of their weights.
+averaged) and the uniform soup of their weights. ``--across --reports`` ensembles the runs' own test
+predictions (``test_report/predictions.csv``, written when ``train`` had a test set) instead of evaluating
+again: exactly each run's pick at the run's precision, in seconds, for runs of different starts too.
+
+    python benchmarks/bench_soup.py --across --reports WORK/ckpt/resnet18/fashion-e15-s0-*
 """
 
 from __future__ import annotations
@@ -101,13 +105,35 @@ def across_runs(runs: list[Path], data: Path) -> None:
           f"soup {soup:.4f} ({soup - mean:+.4f})")
 
 
+def across_reports(runs: list[Path]) -> None:
+    """Each run's own test score and the ensemble of the runs' test predictions."""
+    reports = [run / "test_report" / "predictions.csv" for run in runs]
+    missing = [str(r) for r in reports if not r.is_file()]
+    if missing:
+        raise SystemExit(f"bench_soup.py: no test predictions (train ran without a test set?): {', '.join(missing)}")
+    alone = [ensemble_score([r]) for r in reports]
+    for run, score in zip(runs, alone):
+        print(f"{run.name}: {score:.4f}")
+    ensemble, mean = ensemble_score(reports), sum(alone) / len(alone)
+    print(f"{len(runs)} runs: alone {mean:.4f} on average, ensemble {ensemble:.4f} ({ensemble - mean:+.4f})")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = ArgumentParser(prog="bench_soup.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("-d", "--data", type=existing_path, required=True, help="held-out labelled data to score on")
+    p.add_argument("-d", "--data", type=existing_path, help="held-out labelled data to score on (not with --reports)")
     p.add_argument("runs", nargs="+", type=existing_path, help="train run folders (their epoch=*.ckpt files)")
     p.add_argument("--across", action="store_true",
                    help="average over the runs (fine-tunes of one start): their ensemble and their soup")
+    p.add_argument("--reports", action="store_true",
+                   help="with --across: ensemble the runs' own test predictions (test_report/predictions.csv)")
     args = p.parse_args(argv)
+    if args.reports and not args.across:
+        p.error("--reports goes with --across")
+    if not args.reports and args.data is None:
+        p.error("-d/--data is required (held-out labelled data), unless --across --reports")
+    if args.reports:
+        across_reports([Path(r) for r in args.runs])
+        return
     if args.across:
         across_runs([Path(r) for r in args.runs], Path(args.data))
         return
