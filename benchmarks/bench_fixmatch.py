@@ -13,8 +13,8 @@ accuracy of the weight average (``--ema``) every ``--eval-every`` steps and at t
 start's. It measures the candidate without adding it to ``train``.
 
 On Fashion-MNIST-500, continuing the three SimCLR fine-tunes (0.849, 0.848, 0.842), 600 steps at the
-defaults (24-29 minutes on one core) scored 0.850, 0.852 and 0.849 (the average): a gain on every seed,
-0.4 points on the mean, still short of the 0.853 the few-label goal asks (docs/training.md).
+defaults (523 s on 2 cores) scored 0.854, 0.852 and 0.849 (the average): a gain on every seed, 0.6
+points on the mean, still short of the 0.853 the few-label goal asks (docs/training.md).
 """
 
 from __future__ import annotations
