@@ -6,7 +6,7 @@
         --extra="--augment trivial" --label "toolkit --augment trivial"
     python benchmarks/bench_recipe.py --datasets fashion --seeds 0 1 2 --epochs 15 --recipes toolkit \
         --pretrain="--method simclr -e 20 --image-size 64" --label "pretrain simclr + toolkit"
-    python benchmarks/bench_recipe.py --datasets fashion --seeds 0 1 2 --epochs 15 --recipes toolkit --self-train
+    python benchmarks/bench_recipe.py --datasets fashion --seeds 0 1 2 --epochs 15 --recipes toolkit --unlabelled
     python benchmarks/bench_recipe.py --datasets cars --seeds 0 1 2 --epochs 15 --recipes toolkit \
         --pretrain="-e 40 --hflip-prob 0" --label "toolkit, pretrained simclr -e 40 no flips"
 
@@ -24,8 +24,8 @@ Small datasets, each with a fixed split (the seeds vary initialisation, augmenta
 - ``cars``: 300 labelled car images (250 train, 50 validation, seed 101), 3,000 unlabelled ones
   (seed 104) as the pool, 1,000 held-out (seed 103). Metric: mean test R².
 
-``--self-train`` gives each toolkit run the pool as ``--unlabelled`` (a teacher, its pseudo-labels, a
-student; the wall time is the three together). ``--pretrain FLAGS`` runs ``perspective pretrain`` on the dataset's pool once (its file is kept in the
+``--unlabelled`` gives each toolkit run the pool as ``--unlabelled`` (a teacher, then FixMatch, or with
+``--extra="--semi self-training"`` its pseudo-labels and a student; the wall time counts them all). ``--pretrain FLAGS`` runs ``perspective pretrain`` on the dataset's pool once (its file is kept in the
 work folder and reused by every seed; its wall time is the ``pretrain_s`` column) and starts each
 toolkit run from it (``--weights``). The pool has no labels; digits and synthetic have none.
 
@@ -79,8 +79,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrain", default=None, metavar="FLAGS",
                    help="pretrain on the dataset's unlabelled pool with these perspective pretrain flags first, and "
                         "start the toolkit runs from it")
-    p.add_argument("--self-train", action="store_true",
-                   help="give the toolkit runs the dataset's unlabelled pool as --unlabelled (self-training)")
+    p.add_argument("--unlabelled", action="store_true",
+                   help="give the toolkit runs the dataset's unlabelled pool as --unlabelled (FixMatch, or --semi in --extra)")
     p.add_argument("--image-size", type=positive_int, default=IMAGE_SIZE, help=f"(default {IMAGE_SIZE})")
     p.add_argument("--label", default=None, help="name of the toolkit recipe in the table (default: toolkit, "
                                                    "or toolkit + --extra)")
@@ -417,7 +417,7 @@ def main() -> int:
         done = pd.read_csv(results_path).to_dict("records") if results_path.is_file() else []
         extra = shlex.split(args.extra)
         label = args.label or ("toolkit" + (f" pretrain[{args.pretrain}]" if args.pretrain else "")
-                               + (" --unlabelled pool" if args.self_train else "")
+                               + (" --unlabelled pool" if args.unlabelled else "")
                                + (f" {args.extra}" if args.extra else ""))
         makers = {"digits": make_digits, "synthetic": make_synthetic, "fashion": make_fashion, "cars": make_cars}
         for dataset in args.datasets:
@@ -426,9 +426,9 @@ def main() -> int:
             if args.pretrain:
                 backbone, pretrain_s = pretrained_backbone(data, args.pretrain, work, args.image_size)
                 start_flags = ["--weights", str(backbone)]
-            if args.self_train:
+            if args.unlabelled:
                 if not (data / "pool").is_dir():
-                    raise SystemExit(f"bench_recipe.py: {data.name} has no unlabelled pool to self-train on")
+                    raise SystemExit(f"bench_recipe.py: {data.name} has no unlabelled pool to learn from")
                 start_flags += ["--unlabelled", str(data / "pool")]
             for epochs in args.epochs:
                 for seed in args.seeds:  # the recipes take turns, so both see the machine in the same state

@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler, default_collate
 from torchvision.transforms.v2 import functional as F
 
-from ..config import TrainConfig
+from ..config import FIXMATCH_RATIO, TrainConfig
 from .images import failure_reason, load_image, load_resized
 from .tables import LabelledData
 
@@ -78,6 +79,26 @@ class LabelledImageDataset(Dataset):
         return self.transform(image), target
 
 
+class UnlabelledViewsDataset(Dataset):
+    """Unlabelled images for FixMatch: each gives ``views(image)`` (two tensors), or None when unreadable."""
+
+    def __init__(self, paths: Sequence[str], views: Callable, draft_size: int | None = None):
+        self.paths, self.views, self.draft_size = list(paths), views, draft_size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        try:
+            image = load_image(self.paths[i], self.draft_size)
+        except Exception as exc:  # noqa: BLE001 - one bad file must not end the run
+            if self.paths[i] not in _WARNED:
+                _WARNED.add(self.paths[i])
+                log.warning("unreadable image skipped: %s (%s)", self.paths[i], failure_reason(exc))
+            return None
+        return self.views(image)
+
+
 class ImageFileDataset(Dataset):
     """Images for prediction: yields ``(uint8 HWC tensor, index, error)``; an unreadable file never raises.
 
@@ -134,16 +155,16 @@ class InTurnLoader:
                 yield default_collate(list(get(self.dataset.__getitem__, range(start, min(start + self.batch_size, n)))))
 
 
-def balanced_sampler(labels: Sequence[int]) -> WeightedRandomSampler:
+def balanced_sampler(labels: Sequence[int], draws: int | None = None) -> WeightedRandomSampler:
     """Draws each class equally often: every image weighs 1 / (its class's count), drawn with replacement.
 
-    An epoch draws as many images as the split holds, so its length does not change; rare images
+    An epoch draws as many images as the split holds (or ``draws``), so its length does not change; rare images
     recur within an epoch and common ones are left out at random. Under DDP Lightning shards the
     draws across the processes.
     """
     labels = torch.as_tensor(labels)
     counts = torch.bincount(labels)
-    return WeightedRandomSampler((1.0 / counts[labels]).double(), num_samples=len(labels), replacement=True)
+    return WeightedRandomSampler((1.0 / counts[labels]).double(), num_samples=draws or len(labels), replacement=True)
 
 
 class PerspectiveDataModule(pl.LightningDataModule):
@@ -158,6 +179,11 @@ class PerspectiveDataModule(pl.LightningDataModule):
         draft_size, train_draft_size: JPEG decoding size hints for evaluation and training
             (``load_image``); training passes None when its augmentation crops.
         balance_classes: draw training images with ``balanced_sampler`` (classification).
+        unlabelled, unlabelled_views, steps: FixMatch's unlabelled photos, the function that makes
+            their two views (``transforms.fixmatch_views``) and the phase's length: the training
+            loader then gives ``{"labelled": (x, y), "unlabelled": (weak, strong)}`` batches, both
+            halves drawn with replacement, ``steps`` of them in one epoch, ``FIXMATCH_RATIO``
+            unlabelled photos to a labelled one.
     """
 
     def __init__(
@@ -173,8 +199,12 @@ class PerspectiveDataModule(pl.LightningDataModule):
         draft_size: int | None = None,
         train_draft_size: int | None = None,
         balance_classes: bool = False,
+        unlabelled: Sequence[str] | None = None,
+        unlabelled_views: Callable | None = None,
+        steps: int | None = None,
     ):
         super().__init__()
+        self.unlabelled, self.unlabelled_views, self.steps = unlabelled, unlabelled_views, steps
         self.balance_classes = balance_classes
         self.draft_size, self.train_draft_size = draft_size, train_draft_size
         self.splits = splits
@@ -208,8 +238,25 @@ class PerspectiveDataModule(pl.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.splits[0], train=True)
+    def train_dataloader(self) -> DataLoader | CombinedLoader:
+        if self.unlabelled is None:
+            return self._loader(self.splits[0], train=True)
+        labelled = self._dataset(self.splits[0], train=True)
+        unlabelled = UnlabelledViewsDataset(self.unlabelled, self.unlabelled_views, self.train_draft_size)
+        sizes = {"labelled": self.batch_size, "unlabelled": self.batch_size * FIXMATCH_RATIO}
+        # Samplers with replacement and a fixed count: the phase is `steps` batches whatever the folder
+        # sizes, and Lightning shards a WeightedRandomSampler's draws across the processes under DDP.
+        samplers = {
+            "labelled": balanced_sampler(labelled.targets, self.steps * sizes["labelled"]) if self.balance_classes
+            else WeightedRandomSampler(torch.ones(len(labelled)).double(), self.steps * sizes["labelled"], True),
+            "unlabelled": WeightedRandomSampler(torch.ones(len(unlabelled)).double(), self.steps * sizes["unlabelled"],
+                                                True),
+        }
+        loaders = {name: DataLoader(dataset, batch_size=sizes[name], sampler=samplers[name], drop_last=True,
+                                    num_workers=self.workers, persistent_workers=self.workers > 0,
+                                    collate_fn=skip_unreadable, pin_memory=torch.cuda.is_available())
+                   for name, dataset in (("labelled", labelled), ("unlabelled", unlabelled))}
+        return CombinedLoader(loaders, mode="min_size")
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.splits[1], train=False)

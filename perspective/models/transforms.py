@@ -20,7 +20,7 @@ which holds both the image and its target.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torchvision.transforms import v2
@@ -95,6 +95,27 @@ def train_transform(pre: Preprocessing, level: str) -> v2.Compose:
         geometry = [*_resize(pre), v2.RandomRotation(10, interpolation=InterpolationMode.BILINEAR)]
         jitter = v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2)
     return v2.Compose([*geometry, jitter, *_to_normalised_tensor(pre)])
+
+
+def fixmatch_views(pre: Preprocessing) -> Callable:
+    """PIL image -> ``(weak, strong)`` normalised tensors, FixMatch's two views (``training.fixmatch``).
+
+    The weak view mirrors and shifts (a crop of the photo padded by an eighth of its side, reflected);
+    the strong one draws its own weak view, then RandAugment (2 operations at magnitude 10) and a
+    black cut-out of 2-15% of the photo, the views FixMatch's paper trains with.
+    """
+    to_image = v2.Compose([*_resize(pre), v2.ToImage()])
+    weak = v2.Compose([v2.RandomHorizontalFlip(),
+                       v2.RandomCrop(pre.image_size, padding=pre.image_size // 8, padding_mode="reflect")])
+    strong = v2.Compose([weak, v2.RandAugment(num_ops=2, magnitude=10),
+                         v2.RandomErasing(p=1.0, scale=(0.02, 0.15), value=0)])
+    normalise = v2.Compose(_to_normalised_tensor(pre)[1:])
+
+    def views(image):
+        image = to_image(image)
+        return normalise(weak(image)), normalise(strong(image))
+
+    return views
 
 
 def parse_flip_pairs(text: str | None) -> list[tuple[str, str]] | None:

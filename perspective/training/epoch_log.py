@@ -29,7 +29,10 @@ def draws_progress_bar(quiet: bool = False) -> bool:
 
 
 def _batch_size(batch: Any) -> int:
-    """Images in a training batch: the length of its first tensor (0 for a batch of unreadable images)."""
+    """Images in a training batch: the length of its first tensor (0 for a batch of unreadable images);
+    a FixMatch batch counts its labelled and unlabelled halves."""
+    if isinstance(batch, dict):
+        return sum(_batch_size(half) for half in batch.values())
     while isinstance(batch, (list, tuple)) and batch:
         batch = batch[0]
     return len(batch) if isinstance(batch, torch.Tensor) else 0

@@ -51,7 +51,7 @@ from ..interrupts import keeps_ctrl_c
 from ..models.backbones import Preprocessing, default_preprocessing
 from ..models.checkpoint import load_checkpoint, weights_info
 from ..models.module import PerspectiveModel
-from ..models.transforms import eval_transform, flip_permutation, parse_flip_pairs, train_transform
+from ..models.transforms import eval_transform, fixmatch_views, flip_permutation, parse_flip_pairs, train_transform
 from ..prediction.jobs import Evaluation, evaluate_frame
 from ..prediction.predictor import Predictor
 from ..results import atomic_write
@@ -66,6 +66,7 @@ from .callbacks import (
 from .checkpointing import BackgroundCheckpointIO, RunCheckpoint
 from .data import decoding_threads, load_splits, loader_workers
 from .epoch_log import EpochLog, draws_progress_bar
+from .fixmatch import fixmatch_phase
 from .loggers import EpochCSVLogger, create_loggers
 
 log = logging.getLogger(__name__)
@@ -376,19 +377,24 @@ def write_run_config(cfg: TrainConfig, run_dir: Path) -> Path:
 
 @keeps_ctrl_c
 def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = (),
-          prepared: tuple[LabelledData, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]] | None = None) -> TrainResult:
+          prepared: tuple[LabelledData, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]] | None = None,
+          fixmatch: tuple[str, list[str]] | None = None) -> TrainResult:
     """Fit a model as ``cfg`` says, test its best checkpoint, and say where it is.
 
     ``callbacks`` are added to the Trainer's own (a hyperparameter search passes its pruning callback).
     ``prepared``: ``cfg``'s data, already read, and the (train, validation, test) rows the caller chose
     instead of the run's own split (the label audit's folds: the data is read once for all of them).
-    ``cfg.unlabelled`` without ``prepared``: a teacher, then a student on its pseudo-labels
-    (``training.self_training``); the student's result.
+    ``cfg.unlabelled`` without ``prepared``: a teacher, then a run that learns from the unlabelled photos
+    (``training.semi_supervised``); the latter's result. ``fixmatch``: (a teacher's checkpoint, unlabelled
+    photos): the FixMatch phase from that checkpoint (``training.fixmatch``).
     """
     if cfg.unlabelled and prepared is None:
-        from .self_training import self_train  # it trains its teacher and student through this function
+        from .semi_supervised import learn_from_unlabelled  # it trains its teacher and student through this function
 
-        return self_train(cfg, train, callbacks)
+        return learn_from_unlabelled(cfg, train, callbacks)
+    run_cfg = cfg  # what the run folder's config.yaml repeats
+    if fixmatch:
+        cfg = fixmatch_phase(cfg, fixmatch[0])
     cfg = replace(cfg, resume=resolve_resume(cfg))
     if cfg.lr_find and cfg.resume:
         raise UserError("--lr-find starts a run; a resumed run keeps the learning rate it started with")
@@ -414,9 +420,12 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = (),
         workers=loader_workers(cfg),
         draft_size=pre.decode_size,
         train_draft_size=None if cfg.augment == "strong" else pre.decode_size,  # a random crop needs every pixel
+        unlabelled=fixmatch[1] if fixmatch else None,
+        unlabelled_views=fixmatch_views(pre) if fixmatch else None,
+        steps=cfg.fixmatch_steps if fixmatch else None,
     )
-    steps_per_epoch = max(1, len(splits[0]) // cfg.batch_size)
-    config_file = [] if cfg.resume else [RunConfigFile(cfg)]  # a resumed run keeps the config it started with
+    steps_per_epoch = cfg.fixmatch_steps if fixmatch else max(1, len(splits[0]) // cfg.batch_size)
+    config_file = [] if cfg.resume else [RunConfigFile(run_cfg)]  # a resumed run keeps the config it started with
     trainer = build_trainer(cfg, model, steps_per_epoch, [*callbacks, *config_file])
     found_rate = None
     if cfg.lr_find:

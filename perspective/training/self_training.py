@@ -1,4 +1,4 @@
-"""Self-training: a classifier teaches itself from the photos nobody labelled (pseudo-labels).
+"""Self-training (``--semi self-training``): a classifier teaches itself from pseudo-labels fixed once.
 
 A teacher trains on the labelled photos as any run does. It predicts every unlabelled photo; the
 photos it is surest of, the same number for each class it predicts (so a class it favours does not
@@ -15,31 +15,26 @@ run, seed 0, docs/training.md): the surest photos are the ones the teacher alrea
 classes it confuses (shirt, T-shirt, pullover, coat) gain few. From a backbone pretrained on the pool
 (``perspective pretrain``) the teacher reached 0.849 and its student 0.838: the pseudo-labels cost.
 
-Scores are not pseudo-labelled: a predicted score carries no confidence of its own to pick the surest
-by (the intervals have one width per group of predicted scores); ``perspective pretrain`` uses
-unlabelled photos there.
+The teacher is trained by ``training.semi_supervised``, which calls ``student`` here.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytorch_lightning as pl
 
 from ..config import TrainConfig
-from ..data import list_images
+from ..data import LabelledData
 from ..errors import UserError
 from ..models.checkpoint import load_checkpoint
 from ..prediction.predictor import Predictor
 from ..results import atomic_write
-from .data import decoding_threads, load_splits, trains_on_cpu
+from .data import decoding_threads, trains_on_cpu
 
 log = logging.getLogger(__name__)
 
@@ -56,34 +51,18 @@ def pseudo_labels(rows: Sequence[dict], classes: Sequence[str], share: float, po
     return frame.groupby("label", sort=True).head(per_class).reset_index(drop=True)
 
 
-def self_train(cfg: TrainConfig, train_run, callbacks: Sequence[pl.Callback] = ()):
-    """Teacher, pseudo-labels from ``cfg.unlabelled``, student; the student's ``TrainResult``.
+def student(cfg: TrainConfig, train_run, callbacks: Sequence[pl.Callback], data: LabelledData,
+            parts: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame], pool: list[str], teacher: str):
+    """The student of ``teacher`` (its best checkpoint): trained from ``cfg``'s own start on the labelled
+    rows and the teacher's surest classes for ``pool``; its ``TrainResult``, and ``pseudo_labels.csv`` in its folder.
 
-    ``train_run`` is ``training.run.train`` (passed in: it calls this module for ``--unlabelled``).
-    The teacher's run folder is ``<run>-teacher``; the student's is ``<run>`` and holds
-    ``pseudo_labels.csv``.
+    ``train_run`` is ``training.run.train``.
     """
-    if cfg.resume:
-        raise UserError("--unlabelled trains a teacher and then a student on pseudo-labels that are not kept "
-                        "until it ends; --resume cannot continue it: start it again")
     if not 0 < cfg.pseudo_share <= 1:
         raise UserError(f"--pseudo-share must lie in (0, 1], not {cfg.pseudo_share}")
-    if not Path(cfg.unlabelled).is_dir():
-        raise UserError(f"--unlabelled {cfg.unlabelled}: not a folder of images")
-    data, (train_part, val_part, test_part) = load_splits(cfg)
-    if data.task != "classification":
-        raise UserError("--unlabelled (self-training) is for classes; to use unlabelled photos for scores, "
-                        "pretrain a backbone on them: perspective pretrain")
-    labelled = {os.path.realpath(p) for p in data.frame["path"]}
-    pool = [p for p in list_images(cfg.unlabelled, recursive=True) if os.path.realpath(p) not in labelled]
-    if not pool:
-        raise UserError(f"--unlabelled {cfg.unlabelled}: no images there that are not labelled already")
-    name = cfg.run_name or time.strftime("%Y%m%d-%H%M%S")
-    teacher = train_run(replace(cfg, run_name=f"{name}-teacher", test=False), callbacks,
-                        prepared=(data, (train_part, val_part, test_part)))
-    # every process of a multi-device run predicts the pool alike, so all train the student on the same rows
-    log.info("teacher %s predicts %d unlabelled images", teacher.best_checkpoint, len(pool))
-    predictor = Predictor(load_checkpoint(teacher.best_checkpoint), "cpu" if trains_on_cpu(cfg) else "auto")
+    train_part, val_part, test_part = parts
+    log.info("teacher %s predicts %d unlabelled images", teacher, len(pool))
+    predictor = Predictor(load_checkpoint(teacher), "cpu" if trains_on_cpu(cfg) else "auto")
     rows = list(predictor.predict_paths(pool, cfg.batch_size, decoding_threads(cfg), progress=not cfg.quiet))
     unreadable = sum(1 for r in rows if r.get("error"))
     if unreadable:
@@ -94,7 +73,7 @@ def self_train(cfg: TrainConfig, train_run, callbacks: Sequence[pl.Callback] = (
     log.info("%d pseudo-labelled images join %d labelled ones (the surest %.0f%% of %d, per predicted class)",
              len(picked), len(train_part), 100 * cfg.pseudo_share, len(pool))
     student_train = pd.concat([train_part, picked[["path", "label"]]], ignore_index=True)
-    student = train_run(replace(cfg, run_name=name), callbacks, prepared=(data, (student_train, val_part, test_part)))
-    if student.is_global_zero:
-        atomic_write(Path(student.run_dir) / PSEUDO_LABELS_CSV, picked.to_csv(index=False))
-    return student
+    result = train_run(cfg, callbacks, prepared=(data, (student_train, val_part, test_part)))
+    if result.is_global_zero:
+        atomic_write(Path(result.run_dir) / PSEUDO_LABELS_CSV, picked.to_csv(index=False))
+    return result
