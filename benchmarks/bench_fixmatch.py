@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> None:
                    help=f"AdamW's peak, {FIXMATCH_WARMUP_STEPS} steps of warm-up, cosine (default {FIXMATCH_LEARNING_RATE:g})")
     p.add_argument("--ema", type=float, default=FIXMATCH_EMA_DECAY,
                    help=f"decay of the weight average scored (default {FIXMATCH_EMA_DECAY})")
+    p.add_argument("--labeller", choices=("live", "average"), default="live",
+                   help="the weights that pseudo-label the mild views: the live model (FixMatch's paper) or the "
+                        "weight average, which is steadier in the high-rate middle of the run (default live)")
     p.add_argument("--eval-every", type=positive_int, default=None, help="steps between scores (default: the end)")
     p.add_argument("--seed", type=int, default=0, help="(default 0)")
     args = p.parse_args(argv)
@@ -126,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
         unlabelled = pool[torch.randint(len(pool), (n * args.mu,))]
         with torch.no_grad():
             model.eval()
-            confidence, pseudo = model(normalised(views(unlabelled, weak), pre)).softmax(1).max(1)
+            labeller = average if args.labeller == "average" else model
+            confidence, pseudo = labeller(normalised(views(unlabelled, weak), pre)).softmax(1).max(1)
         model.train()
         out = model(torch.cat([normalised(views(x_train[some], weak), pre), normalised(views(unlabelled, strong), pre)]))
         keep = (confidence >= args.tau).float()
