@@ -35,6 +35,17 @@ def skip_unreadable(batch: list) -> Any:
     return default_collate(batch) if batch else None
 
 
+def _image_or_none(path: str, draft_size: int | None) -> Any:
+    """The decoded image, or None for a file that cannot be read (named in a warning once a process)."""
+    try:
+        return load_image(path, draft_size)
+    except Exception as exc:  # noqa: BLE001 - one bad file must not end an epoch
+        if path not in _WARNED:
+            _WARNED.add(path)
+            log.warning("unreadable image skipped: %s (%s)", path, failure_reason(exc))
+        return None
+
+
 class LabelledImageDataset(Dataset):
     """Images with targets for training; mirrors images and swaps side labels together.
 
@@ -66,12 +77,8 @@ class LabelledImageDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The sample, or None for an image that cannot be read (``skip_unreadable`` drops it)."""
-        try:
-            image, target = load_image(self.paths[i], self.draft_size), self.targets[i]
-        except Exception as exc:  # noqa: BLE001 - one bad file must not end an epoch
-            if self.paths[i] not in _WARNED:
-                _WARNED.add(self.paths[i])
-                log.warning("unreadable image skipped: %s (%s)", self.paths[i], failure_reason(exc))
+        image, target = _image_or_none(self.paths[i], self.draft_size), self.targets[i]
+        if image is None:
             return None
         if self.flip is not None and torch.rand(()) < 0.5:
             image = F.horizontal_flip(image)
@@ -89,14 +96,8 @@ class UnlabelledViewsDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        try:
-            image = load_image(self.paths[i], self.draft_size)
-        except Exception as exc:  # noqa: BLE001 - one bad file must not end the run
-            if self.paths[i] not in _WARNED:
-                _WARNED.add(self.paths[i])
-                log.warning("unreadable image skipped: %s (%s)", self.paths[i], failure_reason(exc))
-            return None
-        return self.views(image)
+        image = _image_or_none(self.paths[i], self.draft_size)
+        return None if image is None else self.views(image)
 
 
 class ImageFileDataset(Dataset):
