@@ -31,14 +31,11 @@ from ..config import (
     TrainConfig,
 )
 from ..data import LabelledData
-from ..errors import UserError
 
 
 def fixmatch_phase(cfg: TrainConfig, teacher: str) -> TrainConfig:
     """The settings the FixMatch phase trains with: ``cfg``'s data, batch and augmentation, from ``teacher``
     (a train checkpoint, whose head is kept), with the phase's own measured schedule."""
-    if cfg.fixmatch_steps < 1:
-        raise UserError(f"--fixmatch-steps must be at least 1, not {cfg.fixmatch_steps}")
     return replace(
         cfg, weights=teacher, learning_rate=FIXMATCH_LEARNING_RATE, optimizer="adamw",
         scheduler="cosine", warmup_epochs=min(1.0, FIXMATCH_WARMUP_STEPS / cfg.fixmatch_steps), max_epochs=1,

@@ -58,9 +58,8 @@ def student(cfg: TrainConfig, train_run, callbacks: Sequence[pl.Callback], data:
 
     ``train_run`` is ``training.run.train``.
     """
-    if not 0 < cfg.pseudo_share <= 1:
-        raise UserError(f"--pseudo-share must lie in (0, 1], not {cfg.pseudo_share}")
     train_part, val_part, test_part = parts
+    # every process of a multi-device run predicts the pool alike, so all train the student on the same rows
     log.info("teacher %s predicts %d unlabelled images", teacher, len(pool))
     predictor = Predictor(load_checkpoint(teacher), "cpu" if trains_on_cpu(cfg) else "auto")
     rows = list(predictor.predict_paths(pool, cfg.batch_size, decoding_threads(cfg), progress=not cfg.quiet))

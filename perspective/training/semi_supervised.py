@@ -37,6 +37,10 @@ def learn_from_unlabelled(cfg: TrainConfig, train_run, callbacks: Sequence[pl.Ca
     """
     if cfg.semi not in SEMI_METHODS:
         raise UserError(f"--semi must be one of {', '.join(SEMI_METHODS)}, not {cfg.semi!r}")
+    if not 0 < cfg.pseudo_share <= 1:  # the settings are checked before the teacher spends its time
+        raise UserError(f"--pseudo-share must lie in (0, 1], not {cfg.pseudo_share}")
+    if cfg.fixmatch_steps < 1:
+        raise UserError(f"--fixmatch-steps must be at least 1, not {cfg.fixmatch_steps}")
     if cfg.resume:
         raise UserError("--unlabelled trains a teacher and then learns from the unlabelled photos in a second run; "
                         "--resume cannot continue the two: start it again")
