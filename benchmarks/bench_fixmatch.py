@@ -28,7 +28,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms import v2
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -45,7 +44,7 @@ from perspective.config import TrainConfig as D  # noqa: E402
 from perspective.data import list_images, load_resized, read_labelled_data  # noqa: E402
 from perspective.models.backbones import Preprocessing  # noqa: E402
 from perspective.models.checkpoint import load_checkpoint  # noqa: E402
-from perspective.models.transforms import eval_resize, normalise_batch  # noqa: E402
+from perspective.models.transforms import eval_resize, fixmatch_augmentations, normalise_batch  # noqa: E402
 
 
 def photos(paths: list[str], pre: Preprocessing) -> torch.Tensor:
@@ -115,10 +114,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{time.time() - started:.0f} s; start: val {accuracy(model, x_val, y_val, pre):.4f}, "
           f"test {accuracy(model, x_test, y_test, pre):.4f}", flush=True)
 
-    shift = pre.image_size // 8
-    weak = v2.Compose([v2.RandomHorizontalFlip(), v2.RandomCrop(pre.image_size, padding=shift, padding_mode="reflect")])
-    strong = v2.Compose([weak, v2.RandAugment(num_ops=2, magnitude=10),
-                         v2.RandomErasing(p=1.0, scale=(0.02, 0.15), value=0)])
+    weak, strong = fixmatch_augmentations(pre.image_size)  # the views train --unlabelled uses
     average = copy.deepcopy(model).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(

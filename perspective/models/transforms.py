@@ -97,18 +97,25 @@ def train_transform(pre: Preprocessing, level: str) -> v2.Compose:
     return v2.Compose([*geometry, jitter, *_to_normalised_tensor(pre)])
 
 
-def fixmatch_views(pre: Preprocessing) -> Callable:
-    """PIL image -> ``(weak, strong)`` normalised tensors, FixMatch's two views (``training.fixmatch``).
+def fixmatch_augmentations(image_size: int) -> tuple[v2.Compose, v2.Compose]:
+    """FixMatch's ``(weak, strong)`` augmentations of a uint8 image tensor already at ``image_size``.
 
     The weak view mirrors and shifts (a crop of the photo padded by an eighth of its side, reflected);
     the strong one draws its own weak view, then RandAugment (2 operations at magnitude 10) and a
     black cut-out of 2-15% of the photo, the views FixMatch's paper trains with.
     """
-    to_image = v2.Compose([*_resize(pre), v2.ToImage()])
     weak = v2.Compose([v2.RandomHorizontalFlip(),
-                       v2.RandomCrop(pre.image_size, padding=pre.image_size // 8, padding_mode="reflect")])
+                       v2.RandomCrop(image_size, padding=image_size // 8, padding_mode="reflect")])
     strong = v2.Compose([weak, v2.RandAugment(num_ops=2, magnitude=10),
                          v2.RandomErasing(p=1.0, scale=(0.02, 0.15), value=0)])
+    return weak, strong
+
+
+def fixmatch_views(pre: Preprocessing) -> Callable:
+    """PIL image -> ``(weak, strong)`` normalised tensors, FixMatch's two views (``training.fixmatch``):
+    resized as for evaluation, then ``fixmatch_augmentations``."""
+    to_image = v2.Compose([*_resize(pre), v2.ToImage()])
+    weak, strong = fixmatch_augmentations(pre.image_size)
     normalise = v2.Compose(_to_normalised_tensor(pre)[1:])
 
     def views(image):
