@@ -292,6 +292,7 @@ class TrainConfig(DeviceConfig):
     unlabelled: str | None = None  # a folder of unlabelled photos (training.semi_supervised)
     semi: str = "fixmatch"  # how they teach: SEMI_METHODS
     fixmatch_steps: int = 600  # the FixMatch phase's length, in steps
+    fixmatch_with_val: bool = False  # the FixMatch phase learns from the validation photos too (training.fixmatch)
     pseudo_share: float = 0.1  # self-training: the surest share of those photos that the student learns from
     resume: str | None = None
     strict: bool = False

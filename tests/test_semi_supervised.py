@@ -83,6 +83,26 @@ def test_fixmatch_continues_the_teacher_on_labelled_and_unlabelled_photos(tmp_pa
 
 
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")  # the step runs outside a Trainer
+def test_fixmatch_with_val_learns_the_validation_photos_and_claims_no_validation_score(tmp_path):
+    labelled = make_class_folders(tmp_path / "labelled", per_class=8)
+    pool = make_class_folders(tmp_path / "pool", per_class=10, seed=5)
+    result = run_command("train", "-d", str(labelled), "--unlabelled", str(pool), "--fixmatch-steps", "3",
+                         "--fixmatch-with-val", "-e", "2", "-c", str(tmp_path / "ckpt"), "--run-name", "fm", *FAST)
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "ckpt" / "resnet18" / "fm"
+    best = Path(result.stdout.strip().splitlines()[-1].removeprefix("best checkpoint: "))
+    assert best == run / "epoch=00.ckpt" and (run / "test_report" / "metrics.json").is_file()
+    teacher_best = next((tmp_path / "ckpt" / "resnet18" / "fm-teacher").glob("epoch=*.ckpt"))
+    student, teacher = (torch.load(p, map_location="cpu", weights_only=False) for p in (best, teacher_best))
+    assert student["hyper_parameters"]["weights"] == str(teacher_best) and student["global_step"] == 3
+    # 24 photos: the teacher trained on the rows outside validation (4) and test, the phase on validation's too
+    assert student["hyper_parameters"]["train_stats"]["n"] == teacher["hyper_parameters"]["train_stats"]["n"] + 4
+    assert "conformal" in teacher and "conformal" not in student  # a calibration on photos it learned would lie
+    refused = run_command("train", "-d", str(labelled), "--unlabelled", str(pool), "--semi", "self-training",
+                          "--fixmatch-with-val", "-e", "1", "-c", str(tmp_path / "ckpt"), *FAST)
+    assert refused.returncode == 2 and "--fixmatch-with-val is for --semi fixmatch" in refused.stderr
+
+
 def test_fixmatch_teaches_only_the_unlabelled_photos_it_is_sure_of():
     """Zero head weights: every photo gets the head's bias as logits, whatever the backbone sees."""
     model = PerspectiveModel(weights="none", task="classification", class_names=["a", "b", "c"],

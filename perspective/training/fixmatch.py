@@ -18,6 +18,7 @@ accuracy (docs/training.md). The run's other flags (``-l``, ``-e``, the optimize
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -31,6 +32,8 @@ from ..config import (
     TrainConfig,
 )
 from ..data import LabelledData
+
+log = logging.getLogger(__name__)
 
 
 def fixmatch_phase(cfg: TrainConfig, teacher: str) -> TrainConfig:
@@ -46,5 +49,16 @@ def fixmatch_phase(cfg: TrainConfig, teacher: str) -> TrainConfig:
 def student(cfg: TrainConfig, train_run, callbacks: Sequence[pl.Callback], data: LabelledData,
             parts: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame], pool: list[str], teacher: str):
     """The FixMatch phase from ``teacher`` (its best checkpoint) on the labelled rows and ``pool``; its
-    ``TrainResult``. ``train_run`` is ``training.run.train``."""
+    ``TrainResult``. ``train_run`` is ``training.run.train``.
+
+    With ``cfg.fixmatch_with_val`` the validation rows join the training rows: the teacher needed them to
+    pick its epoch, the phase (scored at its end) does not, and on Fashion-MNIST-500 the 75 more labels
+    lifted every seed (0.854, 0.852, 0.849 to 0.856, 0.860, 0.850). The phase then validates nothing
+    (``training.run.train``), so no score it trained on is reported as held out.
+    """
+    if cfg.fixmatch_with_val:
+        train, val, test = parts
+        parts = (pd.concat([train, val], ignore_index=True), val, test)
+        log.info("--fixmatch-with-val: the phase learns from the %d validation photos too; it validates nothing "
+                 "and its checkpoint carries no calibration", len(val))
     return train_run(cfg, callbacks, prepared=(data, parts), fixmatch=(teacher, pool))

@@ -229,8 +229,11 @@ def _run_name(cfg: TrainConfig) -> str:
 
 
 def build_trainer(
-    cfg: TrainConfig, model: PerspectiveModel, steps_per_epoch: int, callbacks: Sequence[pl.Callback] = ()
+    cfg: TrainConfig, model: PerspectiveModel, steps_per_epoch: int, callbacks: Sequence[pl.Callback] = (),
+    validate: bool = True,
 ) -> pl.Trainer:
+    """The run's Trainer. ``validate=False``: no validation pass, and each epoch's checkpoint is the best
+    (nothing scores it); early stopping, which needs a score, is off."""
     accelerator, devices = resolve_devices(cfg.gpus, cfg.accelerator, cfg.devices)
     run = _run_name(cfg)
     if cfg.resume:  # the run's own folder holds checkpoints already, as it should
@@ -240,14 +243,15 @@ def build_trainer(
     checkpoint = RunCheckpoint(
         start_epoch=min_epochs,
         dirpath=Path(cfg.checkpoints_location) / cfg.backbone / run,
-        filename=f"epoch={{epoch:02d}}-{monitor}={{{monitor}:.4f}}",
+        filename=f"epoch={{epoch:02d}}-{monitor}={{{monitor}:.4f}}" if validate else "epoch={epoch:02d}",
         auto_insert_metric_name=False,
-        monitor=monitor,
+        monitor=monitor if validate else None,
         mode=mode,
-        save_top_k=3,
+        save_top_k=3 if validate else 1,
         save_last=True,
     )
     patience = cfg.patience if cfg.patience is not None else default_patience(cfg.scheduler)
+    patience = patience if validate else None
     stopping = [] if patience is None else [
         ScheduleAwareEarlyStopping(min_epochs, monitor=monitor, mode=mode, patience=patience)]
     averaging = [WarmupEMA(cfg.ema_decay)] if cfg.ema_decay > 0 else []
@@ -274,7 +278,8 @@ def build_trainer(
         ],
         logger=loggers or False,
         log_every_n_steps=max(1, min(50, steps_per_epoch)),
-        num_sanity_val_steps=0,  # validation is this toolkit's own tested step; the first epoch's end runs it anyway
+        num_sanity_val_steps=0,
+        limit_val_batches=None if validate else 0,  # validation is this toolkit's own tested step; the first epoch's end runs it anyway
         enable_progress_bar=bar,
         enable_model_summary=not cfg.quiet,
         default_root_dir=checkpoint.dirpath,
@@ -426,7 +431,8 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = (),
     )
     steps_per_epoch = cfg.fixmatch_steps if fixmatch else max(1, len(splits[0]) // cfg.batch_size)
     config_file = [] if cfg.resume else [RunConfigFile(run_cfg)]  # a resumed run keeps the config it started with
-    trainer = build_trainer(cfg, model, steps_per_epoch, [*callbacks, *config_file])
+    validate = not (fixmatch and cfg.fixmatch_with_val)  # that phase trains on the validation rows (training.fixmatch)
+    trainer = build_trainer(cfg, model, steps_per_epoch, [*callbacks, *config_file], validate=validate)
     found_rate = None
     if cfg.lr_find:
         found_rate = find_learning_rate(cfg, trainer, model, datamodule, steps_per_epoch)

@@ -41,6 +41,8 @@ def learn_from_unlabelled(cfg: TrainConfig, train_run, callbacks: Sequence[pl.Ca
         raise UserError(f"--pseudo-share must lie in (0, 1], not {cfg.pseudo_share}")
     if cfg.fixmatch_steps < 1:
         raise UserError(f"--fixmatch-steps must be at least 1, not {cfg.fixmatch_steps}")
+    if cfg.fixmatch_with_val and cfg.semi != "fixmatch":
+        raise UserError(f"--fixmatch-with-val is for --semi fixmatch, not --semi {cfg.semi}")
     if cfg.resume:
         raise UserError("--unlabelled trains a teacher and then learns from the unlabelled photos in a second run; "
                         "--resume cannot continue the two: start it again")
