@@ -349,8 +349,8 @@ def run_toolkit(data: Path, epochs: int, seed: int, work: Path, extra: list[str]
     metrics = json.loads((run_dir / "test_report" / "metrics.json").read_text())
     test = headline_score(metrics)
     last = torch.load(run_dir / "last.ckpt", map_location="cpu", weights_only=True)
-    best = [p for p in run_dir.glob("epoch=*.ckpt")]
     monitor = "val_acc" if metrics["task"] == "classification" else "val_loss"
+    best = [p for p in run_dir.glob(f"epoch=*-{monitor}=*.ckpt")]  # none where the run validated nothing
     values = [float(p.stem.split(f"{monitor}=")[1]) for p in best]
     val = (max if monitor == "val_acc" else min)(values) if values else float("nan")
     return {"val": val, "test": test, "epochs_run": int(last["epoch"]) + 1}
