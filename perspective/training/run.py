@@ -278,8 +278,8 @@ def build_trainer(
         ],
         logger=loggers or False,
         log_every_n_steps=max(1, min(50, steps_per_epoch)),
-        num_sanity_val_steps=0,
-        limit_val_batches=None if validate else 0,  # validation is this toolkit's own tested step; the first epoch's end runs it anyway
+        num_sanity_val_steps=0,  # validation is this toolkit's own tested step; the first epoch's end runs it anyway
+        limit_val_batches=None if validate else 0,
         enable_progress_bar=bar,
         enable_model_summary=not cfg.quiet,
         default_root_dir=checkpoint.dirpath,
