@@ -103,6 +103,41 @@ def test_fixmatch_with_val_learns_the_validation_photos_and_claims_no_validation
     assert refused.returncode == 2 and "--fixmatch-with-val is for --semi fixmatch" in refused.stderr
 
 
+def test_resume_continues_an_unfinished_teacher_and_restarts_the_fixmatch_phase(tmp_path):
+    labelled = make_class_folders(tmp_path / "labelled", per_class=8)
+    pool = make_class_folders(tmp_path / "pool", per_class=10, seed=5)
+    common = ["-d", str(labelled), "--unlabelled", str(pool), "--fixmatch-steps", "3", "-c", str(tmp_path / "ckpt"), *FAST]
+    assert run_command("train", *common, "-e", "2", "--run-name", "fm").returncode == 0
+    runs = tmp_path / "ckpt" / "resnet18"
+    teacher_last, phase_best = runs / "fm-teacher" / "last.ckpt", next((runs / "fm").glob("epoch=00-*.ckpt"))
+
+    def step_and_mtime(path):
+        return torch.load(path, map_location="cpu", weights_only=True)["global_step"], path.stat().st_mtime_ns
+
+    teacher_before, phase_before = step_and_mtime(teacher_last), step_and_mtime(runs / "fm" / "last.ckpt")
+    # a phase stopped before its end has last.ckpt alone; the teacher had ended, so only the phase runs again
+    phase_best.unlink()
+    again = run_command("train", *common, "-e", "2", "--resume", str(runs / "fm" / "last.ckpt"))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip().splitlines()[-1] == f"best checkpoint: {phase_best}"  # the same teacher, seed, score
+    assert step_and_mtime(teacher_last) == teacher_before
+    assert step_and_mtime(phase_best)[0] == 3 and step_and_mtime(phase_best)[1] > phase_before[1]
+    assert "exists and is not empty" not in again.stderr
+    # the teacher's checkpoint with more epochs asked for: the teacher goes on, then the phase
+    longer = run_command("train", *common, "-e", "3", "--resume", str(teacher_last))
+    assert longer.returncode == 0, longer.stderr
+    assert torch.load(teacher_last, map_location="cpu", weights_only=True)["epoch"] == 2
+    teacher_best = torch.load(phase_best, map_location="cpu", weights_only=False)["hyper_parameters"]["weights"]
+    assert Path(teacher_best).parent == runs / "fm-teacher"
+    # a checkpoint of a run without a teacher beside it
+    (tmp_path / "other").mkdir()
+    stray = tmp_path / "other" / "last.ckpt"
+    stray.write_bytes(phase_best.read_bytes())
+    refused = run_command("train", *common, "-e", "2", "--resume", str(stray))
+    assert refused.returncode == 2 and "not a run of --unlabelled" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+
 def test_fixmatch_teaches_only_the_unlabelled_photos_it_is_sure_of():
     """Zero head weights: every photo gets the head's bias as logits, whatever the backbone sees."""
     model = PerspectiveModel(weights="none", task="classification", class_names=["a", "b", "c"],

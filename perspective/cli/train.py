@@ -241,7 +241,8 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
                    help="the final test report averages each image with its mirror (as infer --tta; default off)")
     g.add_argument("--resume", nargs="?", const="last", default=None, metavar="CHECKPOINT",
                    help="continue an interrupted run from this checkpoint (e.g. its last.ckpt); alone, or 'last': "
-                        "the newest last.ckpt of this backbone under -c (default: start a new run)")
+                        "the newest last.ckpt of this backbone under -c. With --unlabelled: the teacher's continues "
+                        "it, the second phase's starts that phase again (default: start a new run)")
     add_quiet_flag(g)
     return p
 

@@ -5,6 +5,7 @@
 - ``BackgroundCheckpointIO``: those writes on a thread of their own, in order.
 - ``RunCheckpoint``: the best three by the monitored metric from ``--min-epochs`` on (of equally
   scored ones the latest), ``last.ckpt`` after every epoch and on Ctrl-C.
+- ``ended_run_best``: from a run's ``last.ckpt``, its best checkpoint if the run has ended.
 """
 
 from __future__ import annotations
@@ -225,3 +226,22 @@ class RunCheckpoint(ModelCheckpoint):
             # refreshes it, instead of starting a last-v1.ckpt beside it.
             self.last_model_path = str(last)
             trainer.save_checkpoint(last)
+
+
+def ended_run_best(last: str | os.PathLike, max_epochs: int) -> str | None:
+    """The best checkpoint of the run whose ``last.ckpt`` this is, if that run has ended: all of its
+    ``max_epochs`` trained, or stopped early. None while it has epochs left.
+
+    A run stopped early and resumed would train one more epoch before its early stopping stopped it
+    again (Lightning does not keep the decision to stop), which could change its best checkpoint; a
+    caller that only needs the result (``train --unlabelled --resume``: the teacher) reads it here.
+    """
+    state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    callbacks = [s for s in state.get("callbacks", {}).values() if isinstance(s, dict)]
+    stopped = any(s.get("stopped_epoch", 0) > 0 for s in callbacks)
+    # epochs whose training finished (a Ctrl-C in the middle of the last one leaves it unfinished)
+    trained = state.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {}).get("processed", 0)
+    if not stopped and trained < max_epochs:
+        return None
+    best = next((s.get("best_model_path") or s.get("last_model_path") for s in callbacks if "best_model_path" in s), None)
+    return best if best and Path(best).is_file() else str(last)

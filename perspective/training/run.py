@@ -393,6 +393,7 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = (),
     (``training.semi_supervised``); the latter's result. ``fixmatch``: (a teacher's checkpoint, unlabelled
     photos): the FixMatch phase from that checkpoint (``training.fixmatch``).
     """
+    cfg = replace(cfg, resume=resolve_resume(cfg))
     if cfg.unlabelled and prepared is None:
         from .semi_supervised import learn_from_unlabelled  # it trains its teacher and student through this function
 
@@ -400,7 +401,6 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = (),
     run_cfg = cfg  # what the run folder's config.yaml repeats
     if fixmatch:
         cfg = fixmatch_phase(cfg, fixmatch[0])
-    cfg = replace(cfg, resume=resolve_resume(cfg))
     if cfg.lr_find and cfg.resume:
         raise UserError("--lr-find starts a run; a resumed run keeps the learning rate it started with")
     info = weights_info(cfg.weights)
