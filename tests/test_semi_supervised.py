@@ -17,6 +17,7 @@ from perspective.config import FIXMATCH_LEARNING_RATE, FIXMATCH_RATIO
 from perspective.models.backbones import default_preprocessing
 from perspective.models.module import PerspectiveModel
 from perspective.models.transforms import fixmatch_views
+from perspective.training.checkpointing import ended_run_best
 from perspective.training.self_training import pseudo_labels
 
 FAST = ["--weights", "none", "--image-size", "32", "-s", "8", "-w", "0", "--augment", "none", "--logger", "none", "-q"]
@@ -136,6 +137,24 @@ def test_resume_continues_an_unfinished_teacher_and_restarts_the_fixmatch_phase(
     refused = run_command("train", *common, "-e", "2", "--resume", str(stray))
     assert refused.returncode == 2 and "not a run of --unlabelled" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_a_run_has_ended_when_its_epochs_are_trained_or_early_stopping_stopped_it(tmp_path):
+    best = tmp_path / "epoch=03-val_acc=0.9000.ckpt"
+    best.write_bytes(b"")
+
+    def last(trained: int, stopped_epoch: int) -> Path:
+        path = tmp_path / f"last-{trained}-{stopped_epoch}.ckpt"
+        torch.save({"epoch": trained - 1,
+                    "loops": {"fit_loop": {"epoch_progress": {"current": {"processed": trained}}}},
+                    "callbacks": {"ScheduleAwareEarlyStopping{...}": {"stopped_epoch": stopped_epoch, "wait_count": 2},
+                                  "RunCheckpoint{...}": {"best_model_path": str(best), "last_model_path": ""}}}, path)
+        return path
+
+    assert ended_run_best(last(6, 0), max_epochs=10) is None  # epochs left
+    assert ended_run_best(last(6, 5), max_epochs=10) == str(best)  # stopped early
+    assert ended_run_best(last(10, 0), max_epochs=10) == str(best)  # all trained
+    assert ended_run_best(last(10, 0), max_epochs=12) is None  # more asked for: it goes on
 
 
 def test_fixmatch_teaches_only_the_unlabelled_photos_it_is_sure_of():
