@@ -6,12 +6,14 @@
 - ``RunCheckpoint``: the best three by the monitored metric from ``--min-epochs`` on (of equally
   scored ones the latest), ``last.ckpt`` after every epoch and on Ctrl-C.
 - ``ended_run_best``: from a run's ``last.ckpt``, its best checkpoint if the run has ended.
+- ``expect_existing_checkpoints``: no warning for a run folder that holds checkpoints already.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -245,3 +247,9 @@ def ended_run_best(last: str | os.PathLike, max_epochs: int) -> str | None:
         return None
     best = next((s.get("best_model_path") or s.get("last_model_path") for s in callbacks if "best_model_path" in s), None)
     return best if best and Path(best).is_file() else str(last)
+
+
+def expect_existing_checkpoints() -> None:
+    """Silence Lightning's warning about a checkpoint folder that is not empty, for runs that continue
+    or restart in their own folder (``--resume``), where the checkpoints there are expected."""
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")

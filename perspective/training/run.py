@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import logging
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -63,7 +62,7 @@ from .callbacks import (
     default_min_epochs,
     default_patience,
 )
-from .checkpointing import BackgroundCheckpointIO, RunCheckpoint
+from .checkpointing import BackgroundCheckpointIO, RunCheckpoint, expect_existing_checkpoints
 from .data import decoding_threads, load_splits, loader_workers
 from .epoch_log import EpochLog, draws_progress_bar
 from .fixmatch import fixmatch_phase
@@ -237,7 +236,7 @@ def build_trainer(
     accelerator, devices = resolve_devices(cfg.gpus, cfg.accelerator, cfg.devices)
     run = _run_name(cfg)
     if cfg.resume:  # the run's own folder holds checkpoints already, as it should
-        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        expect_existing_checkpoints()
     monitor, mode = model.monitor
     min_epochs = cfg.min_epochs if cfg.min_epochs is not None else default_min_epochs(cfg.max_epochs, cfg.scheduler)
     checkpoint = RunCheckpoint(

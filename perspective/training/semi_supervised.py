@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +32,7 @@ import pytorch_lightning as pl
 from ..config import SEMI_METHODS, TrainConfig
 from ..data import list_images
 from ..errors import UserError
-from .checkpointing import ended_run_best
+from .checkpointing import ended_run_best, expect_existing_checkpoints
 from .data import load_splits
 
 log = logging.getLogger(__name__)
@@ -90,7 +89,7 @@ def _resumed_teacher(cfg: TrainConfig, train_run, callbacks: Sequence[pl.Callbac
         if not teacher_checkpoint.is_file():
             raise UserError(f"--resume {cfg.resume}: not a run of --unlabelled (no {teacher_checkpoint} beside it)")
         log.info("--resume: the second phase starts again in %s, from its teacher", folder)
-    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")  # as resumed runs do
+    expect_existing_checkpoints()
     best = ended_run_best(teacher_checkpoint, cfg.max_epochs)
     if best is None:
         best = train_run(replace(cfg, resume=str(teacher_checkpoint), test=False), callbacks,
