@@ -1,13 +1,17 @@
 """The documentation: the CLI reference is the parsers' flags, the MkDocs site builds with --strict
 (no broken link, anchor or missing page), and README.md stays a short front door whose links work."""
 
+import importlib
 import importlib.util
 import os
 import re
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
+
+from perspective.cli.__main__ import COMMANDS
 
 README = ROOT / "README.md"
 MKDOCS_PAGE = re.compile(r'<meta name="generator" content="mkdocs-')
@@ -23,6 +27,20 @@ def test_the_cli_reference_is_the_parsers_flags():
         assert f"## perspective {command}\n" in page, command
     for flag in ("`--output`", "`--device`", "`--config`", "`--logger`", "`--checkpoint-dir`", "`--tta`", "`--gpus`"):
         assert flag in page, flag
+    for command in COMMANDS:
+        assert f"## perspective {command}\n" in page, command
+    for command in ("search", "audit"):  # they list their own flags and name train's, which they take too
+        assert f"usage: perspective {command} [-h] [options] [perspective train options]" in page, command
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_points_to_docs_pages_that_exist(command):
+    """-h is one sentence a flag; the explanations and the measurements are on the page it names."""
+    parser = importlib.import_module(f"perspective.cli.{command}").get_args_parser()
+    pages = re.findall(r"docs/[\w-]+\.md", parser.format_help())
+    assert pages, f"perspective {command} -h names no docs page"
+    missing = [page for page in pages if not (ROOT / page).is_file()]
+    assert not missing, f"perspective {command} -h names missing pages {missing}"
 
 
 def test_the_site_builds_strictly_with_the_walkthrough_and_the_cli_pages(tmp_path):

@@ -10,6 +10,7 @@ import dataclasses
 import importlib
 import json
 import pkgutil
+import re
 import subprocess
 import sys
 
@@ -140,6 +141,52 @@ def test_the_parser_reads_its_defaults_from_the_commands_config(command):
             assert action.default == default, (command, name, action.default, default)
         checked += 1
     assert checked >= 4
+
+
+def help_text(command: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``perspective <command> -h`` as an 80-column terminal shows it."""
+    monkeypatch.setenv("COLUMNS", "80")
+    return importlib.import_module(f"perspective.cli.{command}").get_args_parser(f"perspective {command}").format_help()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_fits_two_screens(command, monkeypatch):
+    lines = help_text(command, monkeypatch).splitlines()
+    assert len(lines) <= 120, f"perspective {command} -h has {len(lines)} lines at 80 columns"
+    assert lines[0].startswith(f"usage: perspective {command} ") and len(lines[0]) <= 80, lines[0]
+
+
+# A measured result in a help text: the words of a result, a spread, a throughput, a duration, a share,
+# the hardware it ran on, or a figure with two or more decimals outside the flag's "(default ...)" and
+# outside a pointer to the docs page that holds the measurements ("measured effects: docs/training.md").
+MEASURED = re.compile(r"measur|±|\+-|images/s|\d\s*%|\b\d+ seeds?\b|\b(?:R2|R²|accuracy|acc)\s*[+-]?\d"
+                      r"|\b\d[\d,.]*\s*(?:ms|s|sec|seconds|min|minutes|h|hours)\b|H100|H200|A100|EPYC|Xeon|CPU cores?"
+                      r"|\d\.\d\d", re.IGNORECASE)
+DEFAULT_NOTE = re.compile(r"\(default[: ](?:[^()]|\([^()]*\))*\)")
+DOCS_POINTER = re.compile(r"[\w ,']*: docs/[\w/.#-]+")
+
+
+def measured_figures(text: str) -> list[str]:
+    """What in ``text`` reads as a measured result; defaults, ``(default 0.0001)``, are settings."""
+    return MEASURED.findall(DOCS_POINTER.sub("", DEFAULT_NOTE.sub("", " ".join(text.split()))))
+
+
+def test_the_measured_figure_check_finds_results_and_passes_defaults():
+    assert measured_figures("Measured on 500 photos: light 0.796, strong 0.763 (default light)")
+    assert measured_figures("fixmatch 0.852 against 0.846 (3 seeds)")
+    assert measured_figures("-e 100 took 68 min of one CPU core, 167 s on an H200")
+    assert measured_figures("byol's momentum copy costs 27% more time")
+    assert not measured_figures("weighted_mse weighs errors by alpha + target (default 0.03333)")
+    assert not measured_figures("chance of a blurred view (default: the method's own, 0.5; byol 1.0 and 0.1)")
+    assert not measured_figures("seconds between heartbeats (default 60); 3x as many unlabelled photos")
+    assert not measured_figures("Guide and measured effects of the flags: docs/training.md")
+    assert measured_figures("Measured on cars: docs/training.md has more; R2 0.198 from simclr")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_quotes_no_measured_figure(command, monkeypatch):
+    found = measured_figures(help_text(command, monkeypatch))
+    assert not found, f"perspective {command} -h quotes measurements {found}; they belong in docs/"
 
 
 HEAVY = ("torch", "optuna", "httpx", "PIL", "pytorch_lightning", "pandas", "matplotlib")

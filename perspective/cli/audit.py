@@ -15,24 +15,25 @@ from collections.abc import Sequence
 
 from ..config import FOLDS, AuditConfig, TrainConfig
 from .common import add_output_flag, config_of, existing_file, positive_int, run, setup_logging
-from .train import get_args_parser as train_parser
+from .train import train_flags_parser
 
 D = AuditConfig  # the audit's own defaults; each fold's run takes train's
 
 
 def get_args_parser(prog: str = "perspective audit") -> argparse.ArgumentParser:
-    p = train_parser(prog)
+    p = train_flags_parser(prog, "data", "max_epochs")
     p.description = ("Rank the rows of a labelled data set by how much their label disagrees with a model that "
-                     "never saw it (k-fold out-of-fold predictions; scores judged by conformal p-values, classes "
-                     "by cleanlab), worst first. Takes train's flags. Long flags also accept underscores.")
+                     "never saw it (k-fold out-of-fold predictions), worst first. Every flag of perspective train "
+                     "applies to each fold's run.")
+    p.epilog = "Guide: docs/trust.md; every flag: docs/cli.md"
     g = p.add_argument_group("audit")
     g.add_argument("--folds", type=positive_int, default=D.folds,
-                   help=f"training runs, each leaving one fold out (default {FOLDS}; with --calibrate, as many as make "
-                        "each run train on as many images as the model did: all rows over its validation images)")
+                   help="training runs, each leaving one fold out (default: "
+                        f"{FOLDS}; with --calibrate, as many as give each run the model's training size)")
     add_output_flag(g, D.output, "folder for audit.csv and worst.png")
     g.add_argument("--calibrate", type=existing_file, default=None, metavar="MODEL.ckpt",
-                   help="also store in this checkpoint (trained on the same data) a conformal calibration from every "
-                        "row's out-of-fold error, for --interval on small data (default: none)")
+                   help="store a conformal calibration from the out-of-fold errors in this checkpoint of the same "
+                        "data (default: none)")
     p.set_defaults(max_epochs=D.max_epochs)
     for action in p._actions:  # the short schedule is this command's default, and -h says so
         if action.dest == "max_epochs":

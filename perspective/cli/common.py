@@ -20,13 +20,51 @@ from ..config import PRECISIONS, DeviceConfig, PredictConfig
 from ..errors import NothingDone, UserError
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """``-h`` that fits two screens: a one-line usage and a line per flag where the help allows.
+
+    The usage names only what must be typed (required flags, positionals), as git and pip do; every
+    flag's spellings are shown once, with one value name, the last word of the flag
+    (``-s, --batch-size SIZE``) unless the flag names its own.
+    """
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 28,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+    def _format_usage(self, usage, actions, groups, prefix):
+        if usage is None:
+            needed = [self._usage_word(a) for a in actions if a.required or not a.option_strings]
+            usage = " ".join(["%(prog)s [-h] [options]", *needed])
+        return super()._format_usage(usage, actions, groups, prefix)
+
+    def _usage_word(self, action: argparse.Action) -> str:
+        if not action.option_strings:
+            return self._format_args(action, self._get_default_metavar_for_positional(action))
+        return f"{action.option_strings[0]} {self._format_args(action, self._get_default_metavar_for_optional(action))}"
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if not action.option_strings or action.nargs == 0:
+            return super()._format_action_invocation(action)
+        value = self._format_args(action, self._get_default_metavar_for_optional(action))
+        return f"{', '.join(action.option_strings)} {value}"
+
+    def _get_default_metavar_for_optional(self, action: argparse.Action) -> str:
+        return action.dest.rsplit("_", 1)[-1].upper()
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with two habits of the original scripts' users kept.
+    """argparse with two habits of the original scripts' users kept, and a compact ``-h``.
 
     - ``--batch_size`` is read as ``--batch-size`` (long flags are spelled with hyphens, and the
       underscore spelling still works);
-    - a usage error is one line on stderr and exit code 2, not the usage block.
+    - a usage error is one line on stderr and exit code 2, not the usage block;
+    - ``-h`` is laid out by ``HelpFormatter``: a one-line usage, a line per flag where it fits.
     """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def parse_args(self, args: Sequence[str] | None = None, namespace=None):  # type: ignore[override]
         args = [_hyphenate(a) for a in (sys.argv[1:] if args is None else args)]
@@ -101,11 +139,9 @@ def _flag_value(args: Sequence[str], flag: str) -> str | None:
     return value
 
 
-def add_config_flag(parser: argparse.ArgumentParser, command: str) -> None:
-    repeat = " A training run writes its own config.yaml, which repeats it." if command == "train" else ""
+def add_config_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(CONFIG_FLAG, metavar="FILE.yaml", default=None,
-                        help="read flags from a YAML file: keys are the long flag names with underscores "
-                             f"(max_epochs: 30); flags on the command line win.{repeat}")
+                        help="flags as YAML (max_epochs: 30); typed ones win")
 
 
 def _hyphenate(arg: str) -> str:
@@ -193,13 +229,30 @@ def port(text: str) -> int:
 # (tests/test_vocabulary.py walks every parser and holds them to it)
 
 
+def name_list(names: Sequence[str]) -> str:
+    """Names in a help line, a family on one slash: ``resnet18/34/50, efficientnet_b0/b3``."""
+    parts: list[tuple[str, list[str]]] = []
+    for name in names:
+        stem, sep, tail = name.rpartition("_")
+        if not sep:
+            tail = name[len(name.rstrip("0123456789")):] or name
+            stem = name[:len(name) - len(tail)]
+        else:
+            stem += sep
+        if parts and parts[-1][0] == stem:
+            parts[-1][1].append(tail)
+        else:
+            parts.append((stem, [tail]))
+    return ", ".join(stem + "/".join(tails) for stem, tails in parts)
+
+
 def add_batch_flags(parser: argparse.ArgumentParser, cfg: Any, workers_help: str | None = None) -> None:
     """``-s/--batch-size`` and ``-w/--workers``, their defaults from the command's config ``cfg``."""
     parser.add_argument("-s", "--batch-size", type=positive_int, default=cfg.batch_size,
                         help=f"images per batch (default {cfg.batch_size})")
     parser.add_argument("-w", "--workers", type=non_negative_int, default=cfg.workers,
-                        help=workers_help or "image decoding workers: threads that take turns with the model on "
-                                             "the CPU, DataLoader processes feeding a GPU (default: min(CPU count, 8))")
+                        help=workers_help or "decoding threads, or DataLoader processes with a GPU (default: "
+                                             "min(CPU count, 8))")
 
 
 def add_device_flags(parser: argparse.ArgumentParser, cfg: DeviceConfig, processes: bool = True,
@@ -210,30 +263,26 @@ def add_device_flags(parser: argparse.ArgumentParser, cfg: DeviceConfig, process
     run in several processes (train, and infer and evaluate, which then predict a part each).
     """
     parser.add_argument("-g", "--gpus", type=non_negative_int, default=cfg.gpus,
-                        help="number of CUDA GPUs; 0 forces the CPU (default: what torch finds)")
+                        help="CUDA GPUs; 0 = the CPU (default: what torch finds)")
     if device:
         parser.add_argument("--device", default=PredictConfig.device,
-                            help="the one device of a one-process run: auto (CUDA when present), cpu, or cuda[:N] "
-                                 f"(default {PredictConfig.device})")
-    parser.add_argument("--accelerator", default=cfg.accelerator,
-                        help=f"cpu, gpu, cuda, mps or auto, as Lightning reads it (default {cfg.accelerator})")
+                            help=f"the device: auto, cpu or cuda[:N] (default {PredictConfig.device})")
+    parser.add_argument("--accelerator", default=cfg.accelerator, metavar="KIND",
+                        help=f"cpu, gpu, cuda, mps or auto (default {cfg.accelerator})")
     if not processes:
         return
     parser.add_argument("--devices", type=lightning_devices, default=cfg.devices,
-                        help="devices per machine, as Lightning reads them: a count, a list of GPUs (0,1), -1 or "
-                             "auto; prediction runs one process per device, each on a part of the images "
-                             "(default: auto for training, one process for prediction)")
+                        help="devices per machine: 2, 0,1, -1 or auto; a process each (default: auto to train, one "
+                             "to predict)")
     parser.add_argument("--num-nodes", type=positive_int, default=cfg.num_nodes,
                         help=f"machines taking part (default {cfg.num_nodes})")
     parser.add_argument("--strategy", default=cfg.strategy,
-                        help="Lightning strategy: ddp, ddp_spawn, ... (default auto: ddp when several processes "
-                             "are asked for)")
+                        help="ddp, ddp_spawn, ... (default auto)")
 
 
 def add_precision_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=PRECISIONS, default=PredictConfig.precision,
-                        help="auto = bf16 where the hardware computes it natively, else 32; bf16 and 16 autocast "
-                             "(weights stay fp32); 16 needs CUDA (default auto)")
+                        help="auto = bf16 where native, else 32; bf16 and 16 autocast fp32 weights (default auto)")
 
 
 def add_quiet_flag(parser: argparse.ArgumentParser, what: str = "no progress bars or info logs") -> None:
@@ -257,10 +306,9 @@ def add_checkpoint_flag(parser: argparse.ArgumentParser, exported: bool = False)
 
     ``exported``: the command also runs models from export (ONNX ``.onnx``, OpenVINO ``.xml``).
     """
-    what = ("checkpoint from train, or a model from export (.onnx, OpenVINO .xml, fp32 or int8)" if exported
-            else "checkpoint from train")
+    what = "a checkpoint of train, or an exported .onnx or OpenVINO .xml" if exported else "a checkpoint of train"
     parser.add_argument("-c", "--checkpoint", type=existing_file, default=None,
-                        help=f"{what} (default: the shipped model, trained_models/)")
+                        help=f"{what} (default: the shipped model)")
 
 
 def output_path(text: str) -> str:
@@ -298,15 +346,11 @@ def add_prediction_flags(parser: argparse.ArgumentParser) -> None:
     """Flags of every command that predicts (infer, evaluate, serve): precision, torch.compile, TTA, intervals."""
     add_precision_flag(parser)
     parser.add_argument("--compile", action="store_true",
-                        help="run the model through torch.compile: a slow first batch, then faster on large runs")
+                        help="torch.compile: a slow first batch, then faster")
     parser.add_argument("--tta", action="store_true",
-                        help="test-time augmentation: average each image's prediction with its mirror's, the "
-                             "mirror's left and right targets or classes swapped back (twice the compute; default off)")
+                        help="average with the mirror image's prediction")
     parser.add_argument("--interval", type=coverage_level, default=None, metavar="LEVEL",
-                        help="conformal intervals at this coverage, for instance 0.9: <target>_low and <target>_high "
-                             "columns (regression), or the set of classes that holds the true one with that "
-                             "probability (classification, a set column); the model's calibration comes from its "
-                             "validation split (default off)")
+                        help="conformal intervals or class sets at this coverage, such as 0.9 (default off)")
 
 
 def setup_logging(quiet: bool = False) -> None:

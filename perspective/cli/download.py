@@ -31,20 +31,19 @@ def get_args_parser(prog: str = "perspective download") -> argparse.ArgumentPars
         description="Download the images of a URL list (a text file, one URL per line, or a CSV with a url "
                     "column) into a folder; every file is verified as an image; DIR/manifest.csv records each "
                     "URL's file, status and error with the CSV's other columns. A rerun skips what is done.",
+        epilog="Guide: docs/download.md",
     )
-    add_config_flag(p, "download")
+    add_config_flag(p)
     p.add_argument("list", metavar="LIST", help="text file of URLs, or CSV with a url column")
     add_output_flag(p, None, "folder for the images and manifest.csv", "--out")
     p.add_argument("-w", "--workers", type=positive_int, default=D.workers,
-                   help=f"downloads at the same time: they wait on the network, so more than the cores "
-                        f"(default {D.workers})")
+                   help=f"downloads at once, more than the cores: they wait on the network (default {D.workers})")
     p.add_argument("--timeout", type=positive_float, default=D.timeout,
-                   help=f"seconds to connect, and without data while reading, before an attempt fails "
-                        f"(default {D.timeout:g})")
+                   help=f"seconds without a connection or data before an attempt fails (default {D.timeout:g})")
     p.add_argument("--retries", type=non_negative_int, default=D.retries,
-                   help=f"further attempts after a timeout, 5xx, 429 or dropped connection (default {D.retries})")
+                   help=f"attempts after a timeout, 5xx, 429 or dropped connection (default {D.retries})")
     p.add_argument("--backoff", type=non_negative_float, default=D.backoff,
-                   help=f"seconds before the first retry, doubled for each next one up to 60 (default {D.backoff:g})")
+                   help=f"seconds before a retry, doubled up to 60 (default {D.backoff:g})")
     p.add_argument("--max-mb", type=positive_float, default=D.max_mb,
                    help=f"largest file in MiB (default {D.max_mb:g})")
     p.add_argument("--max-pixels", type=positive_int, default=D.max_pixels,

@@ -38,28 +38,26 @@ def get_args_parser(prog: str = "perspective evaluate") -> argparse.ArgumentPars
         prog=prog,
         description="Evaluate a checkpoint on labelled data (any layout train reads): metrics with "
                     "trivial baselines, plots and a self-contained HTML report. Long flags also accept underscores.",
+        epilog="Guide: docs/prediction.md",
     )
-    add_config_flag(p, "evaluate")
+    add_config_flag(p)
     add_checkpoint_flag(p, exported=True)
     p.add_argument("-d", "--data", type=existing_path, required=True,
-                   help="labelled data: a folder with labels.csv + images/, a CSV file, or class subfolders")
+                   help="labels.csv + images/, a CSV, or class subfolders")
     p.add_argument("--images", type=existing_path, default=None,
-                   help="images folder for a CSV given with -d (default: beside it)")
+                   help="images of a CSV -d (default: images/ beside it)")
     p.add_argument("--label-column", default=None,
-                   help="class column of a CSV (default: the one the checkpoint was trained with, else label)")
+                   help="a CSV's class column (default: the checkpoint's, else label)")
     add_output_flag(p, D.output, "output folder", "--out")
     p.add_argument("--split", choices=SPLITS, default=D.split,
-                   help="evaluate the whole data (all) or one part of the training run's split, rebuilt from "
-                        f"the fractions and seed stored in the checkpoint (default {D.split})")
+                   help=f"all the data, or a part of the training run's split (default {D.split})")
     p.add_argument("--seed", type=non_negative_int, default=D.seed, help="split seed (default: the training run's)")
     p.add_argument("--samples", type=non_negative_int, default=D.samples,
                    help=f"images in the sample grid (default {D.samples})")
     p.add_argument("--explain-samples", type=non_negative_int, default=D.explain_samples, metavar="N",
-                   help="a saliency section in the report: Grad-CAM of every score for N random images "
-                        f"(checkpoints with perspective[explain] installed; 0: none) (default {D.explain_samples})")
+                   help=f"random images with Grad-CAM in the report (default {D.explain_samples})")
     p.add_argument("--calibrate", action="store_true",
-                   help="store a conformal calibration from this labelled data in the checkpoint (-c), replacing the "
-                        "one from its validation split, for --interval later; use images the model did not train on")
+                   help="store a conformal calibration from this data (unseen in training) in -c")
     add_batch_flags(p, D)
     add_device_flags(p, D)
     add_prediction_flags(p)

@@ -40,26 +40,25 @@ D = ExportConfig  # every default is ExportConfig's
 
 def get_args_parser(prog: str = "perspective export") -> argparse.ArgumentParser:
     p = ArgumentParser(prog=prog, description="Export a checkpoint to ONNX, TorchScript or OpenVINO (fp32 or int8), "
-                                              "checked before it is kept. Long flags also accept underscores.")
-    add_config_flag(p, "export")
+                                              "checked before it is kept. Long flags also accept underscores.",
+                       epilog="Guide and measured effects of int8: docs/export.md")
+    add_config_flag(p)
     add_checkpoint_flag(p)
-    p.add_argument("--format", choices=EXPORT_FORMATS, default=D.format, help=f"(default {D.format})")
+    p.add_argument("--format", choices=EXPORT_FORMATS, default=D.format, help=f"file format (default {D.format})")
     add_output_flag(p, D.output, "file to write (.onnx; .pt for TorchScript; .xml for OpenVINO, with its .bin beside it)")
     p.add_argument("--tolerance", type=positive_float, default=D.tolerance,
-                   help=f"largest accepted abs difference from the PyTorch model in fp32 (default {D.tolerance:g})")
+                   help=f"largest abs difference from PyTorch in fp32 (default {D.tolerance:g})")
     g = p.add_argument_group("int8 (OpenVINO; needs pip install 'perspective[openvino]')")
     g.add_argument("--int8", action="store_true",
-                   help="quantize to int8 with NNCF after training (post-training quantization); needs --calibration")
+                   help="post-training quantization with NNCF; needs --calibration")
     g.add_argument("--calibration", metavar="DIR",
-                   help=f"images like the ones the model will see (subfolders too); up to {CALIBRATION_IMAGES} "
-                        "calibrate, the rest check the result unless --check is given")
+                   help=f"images like the model will see: {CALIBRATION_IMAGES} calibrate, the rest check")
     g.add_argument("--check", metavar="DIR",
-                   help="held-out images for the accuracy check (default: the calibration images not used)")
+                   help="images for the check (default: --calibration's unused ones)")
     g.add_argument("--max-drop", type=non_negative_float, default=D.max_drop,
-                   help="refuse the int8 model when its mean R² against the fp32 predictions (classes: label "
-                        f"agreement) is more than this below 1 (default {D.max_drop:g})")
-    add_batch_flags(g, D, workers_help="decoding threads of the int8 calibration and check (default: min(CPU "
-                                       "count, 8))")
+                   help="refuse int8 when its R² against fp32 (classes: agreement) is this far below 1 "
+                        f"(default {D.max_drop:g})")
+    add_batch_flags(g, D, workers_help="decoding threads (default: min(CPU count, 8))")
     add_quiet_flag(p, "no info logs")
     return p
 

@@ -41,39 +41,34 @@ D = InferConfig  # every default is InferConfig's
 def get_args_parser(prog: str = "perspective infer") -> argparse.ArgumentParser:
     p = ArgumentParser(
         prog=prog,
-        description="Predict with a checkpoint for one image, several, or every image in a folder; "
-                    "results go to a CSV (or JSON, parquet) with a row per image. Unreadable images get a row "
-                    "with the error column filled. Long flags also accept underscores.",
+        usage="%(prog)s [-h] [options] (-i PATH ... | -d DIR | --list FILE)",
+        description="Predict with a checkpoint for images, a folder or a list: a CSV (or JSON, parquet) row per "
+                    "image, unreadable ones with the error column filled. Long flags also accept underscores.",
+        epilog="Guide: docs/prediction.md",
     )
-    add_config_flag(p, "infer")
+    add_config_flag(p)
     p.add_argument("-i", "--image", nargs="+", default=[], metavar="PATH",
-                   help="image paths or glob patterns (quote patterns to let infer expand them)")
-    p.add_argument("-d", "--data", "--directory", dest="data", type=existing_folder, default=None,
-                   help="predict every image in this folder (--directory is the original scripts' spelling)")
+                   help="image paths or quoted glob patterns")
+    p.add_argument("-d", "--data", "--directory", dest="data", type=existing_folder, default=None, metavar="DIR",
+                   help="predict every image in this folder")
     p.add_argument("-R", "--recursive", action="store_true", help="with -d, include subfolders")
     p.add_argument("--list", type=existing_file, default=None, metavar="FILE",
-                   help="a file naming the images: one path a line, or a CSV with a filename or path column; "
-                        "relative paths are read from the list's folder")
+                   help="a path a line, or a CSV with a filename or path column")
     add_checkpoint_flag(p, exported=True)
-    add_output_flag(p, D.output, "where the results go; -r/--result-csv is the original scripts' spelling",
-                    "-r", "--result-csv")
+    add_output_flag(p, D.output, "the result file", "-r", "--result-csv")
     p.add_argument("--format", choices=RESULT_FORMATS, default=D.format,
                    help=f"result format; parquet needs pyarrow (default {D.format})")
     p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run: predict only the images not yet in the result file or its "
-                        "parts (<result>.parts/), then write the whole result (default: start over)")
+                   help="predict only the images an interrupted run left (default: start over)")
     p.add_argument("--log-every", type=positive_int, default=D.log_every, metavar="N",
-                   help=f"a progress line in the log every N images, per process (default {D.log_every})")
+                   help=f"a log line every N images per process (default {D.log_every})")
     p.add_argument("--labels", default=None,
-                   help="labels CSV (filename plus the model's targets or label column): adds true_* columns "
-                        "and prints the metrics (default: a labels.csv found beside the images of -d)")
+                   help="labels CSV: true_* columns and metrics (default: a labels.csv beside -d)")
     p.add_argument("--label-column", default=None,
-                   help="class column of the labels CSV (default: the one the checkpoint was trained with)")
+                   help="class column of --labels (default: the checkpoint's)")
     p.add_argument("--show", type=int, default=D.show, help=f"rows to print on stdout (default {D.show})")
     p.add_argument("--explain", type=output_path, default=None, metavar="DIR",
-                   help="also write DIR/<image>.png for each image: a Grad-CAM heatmap per target (or for the "
-                        "predicted class) over the photo, the score in each panel's title; checkpoints only, "
-                        "needs perspective[explain] (default off)")
+                   help="a Grad-CAM PNG per image into DIR (needs perspective[explain]) (default off)")
     add_batch_flags(p, D)
     add_device_flags(p, D)
     add_prediction_flags(p)

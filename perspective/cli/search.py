@@ -18,19 +18,20 @@ from dataclasses import fields
 from ..config import DEFAULT_BACKBONE, DEFAULT_SPACE, METRICS, SAMPLERS, SEARCH_PARAMS, SearchConfig, TrainConfig
 from ..errors import UserError
 from .common import add_output_flag, positive_float, positive_int, run, setup_logging
-from .train import get_args_parser as train_args_parser
+from .train import train_flags_parser
 
 D = SearchConfig  # every search default is SearchConfig's
 
 
 def get_args_parser(prog: str = "perspective search") -> argparse.ArgumentParser:
     """train's parser (its flags are the fixed settings of every trial) plus the search flags."""
-    p = train_args_parser(prog)
-    p.prog = prog
+    p = train_flags_parser(prog, "data", "backbone", "checkpoints_location", "logs_location")
     p.description = (
-        "Search hyperparameters with Optuna: every trial trains with train's settings below, except "
-        f"the searched ones ({', '.join(DEFAULT_SPACE)}, or those of --space). Every flag has a default."
+        "Search hyperparameters with Optuna, every trial a training run. Every flag of perspective train "
+        "applies too, fixed for every trial except the searched settings "
+        f"({', '.join(DEFAULT_SPACE)}, or those of --space)."
     )
+    p.epilog = "Guide: docs/search.md; every flag: docs/cli.md"
     folders = {"checkpoints_location": "checkpoint folder of the trials (default OUTDIR/checkpoints)",
                "logs_location": "TensorBoard folder of the trials (default OUTDIR/lightning_logs)"}
     for action in p._actions:  # -b, -c and --logs-location mean something slightly different here
@@ -49,21 +50,18 @@ def get_args_parser(prog: str = "perspective search") -> argparse.ArgumentParser
                    help="start no new trial after this many seconds (default: no limit)")
     add_output_flag(g, D.output, "results.csv, plots, the SQLite study and the trials' runs (OUTDIR)", "--outdir")
     g.add_argument("--storage", default=D.storage,
-                   help="Optuna storage URL: sqlite:///search.db, or postgresql://USER@HOST/DB for workers on "
-                        "several machines (psycopg 3: pip install 'perspective[postgres]') (default "
+                   help="Optuna storage URL; postgresql://USER@HOST/DB for workers on several machines (default "
                         "sqlite:///OUTDIR/search.db)")
     g.add_argument("--heartbeat", type=positive_float, default=D.heartbeat,
-                   help="seconds between a running trial's heartbeats in the storage; a trial whose worker misses 5 "
-                        f"(killed) is marked failed by the next trial any worker starts, and run again (default "
-                        f"{D.heartbeat:g})")
+                   help="seconds between a trial's heartbeats; a trial that misses 5 is failed and run again "
+                        f"(default {D.heartbeat:g})")
     g.add_argument("--study", default=D.study,
                    help=f"study name; the same name and storage continue a study (default {D.study})")
     g.add_argument("--sampler", choices=SAMPLERS, default=D.sampler,
-                   help=f"tpe (random for its first 10 trials, then model-based) or random (default {D.sampler})")
+                   help=f"tpe (random for 10 trials, then model-based) or random (default {D.sampler})")
     g.add_argument("--metric", default=None,
-                   help=f"validation metric to optimise: {', '.join(metrics)}; r2, acc and f1 are "
-                        "maximised, the others minimised (default: val_mse for regression, which compares "
-                        "trials of different losses fairly; val_loss for classification)")
+                   help=f"validation metric to optimise: {', '.join(metrics)}; r2, acc and f1 are maximised "
+                        "(default: val_mse for scores, val_loss for classes)")
     g.add_argument("--space", default=None,
                    help=f"YAML search space replacing the default; parameters: {', '.join(SEARCH_PARAMS)}")
     return p

@@ -39,19 +39,19 @@ def get_args_parser(prog: str = "perspective select") -> argparse.ArgumentParser
         description="Rank unlabelled photos for labelling: the model's uncertainty (interval width, or the margin "
                     "between the two likeliest classes) balanced with diversity (distance in the backbone's "
                     "feature space). Long flags also accept underscores.",
+        epilog="Guide: docs/trust.md",
     )
-    add_config_flag(p, "select")
+    add_config_flag(p)
     p.add_argument("-d", "--data", type=existing_folder, required=True,
-                   help="the unlabelled photos (subfolders too); unreadable ones are skipped and counted")
+                   help="the unlabelled photos, subfolders too")
     p.add_argument("-n", "--count", type=positive_int, default=D.count, help=f"photos to choose (default {D.count})")
     add_checkpoint_flag(p)
     add_output_flag(p, D.output, "folder for select.csv and select.png")
     p.add_argument("--by", choices=SELECT_METHODS, default=D.by,
-                   help="balanced = uncertainty times distance to the photos chosen or labelled (k-center greedy "
-                        "weighted by uncertainty); uncertainty = the least sure alone; random = a random pick, the "
-                        f"baseline (default {D.by})")
+                   help="balanced = uncertainty times distance to the chosen and labelled; uncertainty alone; "
+                        f"random, the baseline (default {D.by})")
     p.add_argument("--labelled", type=existing_folder, default=None, metavar="DIR",
-                   help="photos labelled already: the diversity term counts them as chosen (default: none)")
+                   help="photos labelled already, counted as chosen (default: none)")
     p.add_argument("--seed", type=non_negative_int, default=D.seed, help=f"seed of --by random (default {D.seed})")
     add_batch_flags(p, D)
     add_device_flags(p, D, processes=False)

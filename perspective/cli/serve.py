@@ -40,36 +40,36 @@ def get_args_parser(prog: str = "perspective serve") -> argparse.ArgumentParser:
         description="HTTP prediction server (FastAPI + uvicorn): POST /predict with one or more image files, "
                     "GET /health, GET /model, docs at /docs, a demo page at /. Concurrent requests are batched "
                     "into one forward pass. Long flags also accept underscores.",
+        epilog="Guide: docs/serving.md",
     )
-    add_config_flag(p, "serve")
+    add_config_flag(p)
     add_checkpoint_flag(p, exported=True)
     p.add_argument("--host", default=D.host,
-                   help=f"address to listen on (default {D.host}, this machine only; 0.0.0.0 opens it to the network)")
-    p.add_argument("--port", type=port, default=D.port, help=f"port (default {D.port}; 0 = any free port, logged)")
+                   help=f"address; 0.0.0.0 opens it to the network (default {D.host})")
+    p.add_argument("--port", type=port, default=D.port, help=f"port; 0 = any free one, logged (default {D.port})")
     p.add_argument("--log-file", default=D.log_file, help=f"log file, rotated by size (default ./{D.log_file})")
     p.add_argument("--log-max-mb", type=positive_float, default=D.log_max_mb,
                    help=f"rotate the log file at this size (default {D.log_max_mb:g})")
     p.add_argument("--log-backups", type=non_negative_int, default=D.log_backups,
                    help=f"rotated log files kept (default {D.log_backups})")
     p.add_argument("-s", "--batch-size", "--max-batch", dest="batch_size", type=positive_int, default=D.batch_size,
-                   help="most images in one forward pass; a batch answers when its slowest upload is decoded, so "
-                        f"smaller than offline prediction's (default {D.batch_size})")
+                   help="most images in one forward pass; fewer than infer's, as a batch waits for its slowest "
+                        f"upload (default {D.batch_size})")
     p.add_argument("-w", "--workers", type=non_negative_int, default=D.workers,
-                   help="threads that parse uploads and decode images (default: min(CPU count, 8))")
+                   help="upload decoding threads (default: min(CPU count, 8))")
     p.add_argument("--max-wait-ms", type=non_negative_float, default=D.max_wait_ms,
-                   help=f"how long a batch may wait for more images while requests are being decoded (default "
-                        f"{D.max_wait_ms:g})")
+                   help=f"a batch's wait for images being decoded (default {D.max_wait_ms:g})")
     p.add_argument("--max-upload-mb", type=positive_float, default=D.max_upload_mb,
-                   help=f"largest request body in MiB; bigger ones get 413 (default {D.max_upload_mb:g})")
+                   help=f"largest request in MiB, else 413 (default {D.max_upload_mb:g})")
     p.add_argument("--max-pixels", type=positive_int, default=D.max_pixels,
-                   help=f"largest image, width x height; bigger ones get 400 before decoding (default {D.max_pixels})")
+                   help=f"largest image, width x height, else 400 (default {D.max_pixels})")
     p.add_argument("--max-files", type=positive_int, default=D.max_files,
                    help=f"most files in one request (default {D.max_files})")
     p.add_argument("--api-key", default=None,
-                   help="require this key in the X-API-Key header for /predict, /explain and /model (/health and the demo page stay open)")
+                   help="X-API-Key that /predict, /explain and /model require (default: none)")
     add_device_flags(p, D, processes=False)
     add_prediction_flags(p)
-    add_quiet_flag(p, "only warnings on stderr (the log file keeps every line)")
+    add_quiet_flag(p, "only warnings on stderr; the log file keeps all")
     return p
 
 

@@ -33,16 +33,16 @@ def get_args_parser(prog: str = "perspective synth") -> argparse.ArgumentParser:
         prog=prog,
         description="Render synthetic car photos labelled with perspective scores: DIR/images/*.jpg and "
                     "DIR/labels.csv. The same seed always gives the same files.",
+        epilog="Guide: docs/training.md",
     )
-    add_config_flag(p, "synth")
+    add_config_flag(p)
     add_output_flag(p, D.output, "output folder (created if missing)", "--out")
     p.add_argument("-n", "--count", type=positive_int, required=True, help="number of images")
     p.add_argument("--seed", type=non_negative_int, required=True, help="data set seed (0 or more)")
     p.add_argument("--size", type=_size_argument, default=D.size, metavar="WIDTHxHEIGHT",
                    help=f"image size WIDTHxHEIGHT (default {D.size[0]}x{D.size[1]})")
     p.add_argument("-w", "--workers", type=non_negative_int, default=D.workers,
-                   help="rendering processes, 0 renders in this one; the files do not depend on it (default: "
-                        "min(CPU count, 8))")
+                   help="rendering processes, 0 = this one; same files (default: min(CPU count, 8))")
     add_quiet_flag(p, "no progress bar")
     return p
 
