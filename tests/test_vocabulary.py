@@ -189,6 +189,13 @@ def test_help_quotes_no_measured_figure(command, monkeypatch):
     assert not found, f"perspective {command} -h quotes measurements {found}; they belong in docs/"
 
 
+def test_the_cli_package_docstring_names_every_command():
+    import perspective.cli
+
+    missing = [c for c in COMMANDS if f"``{c}``" not in perspective.cli.__doc__]
+    assert not missing, f"perspective/cli/__init__.py's docstring does not name {missing}"
+
+
 HEAVY = ("torch", "optuna", "httpx", "PIL", "pytorch_lightning", "pandas", "matplotlib")
 
 

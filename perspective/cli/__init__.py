@@ -1,8 +1,9 @@
-"""The command-line layer: one module per command (``train``, ``infer``, ``evaluate``, ``serve``,
-``search``, ``export``, ``download``, ``synth``, ``audit``), each with ``get_args_parser(prog)`` and
-``main(argv, prog)``: parse the flags into the command's config (``perspective.config``), make one
-library call, print. ``common`` holds the shared flags, argument types, one-line errors and exit
-codes; ``__main__`` is the ``perspective`` command. Nothing in the library imports this package.
+"""The command-line layer: one module per command (``train``, ``pretrain``, ``infer``, ``evaluate``,
+``serve``, ``search``, ``export``, ``download``, ``synth``, ``audit``, ``select``), each with
+``get_args_parser(prog)`` and ``main(argv, prog)``: parse the flags into the command's config
+(``perspective.config``), make one library call, print. ``common`` holds the shared flags, argument
+types, the compact ``-h`` layout, one-line errors and exit codes; ``__main__`` is the ``perspective``
+command and its ``COMMANDS`` the list of commands. Nothing in the library imports this package.
 """
 
 from .common import (
