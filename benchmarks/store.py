@@ -205,3 +205,15 @@ def hardware(machine: dict[str, Any] | None) -> str:
 def timed(seconds_since: float) -> float:
     """Seconds since ``seconds_since`` (a ``time.perf_counter()`` reading), to a tenth."""
     return round(time.perf_counter() - seconds_since, 1)
+
+
+def same_hardware(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """Whether two machines compute alike: the same CPU model, instruction sets and GPU (the cores aside)."""
+    fields = ("cpu", "isa", "gpu")
+    return bool(a and b) and all(a.get(f) == b.get(f) for f in fields)
+
+
+def measured_here(benchmark: str, path: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """The rows of ``benchmark`` measured on hardware like this machine's: what a ``--resume`` skips."""
+    here = machine()
+    return [row for row in read(benchmark, path) if same_hardware(row.get("machine"), here)]
