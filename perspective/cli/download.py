@@ -57,10 +57,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective download") 
     setup_logging(args.quiet)
     from pathlib import Path
 
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
     from perspective.download import DONE, download_all, read_url_list, summarize, write_manifest
     from perspective.errors import NothingDone
+    from perspective.progress import logs_beside_bar
 
     for name in ("httpx", "httpcore"):  # a line per request; ours are the failures
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -69,7 +68,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective download") 
     out_dir = Path(args.output)
     start = time.monotonic()
     try:
-        with logging_redirect_tqdm():
+        with logs_beside_bar(not args.quiet):
             download_all(items, out_dir, config, progress=not args.quiet)
     finally:
         manifest = write_manifest(out_dir, items, extra_columns)

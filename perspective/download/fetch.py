@@ -42,6 +42,7 @@ from PIL import Image
 
 from ..config import DownloadConfig
 from ..errors import UserError
+from ..progress import progress as progress_of
 from ..results import ResultWriter
 from .urls import MANIFEST_COLUMNS, Item, first_of_each, has_image_extension, is_http_url, plan_names, safe_name
 
@@ -254,10 +255,9 @@ async def _download(first: dict[str, Item], names: dict[str, str], recorded: dic
     """``config.workers`` tasks take the URLs one by one from a shared iterator: concurrency and memory stay
     bounded however long the list is (one task per URL would hold a million coroutines for a million URLs).
     """
-    from tqdm import tqdm
-
     todo = iter(first.items())
-    with tqdm(total=len(first), unit="file", desc="download", disable=not progress, dynamic_ncols=True) as bar:
+    with progress_of(log, len(first), show=progress, desc="download", unit="file", noun="files",
+                     dynamic_ncols=True) as bar:
         async with make_client(config) as client:
 
             async def worker() -> None:

@@ -10,19 +10,20 @@ Lightning starts the processes (``--strategy ddp`` on one machine, ``srun`` on a
 - ``PredictionModule``: runs a ``Predictor`` on the process's device, so rows and numbers are
   those of a one-process run (precision, TTA, rounding).
 - ``PartFileWriter`` (a ``BasePredictionWriter``): streams each batch's rows into the process's
-  part file, shows a bar (images/s, time left) on the first process and a log line every N images on
-  every process; at the end it waits for all, so the first process merges complete parts.
+  part file; shows a bar (images/s, time left) on the first process where stderr is a terminal, and a
+  log line every N images on the other processes and wherever no bar draws; at the end it waits for
+  all, so the first process merges complete parts.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from ..config import PredictConfig
 from ..data.datasets import ImageFileDataset
@@ -30,8 +31,11 @@ from ..errors import UserError
 from ..interrupts import keeps_ctrl_c
 from ..models.backbones import Preprocessing
 from ..models.transforms import eval_resize
-from .parts import Outcome, PartStore, PartWriter, ProgressLog, RunState, part_path, shard, start_run
+from ..progress import progress
+from .parts import Outcome, PartStore, PartWriter, RunState, part_path, shard, start_run
 from .predictor import Predictor, model_intervals
+
+log = logging.getLogger(__name__)
 
 
 class ShardedImages(pl.LightningDataModule):
@@ -95,9 +99,9 @@ class PartFileWriter(BasePredictionWriter):
         self.written = 0
         self.part = PartWriter(part_path(self.store.folder, data.state.generation, trainer.global_rank),
                                self.store.columns).__enter__()
-        self.steps = ProgressLog(len(self.positions), self.log_every, trainer.global_rank)
-        self.bar = tqdm(total=len(self.positions), unit="img", desc=f"rank 0 of {trainer.world_size}",
-                        disable=not (self.progress and trainer.is_global_zero))
+        self.meter = progress(log, len(self.positions), show=self.progress, bar=trainer.is_global_zero,
+                              desc=f"rank {trainer.global_rank} of {trainer.world_size}", every=self.log_every,
+                              seconds=None)
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx: int,
                            dataloader_idx: int = 0) -> None:
@@ -105,11 +109,10 @@ class PartFileWriter(BasePredictionWriter):
         for i, row in zip(local.tolist(), prediction):
             self.part.write(int(self.positions[i]), row)
         self.part.flush()
-        self.steps.update(len(prediction))
-        self.bar.update(len(prediction))
+        self.meter.update(len(prediction))
 
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.bar.close()
+        self.meter.close()
         self.part.__exit__(None, None, None)
         self.part = None
         trainer.strategy.barrier()  # every part complete before the first process merges them

@@ -25,7 +25,6 @@ import logging
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,6 @@ import numpy as np
 
 from ..config import InferConfig
 from ..errors import UserError
-from ..progress import format_duration
 from ..results import TEXT_COLUMNS, csv_value
 
 log = logging.getLogger(__name__)
@@ -251,28 +249,6 @@ def part_path(folder: Path, generation: int, rank: int) -> Path:
     return folder / f"g{generation:03d}-rank{rank:05d}.csv"
 
 
-# --- progress -------------------------------------------------------------------------------------
-
-
-class ProgressLog:
-    """A line in the log every ``every`` images: how far this process is, its speed and the time left."""
-
-    def __init__(self, total: int, every: int, rank: int | None = None):
-        self.total, self.every, self.who = total, every, "" if rank is None else f"rank {rank}: "
-        self.done, self.next = 0, every
-        self.start = time.perf_counter()
-
-    def update(self, count: int) -> None:
-        self.done += count
-        if self.every and self.done >= self.next and self.done < self.total:
-            self.next = (self.done // self.every + 1) * self.every
-            elapsed = time.perf_counter() - self.start
-            rate = self.done / elapsed if elapsed > 0 else float("inf")
-            left = (self.total - self.done) / rate if rate else float("inf")
-            log.info("%s%d of %d images, %.1f images/s, about %s left", self.who, self.done, self.total, rate,
-                     format_duration(left))
-
-
 # --- one run --------------------------------------------------------------------------------------
 
 
@@ -322,16 +298,14 @@ def predict_local(predictor, paths: Sequence[str], store: PartStore, *, resume: 
     todo = [paths[i] for i in state.todo]
     if state.skipped:
         log.info("--resume: %d of %d images are already predicted; %d to go", state.skipped, len(paths), len(todo))
-    steps = ProgressLog(len(todo), log_every)
     with PartWriter(part_path(store.folder, state.generation, 0), store.columns) as part:
         position = iter(state.todo)
         batch_rows = 0
-        for row in predictor.predict_paths(todo, batch_size, workers, progress):
+        for row in predictor.predict_paths(todo, batch_size, workers, progress, log_every):
             part.write(int(next(position)), row)
             batch_rows += 1
             if batch_rows == batch_size:
                 part.flush()
-                steps.update(batch_rows)
                 batch_rows = 0
     return Outcome(True, state.generation, state.skipped)
 

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from ..config import PRECISIONS, PredictConfig
 from ..data.datasets import ImageFileDataset, InTurnLoader
@@ -32,6 +31,7 @@ from ..models.backbones import Preprocessing
 from ..models.module import PerspectiveModel
 from ..models.outputs import output_columns
 from ..models.transforms import eval_resize, normalise_batch
+from ..progress import progress as progress_of
 from ..trust.conformal import MIN_PER_BIN, SET_SEPARATOR, Intervals, calibration_sizes, interval_columns
 
 log = logging.getLogger(__name__)
@@ -209,13 +209,15 @@ class Predictor:
                 for k, v in ((f"{n}_low", low[0, j]), (f"{n}_high", high[0, j]))}
 
     def predict_paths(
-        self, paths: Sequence[str | os.PathLike], batch_size: int = PredictConfig.batch_size, workers: int = 0, progress: bool = True
+        self, paths: Sequence[str | os.PathLike], batch_size: int = PredictConfig.batch_size, workers: int = 0,
+        progress: bool = True, log_every: int = 0,
     ) -> Iterator[dict[str, Any]]:
         """Yield one row per path, in order, as batches finish (nothing accumulates).
 
         ``workers``: decoding threads that take turns with the model on a CPU, or DataLoader worker
         processes that decode while a GPU computes (see ``perspective.data.datasets.InTurnLoader``); 0 decodes
-        in this thread.
+        in this thread. ``progress``: a bar on a terminal, else a log line every ``log_every`` images (0:
+        every ``progress.LOG_SECONDS``).
         """
         pre = self.preprocessing
         dataset = ImageFileDataset(paths, self.resize, pre.image_size, pre.decode_size)
@@ -228,11 +230,11 @@ class Predictor:
                 num_workers=min(workers, max(1, len(dataset) // batch_size)) if workers else 0,
                 pin_memory=self.device.type == "cuda",
             )
-        bar = tqdm(total=len(dataset), unit="img", disable=not progress or len(loader) < 2)
-        for images, indices, errors in loader:
-            yield from self.batch_rows(images, [dataset.paths[i] for i in indices.tolist()], errors)
-            bar.update(len(indices))
-        bar.close()
+        spacing = {"every": log_every, "seconds": None} if log_every else {}
+        with progress_of(log, len(dataset), show=progress and len(loader) > 1, **spacing) as meter:
+            for images, indices, errors in loader:
+                yield from self.batch_rows(images, [dataset.paths[i] for i in indices.tolist()], errors)
+                meter.update(len(indices))
 
     def batch_rows(self, images: torch.Tensor, paths: Sequence[str], errors: Sequence[str]) -> list[dict[str, Any]]:
         """The rows of one decoded batch (``ImageFileDataset`` samples, collated); unreadable ones get their error."""

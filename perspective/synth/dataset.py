@@ -5,18 +5,18 @@ written as ``DIR/images/000000.jpg ...`` and ``DIR/labels.csv``.
 from __future__ import annotations
 
 import csv
+import logging
 import multiprocessing
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from ..config import LABELS_CSV, SYNTH_SIDES, SynthConfig, default_workers
 from ..errors import UserError
+from ..progress import track
 from .scene import (
     JPEG_QUALITY,
     LABEL_COLUMNS,
@@ -31,6 +31,8 @@ from .scene import (
 )
 
 IMAGES_DIR = "images"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -106,12 +108,12 @@ def generate(out_dir: str | os.PathLike, count: int, seed: int, size: tuple[int,
         raise UserError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
     jobs = [(int(seed), index, size, str(images)) for index in range(int(count))]
     workers = max(1, min(default_workers() if workers is None else int(workers), len(jobs)))
-    bar = dict(total=len(jobs), desc="synth", unit="img", disable=not progress, file=sys.stderr)
+    shown = dict(show=progress, desc="synth")
     if workers == 1:
-        rows = [_write_sample(job) for job in tqdm(jobs, **bar)]
+        rows = [_write_sample(job) for job in track(jobs, log, len(jobs), **shown)]
     else:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            rows = list(tqdm(pool.imap(_write_sample, jobs, chunksize=8), **bar))
+            rows = list(track(pool.imap(_write_sample, jobs, chunksize=8), log, len(jobs), **shown))
     partial = out / (LABELS_CSV + ".partial")
     with open(partial, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import io
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -29,6 +30,9 @@ from ..data.tables import SCORE_PREFIX
 from ..errors import UserError
 from ..models.backbones import Preprocessing, get_spec
 from ..models.transforms import eval_resize, normalise_batch
+from ..progress import track
+
+log = logging.getLogger(__name__)
 
 
 def require_gradcam():
@@ -169,14 +173,12 @@ def write_explanations(explainer: Explainer, paths: Sequence[str], folder: str |
 
     An unreadable image is skipped (its prediction row already says why it could not be read).
     """
-    from tqdm import tqdm
-
     from ..results import atomic_write
 
     os.makedirs(folder, exist_ok=True)
     taken: set[str] = set()
     written = 0
-    for path in tqdm(paths, unit="img", desc="explain", disable=not progress or len(paths) < 2):
+    for path in track(paths, log, len(paths), show=progress and len(paths) > 1, desc="explain"):
         try:
             png = explain_image(explainer, path)
         except (OSError, ValueError):
