@@ -18,14 +18,28 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from ..progress import format_duration
+from ..progress import draws_bar, format_duration
 
 log = logging.getLogger("perspective.train")
 
 
 def draws_progress_bar(quiet: bool = False) -> bool:
-    """Whether Lightning's bar can draw: not ``--quiet``, and its stream (stdout) is a terminal."""
-    return not quiet and sys.stdout.isatty()
+    """Whether Lightning's bar (and its model summary) can draw: not ``--quiet``, and their stream, stdout,
+    is a terminal."""
+    return draws_bar(quiet, sys.stdout)
+
+
+def where_it_trains(trainer: pl.Trainer) -> str:
+    """``2 x NVIDIA H100 80GB HBM3, precision bf16-mixed``: the one line a run logs about its hardware, in
+    place of Lightning's own (GPU available, TPU available, the mixed precision it uses)."""
+    device = trainer.strategy.root_device
+    count = trainer.num_devices * trainer.num_nodes
+    if device.type == "cpu":
+        where = "the CPU" if count == 1 else f"the CPU, {count} processes"
+    else:
+        where = f"{count} x {torch.cuda.get_device_name(device) if device.type == 'cuda' else device.type}"
+    nodes = f" on {trainer.num_nodes} nodes" if trainer.num_nodes > 1 else ""
+    return f"{where}{nodes}, precision {trainer.precision}"
 
 
 def _batch_size(batch: Any) -> int:

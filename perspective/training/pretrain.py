@@ -44,7 +44,7 @@ from ..models.backbones import Preprocessing, create_backbone, default_preproces
 from ..models.checkpoint import save_atomically
 from ..models.module import warmup_cosine
 from .checkpointing import BackgroundCheckpointIO, RunCheckpoint
-from .epoch_log import EpochLog, draws_progress_bar
+from .epoch_log import EpochLog, draws_progress_bar, where_it_trains
 from .loggers import create_loggers
 
 log = logging.getLogger(__name__)
@@ -234,8 +234,10 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
         num_nodes=cfg.num_nodes, precision=lightning_precision(cfg.precision) or default_precision(accelerator),
         callbacks=[checkpoint, *([EpochLog("train_loss_epoch")] if not cfg.quiet and not bar else [])],
         logger=loggers or False, log_every_n_steps=max(1, min(50, len(loader))), enable_progress_bar=bar,
-        enable_model_summary=not cfg.quiet, default_root_dir=runs / run, plugins=[BackgroundCheckpointIO()],
+        enable_model_summary=bar, default_root_dir=runs / run, plugins=[BackgroundCheckpointIO()],
     )
+    if trainer.is_global_zero:
+        log.info("pretraining on %s", where_it_trains(trainer))
     start = time.perf_counter()
     try:
         trainer.fit(model, train_dataloaders=loader, ckpt_path=resume, weights_only=True)

@@ -64,7 +64,7 @@ from .callbacks import (
 )
 from .checkpointing import BackgroundCheckpointIO, RunCheckpoint, expect_existing_checkpoints
 from .data import decoding_threads, load_splits, loader_workers
-from .epoch_log import EpochLog, draws_progress_bar
+from .epoch_log import EpochLog, draws_progress_bar, where_it_trains
 from .fixmatch import fixmatch_phase
 from .loggers import EpochCSVLogger, create_loggers
 
@@ -259,7 +259,7 @@ def build_trainer(
     rate_log = [LearningRateMonitor(logging_interval="epoch")] if loggers else []  # it refuses a run without loggers
     bar = draws_progress_bar(cfg.quiet)
     epoch_lines = [EpochLog(monitor)] if not cfg.quiet and not bar else []  # a log a file can show, without a terminal
-    return pl.Trainer(
+    trainer = pl.Trainer(
         max_epochs=cfg.max_epochs,
         accelerator=accelerator,
         devices=devices,
@@ -280,10 +280,13 @@ def build_trainer(
         num_sanity_val_steps=0,  # validation is this toolkit's own tested step; the first epoch's end runs it anyway
         limit_val_batches=None if validate else 0,
         enable_progress_bar=bar,
-        enable_model_summary=not cfg.quiet,
+        enable_model_summary=bar,  # a table for a terminal, not for a log
         default_root_dir=checkpoint.dirpath,
         plugins=[BackgroundCheckpointIO()],
     )
+    if trainer.is_global_zero:
+        log.info("training on %s", where_it_trains(trainer))
+    return trainer
 
 
 def evaluate_test_split(
