@@ -1,34 +1,42 @@
-"""Prediction speed: the naive loop, the model alone, and infer.py end to end (a benchmark, not a test).
+"""Prediction speed: the naive loop, the model alone, and ``perspective infer`` end to end (a benchmark, not a test).
 
-    python benchmarks/bench_infer.py                       # resnet18, efficientnet_b0, mobilenet_v3_small
-    python benchmarks/bench_infer.py -b resnet18 --images 2000 --memory-images 0
+    python benchmarks/bench_infer.py --memory-images 10000 --onnx   # resnet18, efficientnet_b0, mobilenet_v3_small
+    python benchmarks/bench_infer.py -b resnet18 --images 2000 --memory-images 0 --ddp-devices 0 --list-paths 0 --openvino
+    python benchmarks/bench_infer.py -b resnet18 --images 192 --naive-images 16 --memory-images 0
 
-For each backbone (random weights, 224 px, 8 regression outputs: the compute of a trained model):
+It needs no data: it generates its images (640x480 JPEGs, synthetic cars with sensor-like noise,
+quality 90) in a temporary folder, or in ``--workdir`` where they are kept for the next run. For each
+backbone (random weights, 224 px, 8 regression outputs: the compute of a trained model):
 
 (a) naive: the usual loop, PIL per image, the eval transform, fp32, batch 1, ``torch.no_grad``;
 (b) model: the model alone on random tensors through ``Predictor.predict_tensor`` at its default
     precision (bf16 where the CPU has it), batch 32, best of 3: what the hardware allows;
-(c) infer.py: the command as a user runs it, marginal throughput = extra images / extra seconds
+(c) infer: the command as a user runs it, marginal throughput = extra images / extra seconds
     between a small and a large folder (median of 3 runs each), so start-up (imports, model load)
     is excluded;
-(d) onnxruntime: infer.py with ``-c model.onnx`` (from export.py), measured like (c), when
-    onnxruntime is installed. With ``--openvino``, resnet18 exported to OpenVINO (fp32 weights, run
-    in bf16 where the CPU has it) and to int8 (NNCF, calibrated on 300 of the small folder's photos;
-    random weights, so the accuracy check is waived with ``--max-drop 1``: the shipped model's int8
-    accuracy is measured in trained_models/README.md), each as (b) and (c), and the int8 model's (c)
-    against the PyTorch path's (c).
+(d) ``--onnx``: ``perspective infer -c model.onnx`` (onnxruntime) measured like (c). ``--openvino``:
+    resnet18 exported to OpenVINO (fp32 weights, run in bf16 where the CPU has it) and to int8 (NNCF,
+    calibrated on 300 of the small folder's photos; random weights, so the accuracy check is waived
+    with ``--max-drop 1``: the shipped model's int8 accuracy is measured in trained_models/README.md),
+    each as (b) and (c);
+(e) several processes: ``perspective infer`` in ``--ddp-devices`` processes (``--accelerator cpu
+    --strategy ddp``, or GPUs with ``--ddp-accelerator gpu``) on the large folder, timed whole against
+    one process on the same folder, fp32, and whether both wrote the same rows;
+(f) peak memory: the largest resident set of ``perspective infer``'s processes on N/10 and N
+    (``--memory-images``) images, flat when results are streamed; and on a ``--list`` of
+    ``--list-paths`` paths, of which ``--list-sample`` are real images and the others missing files
+    that each get an error row (the listing, the part file and the merge of that many rows).
 
-(e) DDP: infer.py in two processes (``--accelerator cpu --devices 2 --strategy ddp``, or ``--ddp-devices``
-    GPUs with ``--ddp-accelerator gpu``) on the large folder, end to end, against one process on the
-    same folder, and whether both wrote the same rows (on 2 CPU cores it need not be faster: the
-    processes share the cores; it must be correct).
-
-The images are generated 640x480 JPEGs (synthetic cars with sensor-like noise, quality 90). Peak
-memory: infer.py's maximum resident set (the largest of its processes) on N and 10 N images: flat
-when results are streamed; and on a ``--list`` of ``--list-paths`` paths (1,000,000 by default), of
-which a sample of ``--list-sample`` are the real images and the others missing files, each of which
-gets its error row: the listing, the part file and the merge of a million rows, at the cost of the
-path strings. Goals on a 2-core CPU: (c) >= 3x (a) and (c) >= 0.7 x (b).
+Each measurement is appended as it finishes to ``benchmarks/results/infer.jsonl`` (``--results``
+redirects it), one row per backbone and path. Case keys: ``backbone``, ``image_size``, ``runtime``
+(torch, onnxruntime, openvino), ``weights`` (fp32, int8), ``path`` (``naive``, ``model``, ``infer``,
+``infer whole run``, ``infer --list``), and per path ``images`` (naive, infer: the large folder;
+infer whole run), ``batch`` (model), ``processes`` with ``accelerator`` and ``strategy`` for
+several (infer whole run), ``paths`` and ``real_images`` (infer --list). The arithmetic is the
+row's ``precision``. Figures: ``images_per_s``; on infer rows ``ratio_to_naive`` and
+``ratio_to_model`` (c/a and c/b of the same run), on OpenVINO infer rows ``ratio_to_torch`` (against
+the PyTorch infer row of the same run); on whole runs ``seconds`` and ``peak_rss_mib``, and for
+several processes ``same_rows_as_one_process`` (1 or 0) and ``largest_difference``.
 """
 
 from __future__ import annotations
@@ -48,7 +56,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from perspective.cli import ArgumentParser, positive_int  # noqa: E402
+from benchmarks import store  # noqa: E402
+from perspective.cli import ArgumentParser, non_negative_int, positive_int  # noqa: E402
+
+BENCHMARK = "infer"
+MODEL_BATCH = 32  # (b)'s batch
+SMALL_FOLDER = 32  # (c)'s small folder holds a sixth of --images, at least this many
 
 TARGETS = [f"perspective_score_{t}" for t in ("hood", "backdoor_left", "front_bumper", "rear", "roof",
                                                "frontdoor_left", "frontdoor_right", "backdoor_right")]
@@ -62,19 +75,32 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=positive_int, default=2000,
                    help="images in the large folder (default 2000; the small one has a sixth)")
     p.add_argument("--naive-images", type=positive_int, default=100, help="images for the naive loop (default 100)")
-    p.add_argument("--memory-images", type=int, default=10000,
-                   help="folder size for the peak-memory row, 0 to skip (default 10000)")
-    p.add_argument("--onnx", action="store_true", help="also measure infer.py -c model.onnx (needs onnxruntime)")
+    p.add_argument("--memory-images", type=non_negative_int, default=10000,
+                   help="folder size for the peak-memory rows, 0 to skip (default 10000)")
+    p.add_argument("--onnx", action="store_true", help="also measure infer -c model.onnx (needs onnxruntime)")
     p.add_argument("--openvino", action="store_true",
                    help="also measure OpenVINO fp32 and int8 exports of resnet18 (needs perspective[openvino])")
-    p.add_argument("--ddp-devices", type=int, default=2, help="processes for the DDP row, 0 to skip (default 2)")
-    p.add_argument("--ddp-accelerator", default="cpu", help="accelerator of the DDP row (default cpu)")
-    p.add_argument("--list-paths", type=int, default=1_000_000,
-                   help="paths in the --list memory row, 0 to skip (default 1000000)")
+    p.add_argument("--ddp-devices", type=non_negative_int, default=2,
+                   help="processes for the several-processes rows, 0 to skip (default 2)")
+    p.add_argument("--ddp-accelerator", default="cpu", help="accelerator of the several processes (default cpu)")
+    p.add_argument("--list-paths", type=non_negative_int, default=1_000_000,
+                   help="paths in the --list rows, 0 to skip (default 1000000)")
     p.add_argument("--list-sample", type=positive_int, default=200,
                    help="of them, real images predicted (default 200)")
     p.add_argument("--workdir", default=None, help="keep generated data here (default: a temporary folder)")
+    p.add_argument("--results", default=None, metavar="FILE",
+                   help=f"append the rows to FILE (default {store.results_file(BENCHMARK).relative_to(ROOT)})")
     return p
+
+
+def model_case(args, backbone: str, runtime: str = "torch", weights: str = "fp32") -> dict:
+    """The case keys every row of one model shares."""
+    return {"backbone": backbone, "image_size": args.image_size, "runtime": runtime, "weights": weights}
+
+
+def save(args, case: dict, figures: dict, precision: str | None) -> None:
+    """One row of this benchmark, appended now, so a stopped run keeps what it measured."""
+    store.record(BENCHMARK, case, {k: round(v, 4) for k, v in figures.items()}, precision=precision, path=args.results)
 
 
 def make_images(folder: Path, count: int) -> list[Path]:
@@ -138,7 +164,7 @@ def naive_loop(checkpoint: Path, paths: list[Path]) -> float:
     return len(paths) / (time.perf_counter() - start)
 
 
-def model_alone(checkpoint: Path, batch: int = 32, batches: int = 8, repeats: int = 3) -> tuple[float, str]:
+def model_alone(checkpoint: Path, batch: int = MODEL_BATCH, batches: int = 8, repeats: int = 3) -> tuple[float, str]:
     """(b): images/s of ``Predictor.predict_tensor`` on random tensors at the default precision.
 
     The best of ``repeats`` timings: the ceiling (c) is compared with should not be lowered by a
@@ -163,17 +189,18 @@ def model_alone(checkpoint: Path, batch: int = 32, batches: int = 8, repeats: in
 
 
 def run_infer(checkpoint: Path, folder: Path | None, out: Path, *extra: str) -> tuple[float, int]:
-    """Seconds and peak RSS in KiB (largest process) of one infer.py run, measured in a wrapper."""
+    """Seconds and peak RSS in KiB (largest process) of one ``perspective infer`` run, measured in a wrapper."""
     source = ["-d", str(folder)] if folder is not None else []
-    command = [sys.executable, str(ROOT / "infer.py"), *source, "-c", str(checkpoint),
-               "-r", str(out), "-q", "--show", "0", *extra]
+    command = [sys.executable, "-m", "perspective", "infer", *source, "-c", str(checkpoint),
+               "-o", str(out), "-q", "--show", "0", *extra]
     wrapper = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
                "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
                "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)")
-    result = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-c", wrapper, *command], capture_output=True, text=True, check=True,
+                            cwd=ROOT)
     seconds, rss, code = result.stdout.split()
     if int(code) != 0:
-        raise RuntimeError(f"infer.py exited {code}: {' '.join(command)}")
+        raise RuntimeError(f"perspective infer exited {code}: {' '.join(command)}")
     return float(seconds), int(rss)
 
 
@@ -191,103 +218,137 @@ def marginal(checkpoint: Path, small: Path, large: Path, out: Path, *extra: str,
 
 
 def main() -> int:
-    args = get_args_parser().parse_args()
-    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench_infer_"))
+    parser = get_args_parser()
+    args = parser.parse_args()
+    if args.images <= SMALL_FOLDER:
+        parser.error(f"--images must be more than {SMALL_FOLDER}, the small folder's least size")
+    work = Path(args.workdir).resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="bench_infer_"))
     import torch
 
-    print(f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-          f"native bf16: {torch.cpu._is_avx512_bf16_supported()}", flush=True)
+    print(f"machine: {store.hardware(store.machine())}, torch {torch.__version__}", flush=True)
     paths = make_images(work / "pool", max(args.images, args.naive_images))
-    small = subset(paths, work / "small", max(32, args.images // 6))
+    small = subset(paths, work / "small", max(SMALL_FOLDER, args.images // 6))
     large = subset(paths, work / "large", args.images)
-    rows = []
-    for backbone in args.backbones.split(","):
+    backbones = args.backbones.split(",")
+    rows, precisions = [], {}
+    for backbone in backbones:
         checkpoint = make_checkpoint(work / f"{backbone}.ckpt", backbone, args.image_size)
+        case = model_case(args, backbone)
         naive = naive_loop(checkpoint, paths[: args.naive_images])
+        save(args, {**case, "path": "naive", "images": args.naive_images}, {"images_per_s": naive}, "32")
         alone, precision = model_alone(checkpoint)
+        precisions[backbone] = precision
+        save(args, {**case, "path": "model", "batch": MODEL_BATCH}, {"images_per_s": alone}, precision)
         e2e = marginal(checkpoint, small, large, work / "out.csv")
+        save(args, {**case, "path": "infer", "images": args.images},
+             {"images_per_s": e2e, "ratio_to_naive": e2e / naive, "ratio_to_model": e2e / alone}, precision)
         rows.append((backbone, precision, naive, alone, e2e))
         print(f"{backbone}: (a) {naive:.1f}  (b) {alone:.1f}  (c) {e2e:.1f} images/s", flush=True)
         if args.onnx and backbone == "resnet18":
-            onnx = work / f"{backbone}.onnx"
-            subprocess.run([sys.executable, str(ROOT / "export.py"), "-c", str(checkpoint), "--format", "onnx",
-                            "-o", str(onnx), "-q"], check=True, stdout=subprocess.DEVNULL)
-            ort = marginal(onnx, small, large, work / "out.csv")
-            rows.append((f"{backbone} (onnxruntime)", "32", float("nan"), float("nan"), ort))
+            rows.append(onnx_row(args, checkpoint, small, large, work))
         if args.openvino and backbone == "resnet18":
-            rows += openvino_rows(checkpoint, small, large, work)
-            torch_e2e, int8_e2e = e2e, rows[-1][4]
-    print(f"\n{args.image_size} px, {len(list(large.iterdir()))} images of 640x480 for (c); batch 32, default workers")
-    print(f"{'backbone':32s} {'precision':>9s} {'(a) naive':>10s} {'(b) model':>10s} {'(c) infer.py':>13s} "
+            rows += openvino_rows(args, checkpoint, small, large, work, e2e)
+    print(f"\n{args.image_size} px, {args.images} images of 640x480 for (c); batch {MODEL_BATCH}, default workers")
+    print(f"{'backbone':32s} {'precision':>9s} {'(a) naive':>10s} {'(b) model':>10s} {'(c) infer':>10s} "
           f"{'c/a':>6s} {'c/b':>6s}")
-    for backbone, precision, naive, alone, e2e in rows:
-        print(f"{backbone:32s} {precision:>9s} {naive:10.1f} {alone:10.1f} {e2e:13.1f} {e2e / naive:6.2f} {e2e / alone:6.2f}")
-    if args.openvino and "resnet18" in args.backbones.split(","):
-        print(f"\ninfer.py end to end, resnet18: OpenVINO int8 {int8_e2e:.1f} images/s against PyTorch "
-              f"{torch_e2e:.1f}: {int8_e2e / torch_e2e:.2f}x")
+    for name, precision, naive, alone, e2e in rows:
+        print(f"{name:32s} {precision:>9s} {naive:10.1f} {alone:10.1f} {e2e:10.1f} {e2e / naive:6.2f} {e2e / alone:6.2f}")
+    checkpoint = work / f"{backbones[0]}.ckpt"
     if args.memory_images:
-        checkpoint = work / f"{args.backbones.split(',')[0]}.ckpt"
-        tenth = subset(paths, work / "mem_small", max(1, args.memory_images // 10))
-        _, rss_small = run_infer(checkpoint, tenth, work / "out.csv")
-        many = subset(paths, work / "mem_large", args.memory_images)
-        seconds, rss_large = run_infer(checkpoint, many, work / "out.csv")
-        print(f"\npeak memory of infer.py: {rss_small / 1024:.0f} MiB on {args.memory_images // 10} images, "
-              f"{rss_large / 1024:.0f} MiB on {args.memory_images} images ({seconds:.0f} s)")
-    checkpoint = work / f"{args.backbones.split(',')[0]}.ckpt"
+        memory_rows(args, checkpoint, backbones[0], precisions[backbones[0]], paths, work)
     if args.ddp_devices:
-        ddp_row(args, checkpoint, large, work)
+        ddp_rows(args, checkpoint, backbones[0], large, work)
     if args.list_paths:
-        list_row(args, checkpoint, paths, work)
+        list_rows(args, checkpoint, backbones[0], precisions[backbones[0]], paths, work)
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
-def openvino_rows(checkpoint: Path, small: Path, large: Path, work: Path) -> list[tuple]:
-    """Rows (b) and (c) for the OpenVINO fp32 and int8 exports of ``checkpoint``."""
+def onnx_row(args, checkpoint: Path, small: Path, large: Path, work: Path) -> tuple:
+    """(c) for ``perspective infer -c model.onnx``: the checkpoint exported and run by onnxruntime."""
+    onnx = work / "resnet18.onnx"
+    subprocess.run([sys.executable, "-m", "perspective", "export", "-c", str(checkpoint), "--format", "onnx",
+                    "-o", str(onnx), "-q"], check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+    e2e = marginal(onnx, small, large, work / "out.csv")
+    save(args, {**model_case(args, "resnet18", "onnxruntime"), "path": "infer", "images": args.images},
+         {"images_per_s": e2e}, "32")
+    print(f"resnet18 (onnxruntime): (c) {e2e:.1f} images/s", flush=True)
+    return "resnet18 (onnxruntime)", "32", float("nan"), float("nan"), e2e
+
+
+def openvino_rows(args, checkpoint: Path, small: Path, large: Path, work: Path, torch_e2e: float) -> list[tuple]:
+    """(b) and (c) for the OpenVINO fp32 and int8 exports of ``checkpoint``, (c) against PyTorch's ``torch_e2e``."""
     rows = []
     fp32, int8 = work / "resnet18_fp32.xml", work / "resnet18_int8.xml"
-    export = [sys.executable, str(ROOT / "export.py"), "-c", str(checkpoint), "--format", "openvino", "-q"]
-    subprocess.run([*export, "-o", str(fp32)], check=True, stdout=subprocess.DEVNULL)
+    export = [sys.executable, "-m", "perspective", "export", "-c", str(checkpoint), "--format", "openvino", "-q"]
+    subprocess.run([*export, "-o", str(fp32)], check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
     subprocess.run([*export, "--int8", "--calibration", str(small), "--max-drop", "1", "-o", str(int8)], check=True,
-                   stdout=subprocess.DEVNULL)
-    for name, path in (("OpenVINO fp32", fp32), ("OpenVINO int8", int8)):
+                   stdout=subprocess.DEVNULL, cwd=ROOT)
+    for weights, path in (("fp32", fp32), ("int8", int8)):
+        case = model_case(args, "resnet18", "openvino", weights)
         alone, precision = model_alone(path)
+        save(args, {**case, "path": "model", "batch": MODEL_BATCH}, {"images_per_s": alone}, precision)
         e2e = marginal(path, small, large, work / "out.csv")
-        print(f"resnet18 ({name}): (b) {alone:.1f}  (c) {e2e:.1f} images/s", flush=True)
-        rows.append((f"resnet18 ({name})", precision, float("nan"), alone, e2e))
+        save(args, {**case, "path": "infer", "images": args.images},
+             {"images_per_s": e2e, "ratio_to_model": e2e / alone, "ratio_to_torch": e2e / torch_e2e}, precision)
+        print(f"resnet18 (OpenVINO {weights}): (b) {alone:.1f}  (c) {e2e:.1f} images/s, "
+              f"{e2e / torch_e2e:.2f}x PyTorch's (c)", flush=True)
+        rows.append((f"resnet18 (OpenVINO {weights})", precision, float("nan"), alone, e2e))
     return rows
 
 
-def ddp_row(args, checkpoint: Path, folder: Path, work: Path) -> None:
-    """(e): one process against ``--ddp-devices`` processes on the same folder, end to end, and their rows compared."""
+def memory_rows(args, checkpoint: Path, backbone: str, precision: str, paths: list[Path], work: Path) -> None:
+    """(f): peak memory of whole runs on a tenth of ``--memory-images`` and on all of them."""
+    print()
+    for count in (max(1, args.memory_images // 10), args.memory_images):
+        folder = subset(paths, work / f"memory_{count}", count)
+        seconds, rss = run_infer(checkpoint, folder, work / "out.csv")
+        save(args, {**model_case(args, backbone), "path": "infer whole run", "images": count, "processes": 1},
+             {"seconds": seconds, "peak_rss_mib": rss / 1024}, precision)
+        print(f"peak memory of perspective infer on {count} images: {rss / 1024:.0f} MiB ({seconds:.0f} s)", flush=True)
+
+
+def ddp_rows(args, checkpoint: Path, backbone: str, folder: Path, work: Path) -> None:
+    """(e): one process against ``--ddp-devices`` processes on the same folder, timed whole, and their rows compared."""
     import pandas as pd
 
     count = len(list(folder.iterdir()))
-    one, _ = run_infer(checkpoint, folder, work / "one.csv", "--precision", "32")
+    case = {**model_case(args, backbone), "path": "infer whole run", "images": count}
+    one, one_rss = run_infer(checkpoint, folder, work / "one.csv", "--precision", "32")
+    save(args, {**case, "processes": 1}, {"seconds": one, "images_per_s": count / one, "peak_rss_mib": one_rss / 1024},
+         "32")
     many, rss = run_infer(checkpoint, folder, work / "ddp.csv", "--precision", "32", "--accelerator",
                           args.ddp_accelerator, "--devices", str(args.ddp_devices), "--strategy", "ddp", "-w", "0")
     a, b = pd.read_csv(work / "one.csv"), pd.read_csv(work / "ddp.csv")
     same_rows = list(a["path"]) == list(b["path"])
     numbers = a.select_dtypes("number").columns
     largest = float((a[numbers] - b[numbers]).abs().max().max()) if same_rows else float("nan")
-    print(f"\n(e) infer.py on {count} images, fp32: one process {one:.1f} s ({count / one:.1f} images/s end to end), "
-          f"{args.ddp_devices} processes ({args.ddp_accelerator}, ddp) {many:.1f} s ({count / many:.1f} images/s); "
-          f"same rows in the same order: {same_rows}, largest difference {largest:.1e}; peak memory of the "
-          f"largest process {rss / 1024:.0f} MiB")
+    save(args, {**case, "processes": args.ddp_devices, "accelerator": args.ddp_accelerator, "strategy": "ddp"},
+         {"seconds": many, "images_per_s": count / many, "peak_rss_mib": rss / 1024,
+          "same_rows_as_one_process": float(same_rows), "largest_difference": largest}, "32")
+    print(f"\n(e) perspective infer on {count} images, fp32: one process {one:.1f} s ({count / one:.1f} images/s end "
+          f"to end), {args.ddp_devices} processes ({args.ddp_accelerator}, ddp) {many:.1f} s ({count / many:.1f} "
+          f"images/s); same rows in the same order: {same_rows}, largest difference {largest:.1e}; peak memory of "
+          f"the largest process {rss / 1024:.0f} MiB")
 
 
-def list_row(args, checkpoint: Path, paths: list[Path], work: Path) -> None:
-    """Peak memory and time of ``--list`` with ``--list-paths`` paths: a sample of real images, the rest missing."""
-    listing = work / "million.txt"
+def list_rows(args, checkpoint: Path, backbone: str, precision: str, paths: list[Path], work: Path) -> None:
+    """(f): peak memory and time of ``--list`` with ``--list-paths`` paths (a sample real, the rest missing) and of the sample alone."""
+    listing = work / "listing.txt"
     sample = [str(p) for p in paths[: args.list_sample]]
     with open(listing, "w") as file:
         for i in range(args.list_paths):
             file.write((sample[i] if i < len(sample) else f"{work}/missing/{i:07d}.jpg") + "\n")
-    small = work / "small_list.txt"
-    small.write_text("\n".join(sample) + "\n")
-    base_seconds, base_rss = run_infer(checkpoint, None, work / "list.csv", "--list", str(small))
-    seconds, rss = run_infer(checkpoint, None, work / "list.csv", "--list", str(listing))
+    alone = work / "sample_list.txt"
+    alone.write_text("\n".join(sample) + "\n")
+    measured = []
+    for count, path in ((len(sample), alone), (args.list_paths, listing)):
+        seconds, rss = run_infer(checkpoint, None, work / "list.csv", "--list", str(path))
+        save(args, {**model_case(args, backbone), "path": "infer --list", "paths": count, "real_images": len(sample)},
+             {"seconds": seconds, "peak_rss_mib": rss / 1024}, precision)
+        measured.append((seconds, rss))
+    (base_seconds, base_rss), (seconds, rss) = measured
     print(f"\n--list of {args.list_paths:,} paths ({len(sample)} real images, the rest missing files with an "
           f"error row each): peak memory {rss / 1024:.0f} MiB in {seconds:.0f} s, against {base_rss / 1024:.0f} MiB "
           f"for the {len(sample)} real images alone ({base_seconds:.0f} s)")
