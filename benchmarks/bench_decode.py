@@ -8,7 +8,7 @@ not count). The candidates:
 
 - ``decode full``: ``Image.open`` + ``load``, no draft: the decoder alone at full size;
 - ``decode draft``: the same at the DCT scale the prediction path asks for (``draft``);
-- ``prediction path``: ``load_resized`` with ``eval_resize``, what infer.py does per image;
+- ``prediction path``: ``load_resized`` with ``eval_resize``, what ``perspective infer`` does per image;
 - ``without copies``: the same steps without the copies the path makes on the way (EXIF transpose
   when there is no orientation tag, converting an image that is RGB already);
 - ``PIL resize direct``: ``Image.resize`` with the same filter instead of torchvision's ``v2.Resize``
@@ -16,8 +16,13 @@ not count). The candidates:
 - ``reducing_gap 2``: PIL's two-step resize (a box reduction by an integer factor, then the filter):
   faster, but the pixels differ slightly; the largest difference is printed.
 
-The last line compares each result with the prediction path's pixels, so a faster candidate that
-changes what the model sees says so.
+The last column compares each result with the prediction path's pixels, so a faster candidate that
+changes what the model sees says so. It needs no data: the JPEGs are generated in a temporary folder
+(``bench_infer.make_images``).
+
+One row per candidate is appended to ``benchmarks/results/decode.jsonl`` (``--results`` redirects
+it). Case keys: ``candidate``, ``images``, ``image_size``. Figures: ``ms_per_image`` (the best pass)
+and ``max_pixel_diff`` (against the prediction path; absent for the decode-only candidates).
 """
 
 from __future__ import annotations
@@ -33,8 +38,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import store  # noqa: E402
 from benchmarks.bench_infer import make_images  # noqa: E402  (photo-like JPEGs, as bench_infer.py times)
 from perspective.cli import ArgumentParser, positive_int  # noqa: E402
+
+BENCHMARK = "decode"
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -42,6 +50,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=positive_int, default=200, help="generated JPEGs (default 200)")
     p.add_argument("--image-size", type=positive_int, default=224, help="model input size (default 224)")
     p.add_argument("--repeats", type=positive_int, default=5, help="passes over the files; the best counts (default 5)")
+    p.add_argument("--results", default=None, metavar="FILE",
+                   help=f"append the rows to FILE (default {store.results_file(BENCHMARK).relative_to(ROOT)})")
     return p
 
 
@@ -107,9 +117,13 @@ def main() -> int:
                 best[name] = min(best[name], (time.perf_counter() - start) / len(paths) * 1000)
         for name, run in runs.items():
             outputs = [run(p) for p in paths[:20]]
-            diff = ("-" if outputs[0] is None else
-                    f"{max(int(np.abs(np.asarray(o, dtype=np.int16) - r).max()) for o, r in zip(outputs, reference))}")
-            print(f"{name:20s} {best[name]:9.3f} {diff:>17s}")
+            figures = {"ms_per_image": round(best[name], 4)}
+            if outputs[0] is not None:
+                figures["max_pixel_diff"] = max(int(np.abs(np.asarray(o, dtype=np.int16) - r).max())
+                                                for o, r in zip(outputs, reference))
+            store.record(BENCHMARK, {"candidate": name, "images": args.images, "image_size": args.image_size}, figures,
+                         path=args.results)
+            print(f"{name:20s} {best[name]:9.3f} {figures.get('max_pixel_diff', '-'):>17}")
     return 0
 
 
