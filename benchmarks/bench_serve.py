@@ -1,16 +1,25 @@
 """Load generator for the prediction server: latency and throughput at several concurrency levels.
 
-    python benchmarks/bench_serve.py                        # random-weight resnet18 at 224 px (the goal's setting)
+    python benchmarks/bench_serve.py                        # random-weight resnet18 at 224 px
     python benchmarks/bench_serve.py -c shipped             # the shipped model (resnet18, 160 px)
-    python benchmarks/bench_serve.py -c best.ckpt --max-batch 8 --max-wait-ms 5
+    python benchmarks/bench_serve.py --precision 32         # the server in fp32
+    python benchmarks/bench_serve.py -c best.ckpt --batch-size 8 --max-wait-ms 5
     python benchmarks/bench_serve.py --url http://127.0.0.1:8000   # a server already running (loopback only)
 
-Unless ``--url`` is given it starts ``serve.py`` on a free loopback port, waits for /health, sends a
-few warm-up requests, then for each concurrency level sends ``--requests`` single-image requests from
-that many concurrent clients and prints p50/p95 latency and images/s as a table, then the two goals
-of issue 5 (throughput at 8 >= 2x at 1; p95 at 8 <= 3x the p50 at 1). Every loop is bounded in count
-and in time (``--max-seconds`` per level). The client runs on the same machine as the server, so its
-own CPU use is part of what is measured.
+It needs no data: every request sends ``--image`` (``sample_set/000000.jpg`` by default). Unless
+``--url`` is given it starts ``perspective serve`` on a free loopback port, waits for /health, sends
+a few warm-up requests, then for each concurrency level sends ``--requests`` single-image requests
+from that many concurrent clients and prints p50/p95 latency and images/s as a table, and for each
+level against level 1: the throughput ratio and the p95 against level 1's p50. Every loop is bounded
+in count and in time (``--max-seconds`` per level). The client runs on the same machine as the
+server, so its own CPU use is part of what is measured.
+
+Each level is appended as it finishes to ``benchmarks/results/serve.jsonl`` (``--results``
+redirects it). Case keys: ``model`` (the server's model name), ``backbone``, ``image_size``,
+``image``, ``batch_size`` and ``max_wait_ms`` (the server's flags; null for ``--url``),
+``requests``, ``concurrency``; ``precision`` is what the server computes in. Figures: ``p50_ms``,
+``p95_ms``, ``images_per_s``, ``requests_ok``, ``failed``, and beside level 1 of the same run
+``throughput_ratio_to_1`` and ``p95_ratio_to_p50_at_1``.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import store  # noqa: E402
 from perspective.cli import (  # noqa: E402
     ArgumentParser,
     non_negative_float,
@@ -39,7 +49,9 @@ from perspective.cli import (  # noqa: E402
 )
 from perspective.config import PRECISIONS  # noqa: E402
 
-LOOPBACK = ("127.0.0.1", "::1", "localhost")  # serve.py's LOOPBACK_HOSTS, without importing torch for it
+BENCHMARK = "serve"
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")  # serving.app.LOOPBACK_HOSTS, without importing torch for it
 
 
 def concurrency_levels(text: str) -> list[int]:
@@ -66,26 +78,32 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="comma-separated levels, 1 to 256 (default 1,8,32)")
     p.add_argument("--warmup", type=positive_int, default=10, help="requests before measuring (default 10)")
     p.add_argument("--max-seconds", type=positive_float, default=300, help="time bound per level (default 300)")
-    p.add_argument("--max-batch", type=positive_int, default=16, help="server's --max-batch (default 16)")
+    p.add_argument("-s", "--batch-size", "--max-batch", type=positive_int, default=16,
+                   help="server's --batch-size (default 16)")
     p.add_argument("--max-wait-ms", type=non_negative_float, default=10, help="server's --max-wait-ms (default 10)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto", help="server's --precision (default auto)")
+    p.add_argument("--results", default=None, metavar="FILE",
+                   help=f"append the rows to FILE (default {store.results_file(BENCHMARK).relative_to(ROOT)})")
     return p
 
 
-def start_server(checkpoint: Path, workdir: Path, max_batch: int, max_wait_ms: float,
-                 precision: str) -> tuple[subprocess.Popen, str]:
-    """serve.py on a free loopback port; returns the process and its URL once /health answers."""
+def server_flags(args) -> list[str]:
+    """The flags this benchmark gives ``perspective serve`` besides the model and the address."""
+    return ["--batch-size", str(args.batch_size), "--max-wait-ms", f"{args.max_wait_ms:g}", "--precision", args.precision]
+
+
+def start_server(checkpoint: Path, workdir: Path, flags: list[str]) -> tuple[subprocess.Popen, str]:
+    """``perspective serve`` on a free loopback port; returns the process and its URL once /health answers."""
     log_file = workdir / "api.log"
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "serve.py"), "-c", str(checkpoint), "--host", "127.0.0.1", "--port", "0",
-         "--log-file", str(log_file), "--batch-size", str(max_batch), "--max-wait-ms", str(max_wait_ms),
-         "--precision", precision],
-        stdout=subprocess.DEVNULL, stderr=(workdir / "stderr.txt").open("w"),
+        [sys.executable, "-m", "perspective", "serve", "-c", str(checkpoint), "--host", "127.0.0.1", "--port", "0",
+         "--log-file", str(log_file), *flags],
+        stdout=subprocess.DEVNULL, stderr=(workdir / "stderr.txt").open("w"), cwd=ROOT,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"serve.py exited: {(workdir / 'stderr.txt').read_text()[-2000:]}")
+            raise SystemExit(f"perspective serve exited: {(workdir / 'stderr.txt').read_text()[-2000:]}")
         found = re.search(r"serving on (http://\S+) ", log_file.read_text()) if log_file.exists() else None
         if found:
             try:
@@ -95,7 +113,7 @@ def start_server(checkpoint: Path, workdir: Path, max_batch: int, max_wait_ms: f
                 pass
         time.sleep(0.2)
     proc.kill()
-    raise SystemExit("serve.py did not become ready in 120 s")
+    raise SystemExit("perspective serve did not become ready in 120 s")
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -143,15 +161,42 @@ async def run_level(url: str, image: bytes, concurrency: int, requests: int, max
             "p95": pct(0.95), "rate": len(latencies) / wall}
 
 
-def describe(url: str) -> str:
-    info = httpx.get(f"{url}/model", timeout=10).json()
+def model_info(url: str) -> dict:
+    return httpx.get(f"{url}/model", timeout=10).json()
+
+
+def describe(info: dict) -> str:
     return f"{info['name']} ({info['backbone']}, {info['image_size']} px, {info['precision']} on {info['device']})"
 
 
-def benchmark(url: str, args, levels: list[int]) -> list[dict]:
+def image_name(path: str) -> str:
+    """The request image as a row names it: relative to the repository when it lies inside it."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else resolved.name
+
+
+def level_figures(level: dict, first: dict | None) -> dict:
+    """A level's figures, and beside level 1 of the same run its throughput and tail ratios."""
+    figures = {"p50_ms": level["p50"], "p95_ms": level["p95"], "images_per_s": level["rate"],
+               "requests_ok": level["ok"], "failed": level["failed"]}
+    if first is not None and level is not first:
+        figures["throughput_ratio_to_1"] = level["rate"] / first["rate"]
+        figures["p95_ratio_to_p50_at_1"] = level["p95"] / first["p50"]
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
+
+
+def benchmark(url: str, args, levels: list[int], case: dict, precision: str) -> list[dict]:
+    """Every level in turn, each appended to the results as it finishes."""
     image = Path(args.image).read_bytes()
     asyncio.run(run_level(url, image, 1, args.warmup, args.max_seconds))
-    return [asyncio.run(run_level(url, image, c, args.requests, args.max_seconds)) for c in levels]
+    rows, first = [], None
+    for concurrency in levels:
+        level = asyncio.run(run_level(url, image, concurrency, args.requests, args.max_seconds))
+        first = level if concurrency == 1 and first is None else first
+        store.record(BENCHMARK, {**case, "concurrency": concurrency}, level_figures(level, first),
+                     precision=precision, path=args.results)
+        rows.append(level)
+    return rows
 
 
 def print_table(model: str, rows: list[dict]) -> None:
@@ -159,11 +204,19 @@ def print_table(model: str, rows: list[dict]) -> None:
     print(f"{'concurrency':>11} {'requests':>8} {'failed':>6} {'p50 ms':>8} {'p95 ms':>8} {'images/s':>9}")
     for r in rows:
         print(f"{r['concurrency']:>11} {r['ok']:>8} {r['failed']:>6} {r['p50']:>8.1f} {r['p95']:>8.1f} {r['rate']:>9.1f}")
-    by = {r["concurrency"]: r for r in rows}
-    if 1 in by and 8 in by:
-        speedup = by[8]["rate"] / by[1]["rate"]
-        tail = by[8]["p95"] / by[1]["p50"]
-        print(f"throughput at 8 / at 1: {speedup:.2f}x (goal >= 2); p95 at 8 / p50 at 1: {tail:.2f}x (goal <= 3)")
+    first = next((r for r in rows if r["concurrency"] == 1), None)
+    for r in rows:
+        if first is not None and r is not first:
+            print(f"throughput at {r['concurrency']} / at 1: {r['rate'] / first['rate']:.2f}x; "
+                  f"p95 at {r['concurrency']} / p50 at 1: {r['p95'] / first['p50']:.2f}x")
+
+
+def measure(url: str, args, levels: list[int], flags: dict) -> None:
+    """Benchmark the server at ``url`` and print the table; ``flags`` are its batching flags (None: unknown)."""
+    info = model_info(url)
+    case = {"model": info["name"], "backbone": info["backbone"], "image_size": info["image_size"],
+            "image": image_name(args.image), **flags, "requests": args.requests}
+    print_table(describe(info), benchmark(url, args, levels, case, info["precision"]))
 
 
 def main() -> int:
@@ -175,8 +228,7 @@ def main() -> int:
     if args.url:
         if urlparse(args.url).hostname not in LOOPBACK:
             parser.error("--url must be a loopback address (127.0.0.1, ::1, localhost)")
-        url = args.url.rstrip("/")
-        print_table(describe(url), benchmark(url, args, levels))
+        measure(args.url.rstrip("/"), args, levels, {"batch_size": None, "max_wait_ms": None})
         return 0
     with tempfile.TemporaryDirectory(prefix="bench_serve_") as tmp:
         workdir = Path(tmp)
@@ -191,15 +243,12 @@ def main() -> int:
             checkpoint = shipped_checkpoint()
         else:
             checkpoint = Path(args.checkpoint)
-        proc, url = start_server(checkpoint, workdir, args.max_batch, args.max_wait_ms, args.precision)
+        proc, url = start_server(checkpoint, workdir, server_flags(args))
+        print(f"server: perspective serve {' '.join(server_flags(args))}", flush=True)
         try:
-            model = describe(url)
-            rows = benchmark(url, args, levels)
+            measure(url, args, levels, {"batch_size": args.batch_size, "max_wait_ms": float(args.max_wait_ms)})
         finally:
             stop_server(proc)
-        print(f"server: serve.py --batch-size {args.max_batch} --max-wait-ms {args.max_wait_ms:g} "
-              f"--precision {args.precision}")
-        print_table(model, rows)
     return 0
 
 
