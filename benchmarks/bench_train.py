@@ -1,20 +1,28 @@
-"""Training speed: train.py against a plain PyTorch loop doing the same work (a benchmark, not a test).
+"""Training speed: ``perspective train`` against a plain PyTorch loop doing the same work (a benchmark, not a test).
 
     python benchmarks/bench_train.py                      # resnet18, 224 px, batch 32, 480 images
     python benchmarks/bench_train.py --image-size 160 --images 960
 
 Both sides train the same model (random init) on the same synthetic images with the same batch
 size, DataLoader workers, augmentation (none), AdamW, warm-up + cosine schedule and precision
-(train.py's default: bf16-mixed where the CPU has bf16), channels_last, and validate on the same
-5% each epoch. train.py is measured by its marginal time: (3 epochs - 1 epoch), so start-up,
-data reading and the first epoch's warm-up are excluded; the plain loop times epochs 2 and 3 after a
-first one. Lightning's overhead = 1 - train.py's images/s / the plain loop's. Goal: at most 10%.
+(train's default: bf16-mixed where the CPU has bf16), channels_last, and validate on the same
+5% each epoch. ``perspective train`` is measured by its marginal time: (3 epochs - 1 epoch), so
+start-up, data reading and the first epoch's warm-up are excluded; the plain loop times epochs 2
+and 3 after a first one. Lightning's overhead = 1 - train's images/s / the plain loop's.
+
+It needs no data: it renders ``--images`` synthetic car photos (``perspective synth``, seed 5) in a
+temporary folder, or in ``--workdir`` where they are kept for the next run. One row per side is
+appended to ``benchmarks/results/train.jsonl`` (``--results`` redirects it). Case keys: ``side``
+(``plain loop``, ``perspective train``), ``backbone``, ``image_size``, ``batch_size``, ``images``,
+``workers`` (null: train's default); ``precision`` is the Lightning precision both used. Figures:
+``images_per_s``, ``train_images_per_epoch``; on the train row also ``seconds_1_epoch``,
+``seconds_3_epochs`` and ``lightning_overhead_percent``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,8 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from perspective.cli import ArgumentParser, positive_int  # noqa: E402
+from benchmarks import store  # noqa: E402
+from perspective.cli import ArgumentParser, non_negative_int, positive_int  # noqa: E402
 
+BENCHMARK = "train"
 VAL_FRACTION = 0.05
 
 
@@ -35,20 +45,23 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=positive_int, default=224, help="(default 224)")
     p.add_argument("--images", type=positive_int, default=480, help="synthetic images (default 480)")
     p.add_argument("-s", "--batch-size", type=positive_int, default=32, help="(default 32)")
-    p.add_argument("-w", "--workers", type=int, default=None, help="DataLoader workers (default: train.py's)")
+    p.add_argument("-w", "--workers", type=non_negative_int, default=None, help="DataLoader workers (default: train's)")
     p.add_argument("--workdir", default=None, help="keep data here (default: a temporary folder)")
+    p.add_argument("--results", default=None, metavar="FILE",
+                   help=f"append the rows to FILE (default {store.results_file(BENCHMARK).relative_to(ROOT)})")
     return p
 
 
-def train_py_seconds(args, data: Path, work: Path, epochs: int) -> float:
-    command = [sys.executable, str(ROOT / "train.py"), "-b", args.backbone, "-d", str(data), "--weights", "none",
+def train_seconds(args, data: Path, work: Path, epochs: int) -> float:
+    """Wall seconds of one ``perspective train`` run of ``epochs`` epochs."""
+    command = [sys.executable, "-m", "perspective", "train", "-b", args.backbone, "-d", str(data), "--weights", "none",
                "--image-size", str(args.image_size), "-s", str(args.batch_size), "-e", str(epochs),
                "--augment", "none", "--val-fraction", str(VAL_FRACTION), "--test-fraction", "0",
                "--patience", "100", "-c", str(work / "ckpt"), "--logs-location", str(work / "logs"), "-q"]
     if args.workers is not None:
         command += ["-w", str(args.workers)]
     start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
     return time.perf_counter() - start
 
 
@@ -96,7 +109,7 @@ def plain_loop_seconds(args, data: Path, epochs: int = 3) -> tuple[float, int, s
             for x, y in val_loader:
                 model.loss_fn(model(x).float(), y)
 
-    epoch()  # warm-up, as train.py's first epoch
+    epoch()  # warm-up, as train's first epoch
     start = time.perf_counter()
     for _ in range(epochs - 1):
         epoch()
@@ -104,26 +117,39 @@ def plain_loop_seconds(args, data: Path, epochs: int = 3) -> tuple[float, int, s
     return time.perf_counter() - start, images, precision
 
 
+def save(args, side: str, figures: dict, precision: str) -> None:
+    case = {"side": side, "backbone": args.backbone, "image_size": args.image_size, "batch_size": args.batch_size,
+            "images": args.images, "workers": args.workers}
+    store.record(BENCHMARK, case, {k: round(v, 4) for k, v in figures.items()}, precision=precision, path=args.results)
+
+
 def main() -> int:
     args = get_args_parser().parse_args()
-    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench_train_"))
+    work = Path(args.workdir).resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="bench_train_"))
     data = work / "data"
     if not (data / "labels.csv").is_file():
         subprocess.run([sys.executable, "-m", "perspective", "synth", "-o", str(data), "-n", str(args.images),
                         "--seed", "5", "-q"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     plain_s, per_epoch, precision = plain_loop_seconds(args, data)
     plain = 2 * per_epoch / plain_s
+    save(args, "plain loop", {"images_per_s": plain, "train_images_per_epoch": per_epoch}, precision)
     print(f"plain loop: {plain:.1f} images/s ({precision})", flush=True)
-    one = train_py_seconds(args, data, work, 1)
-    three = train_py_seconds(args, data, work, 3)
+    one = train_seconds(args, data, work, 1)
+    three = train_seconds(args, data, work, 3)
     lightning = 2 * per_epoch / (three - one)
-    print(f"train.py: {lightning:.1f} images/s (1 epoch {one:.1f} s, 3 epochs {three:.1f} s)", flush=True)
+    overhead = 100 * (1 - lightning / plain)
+    save(args, "perspective train", {"images_per_s": lightning, "train_images_per_epoch": per_epoch,
+                                     "seconds_1_epoch": one, "seconds_3_epochs": three,
+                                     "lightning_overhead_percent": overhead}, precision)
+    print(f"perspective train: {lightning:.1f} images/s (1 epoch {one:.1f} s, 3 epochs {three:.1f} s)", flush=True)
     print(f"\n{args.backbone} {args.image_size} px, batch {args.batch_size}, {per_epoch} training images per epoch, "
-          f"{os.cpu_count()} CPU cores, {precision}")
-    print(f"{'':12s} {'images/s':>9s}")
-    print(f"{'plain loop':12s} {plain:9.1f}")
-    print(f"{'train.py':12s} {lightning:9.1f}")
-    print(f"Lightning overhead: {100 * (1 - lightning / plain):.1f}% (goal <= 10%)")
+          f"{store.hardware(store.machine())}, {precision}")
+    print(f"{'':17s} {'images/s':>9s}")
+    print(f"{'plain loop':17s} {plain:9.1f}")
+    print(f"{'perspective train':17s} {lightning:9.1f}")
+    print(f"Lightning overhead: {overhead:.1f}%")
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
