@@ -10,6 +10,13 @@ pixels is compared with the part's share of the photo's pixels (an image whose m
 in the layer raising that score, is counted apart): a heatmap that ignored the part would
 put about the part's share of its mass there (lift 1); one that looks at the part, much more. The
 share inside the whole car (every face the generator draws) is printed beside it.
+
+It needs no data: the photos are rendered in memory (``perspective.synth.make_sample``). One row per
+target is appended to ``benchmarks/results/saliency.jsonl`` (``--results`` redirects it), with the
+data seed as the row's ``seed``. Case keys: ``model`` (``shipped`` or the checkpoint's file name),
+``target``, ``images``. Figures: ``images_visible`` (images where the part is visible and the map is
+not empty), ``empty_maps``, ``mass_on_part``, ``part_area``, ``lift``, ``mass_on_car``. Grad-CAM runs
+in fp32.
 """
 
 from __future__ import annotations
@@ -23,14 +30,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from perspective.cli import ArgumentParser, positive_int  # noqa: E402
+from benchmarks import store  # noqa: E402
+from perspective.cli import ArgumentParser, non_negative_int, positive_int  # noqa: E402
+
+BENCHMARK = "saliency"
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="bench_saliency.py", description=__doc__.split("\n\n")[0])
     p.add_argument("-c", "--checkpoint", default=None, help="checkpoint (default: the shipped model)")
     p.add_argument("--images", type=positive_int, default=100, help="held-out images (default 100)")
-    p.add_argument("--seed", type=int, default=2002, help="synthetic data seed (default 2002, the held-out set)")
+    p.add_argument("--seed", type=non_negative_int, default=2002,
+                   help="synthetic data seed (default 2002, the held-out set)")
+    p.add_argument("--results", default=None, metavar="FILE",
+                   help=f"append the rows to FILE (default {store.results_file(BENCHMARK).relative_to(ROOT)})")
     return p
 
 
@@ -78,12 +91,17 @@ def main() -> int:
     print(f"{checkpoint}: Grad-CAM mass on the part, {args.images} synthetic images of seed {args.seed}")
     print(f"{'target':16s} {'images':>6s} {'empty':>6s} {'mass on part':>12s} {'part area':>10s} {'lift':>6s} "
           f"{'mass on car':>12s}")
+    model = Path(args.checkpoint).name if args.checkpoint else "shipped"
     for part in parts:
         if not inside[part]:
             continue
-        share, part_area = float(np.mean(inside[part])), float(np.mean(area[part]))
+        share, part_area, car_share = float(np.mean(inside[part])), float(np.mean(area[part])), float(np.mean(on_car[part]))
+        figures = {"images_visible": len(inside[part]), "empty_maps": empty[part], "mass_on_part": round(share, 4),
+                   "part_area": round(part_area, 4), "lift": round(share / part_area, 4), "mass_on_car": round(car_share, 4)}
+        store.record(BENCHMARK, {"model": model, "target": part, "images": args.images}, figures, seed=args.seed,
+                     precision="32", path=args.results)
         print(f"{part:16s} {len(inside[part]):6d} {empty[part]:6d} {share:12.3f} {part_area:10.3f} {share / part_area:6.1f} "
-              f"{np.mean(on_car[part]):12.3f}")
+              f"{car_share:12.3f}")
     return 0
 
 
