@@ -1,11 +1,12 @@
 """What `perspective select` is worth: the score after labelling the photos it picks, against picking at random.
 
     python benchmarks/bench_select.py                         # cars and digits, 3 seeds, balanced/uncertainty/random
-    python benchmarks/bench_select.py --tasks cars --seeds 0 --table --results benchmarks/select_results.csv
+    python benchmarks/bench_select.py --tasks cars --seeds 0 --methods balanced random
 
 For each task and seed: a model is trained on the first labelled photos (``START``), ``select``
 chooses ``ADD`` more from an unlabelled pool (``--by balanced``, ``uncertainty``, or ``random``),
 their labels are revealed, a model is trained again on all of them, and its test score is the figure.
+The data is made in the work folder (``--workdir``, else a temporary one) from this repository alone:
 
 - ``cars``: synthetic car photos, 100 labelled (seed 201), a pool of 1,000 (seed 202), 500 held-out
   (seed 203); mean test R² of the 8 scores; from the shipped model's backbone with a new head (``starts.py``)
@@ -14,13 +15,19 @@ their labels are revealed, a model is trained again on all of them, and its test
 - ``digits``: scikit-learn's 1,797 real digits at 64 px, 100 labelled, a pool of 1,000, the other 697
   as the test set; test accuracy; ``--flip-pairs none``, ``-e 20``.
 
-Every finished run is appended to ``--results``; ``--table`` prints the docs' table.
+Each finished run is appended at once as one row of ``benchmarks/results/select.jsonl``
+(``--results FILE`` elsewhere); ``--resume`` skips the runs this machine already has there. A row's
+``case``: ``task``, ``method``, ``start_images`` (labelled first), ``added_images`` (``--add``); its
+``seed`` is the training and selection seed. Its ``figures``: ``test_r2`` (cars) or ``test_accuracy``
+(digits) after labelling, and ``start_test_r2`` or ``start_test_accuracy``, the first model's.
+``precision``: the training runs' (the machine's default).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,13 +38,14 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_recipe import headline_score  # noqa: E402
-from starts import SHIPPED_SIZE, shipped_backbone  # noqa: E402
-
+from benchmarks import store  # noqa: E402
+from benchmarks.bench_recipe import headline_score  # noqa: E402
+from benchmarks.starts import SHIPPED_SIZE, shipped_backbone  # noqa: E402
 from perspective.cli import ArgumentParser, positive_int  # noqa: E402
 
 START, ADD = 100, 100
 METHODS = ("balanced", "uncertainty", "random")
+METRIC = {"cars": "r2", "digits": "accuracy"}  # what each task's test score is
 # cars start from the shipped model's backbone (a stand-in for ImageNet weights, which cannot be downloaded
 # here): from random weights 100-200 photos reach a test R² near 0 and every way of choosing looks alike
 # (its backbone alone: with its head the model knows the eight scores already, ``starts.py``)
@@ -52,9 +60,15 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="(default 0 1 2)")
     p.add_argument("--add", type=positive_int, default=ADD, help=f"photos to label next (default {ADD})")
     p.add_argument("--workdir", default=None, help="keep data and runs here (default: a temporary folder)")
-    p.add_argument("--results", default=None, help="CSV of finished runs (default: <workdir>/select.csv)")
-    p.add_argument("--table", action="store_true", help="run nothing: print --results as a markdown table")
+    p.add_argument("--results", default=None,
+                   help="JSON Lines file the rows are appended to (default benchmarks/results/select.jsonl)")
+    p.add_argument("--resume", action="store_true", help="skip the runs this machine already has in the results file")
     return p
+
+
+def case_of(task: str, method: str, added: int) -> dict:
+    """The settings that tell one run of this benchmark from another (the row's ``case``)."""
+    return {"task": task, "method": method, "start_images": START, "added_images": added}
 
 
 def write(folder: Path, rows: pd.DataFrame, images: Path) -> Path:
@@ -108,55 +122,80 @@ def train(task: str, labels: Path, test: Path, seed: int, work: Path, name: str)
     return best, headline_score(metrics)
 
 
+def after_labelling(task: str, method: str, seed: int, parts: dict[str, Path], model: str, work: Path,
+                    add: int) -> float:
+    """``select`` ``add`` photos from the pool by ``method``, reveal their labels, train on them and the first
+    ones: the test score."""
+    out = work / f"{task}-{seed}-{method}"
+    subprocess.run([sys.executable, "-m", "perspective", "select", "-d", str(parts["pool"] / "images"),
+                    "-n", str(add), "-c", model, "-o", str(out), "--by", method, "--seed",
+                    str(seed), "--labelled", str(parts["start"] / "images"), "-q"],
+                   check=True, capture_output=True, cwd=ROOT)
+    chosen = set(pd.read_csv(out / "select.csv")["filename"])
+    start, pool = pd.read_csv(parts["start"] / "labels.csv"), pd.read_csv(parts["pool"] / "labels.csv")
+    added = pool[pool["filename"].isin(chosen)]
+    both = pd.concat([start.assign(filename=[str(parts["start"] / "images" / f) for f in start["filename"]]),
+                      added.assign(filename=[str(parts["pool"] / "images" / f) for f in added["filename"]])])
+    labels = work / f"{task}-{seed}-{method}-labels"
+    labels.mkdir(exist_ok=True)
+    both.to_csv(labels / "labels.csv", index=False)
+    return train(task, labels / "labels.csv", parts["test"], seed, work, f"{task}-{seed}-{method}")[1]
+
+
+def table(rows: list[dict]) -> str:
+    """Per task and method: the test score after labelling over seeds, and its gain over random, paired by seed."""
+    def score(row: dict, prefix: str = "test_") -> float:
+        return row["figures"][prefix + METRIC[row["case"]["task"]]]
+
+    lines = ["| task | picked by | seeds | test after labelling, mean ± std (min - max) | gain over random |",
+             "|---|---|---|---|---|"]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["case"]["task"], row["case"]["method"]), []).append(row)
+    for (task, method), group in groups.items():
+        t = [score(r) for r in group]
+        random = {r["seed"]: score(r) for r in groups.get((task, "random"), [])}
+        paired = [score(r) - random[r["seed"]] for r in group if r["seed"] in random]
+        gain = f"{statistics.mean(paired):+.3f} ± {statistics.stdev(paired):.3f}" \
+            if method != "random" and len(paired) > 1 else "-"
+        std = statistics.stdev(t) if len(t) > 1 else 0.0
+        lines.append(f"| {task} | {method} | {len(group)} | {statistics.mean(t):.3f} ± {std:.3f} "
+                     f"({min(t):.3f} - {max(t):.3f}) | {gain} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     args = get_args_parser().parse_args()
-    if args.table:
-        frame = pd.read_csv(args.results)
-        lines = ["| task | picked by | seeds | test after labelling, mean ± std (min - max) | gain over random |",
-                 "|---|---|---|---|---|"]
-        random_mean = frame[frame["method"] == "random"].groupby("task")["test"].mean()
-        for (task, method), group in frame.groupby(["task", "method"], sort=False):
-            t = group["test"]
-            paired = group.set_index("seed")["test"] - frame[(frame["task"] == task) & (frame["method"] == "random")
-                                                             ].set_index("seed")["test"]
-            gain = f"{paired.mean():+.3f} ± {paired.std(ddof=1):.3f}" if method != "random" and len(paired) > 1 else "-"
-            lines.append(f"| {task} | {method} | {len(group)} | {t.mean():.3f} ± {t.std(ddof=1) if len(t) > 1 else 0:.3f} "
-                         f"({t.min():.3f} - {t.max():.3f}) | {gain} |")
-        print("\n".join(lines) + f"\n(random means: {random_mean.round(3).to_dict()})")
-        return 0
+    from perspective.hardware import default_precision
+
+    precision = default_precision("auto")  # train's, given no --precision
+    results = Path(args.results) if args.results else store.results_file("select")
+    done = {(json.dumps(r["case"], sort_keys=True), r["seed"], r["precision"]): r
+            for r in store.measured_here("select", results)} if args.resume else {}
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.workdir or tmp)
-        results = Path(args.results or work / "select.csv")
-        done = pd.read_csv(results).to_dict("records") if results.is_file() else []
         for task in args.tasks:
             parts = (make_cars if task == "cars" else make_digits)(work / "data" / task)
             start = pd.read_csv(parts["start"] / "labels.csv")
-            pool = pd.read_csv(parts["pool"] / "labels.csv")
+            metric = METRIC[task]
             for seed in args.seeds:
                 first = write(work / f"{task}-{seed}-start", start, parts["start"] / "images")
                 model, before = None, None
                 for method in args.methods:
-                    if any((r["task"], r["method"], r["seed"]) == (task, method, seed) for r in done):
+                    case = case_of(task, method, args.add)
+                    key = (json.dumps(case, sort_keys=True), seed, precision)
+                    if key in done:
+                        rows.append(done[key])
                         continue
                     if model is None:
                         model, before = train(task, first, parts["test"], seed, work, f"{task}-{seed}-start")
-                    out = work / f"{task}-{seed}-{method}"
-                    subprocess.run([sys.executable, "-m", "perspective", "select", "-d", str(parts["pool"] / "images"),
-                                    "-n", str(args.add), "-c", model, "-o", str(out), "--by", method, "--seed",
-                                    str(seed), "--labelled", str(parts["start"] / "images"), "-q"],
-                                   check=True, capture_output=True, cwd=ROOT)
-                    chosen = set(pd.read_csv(out / "select.csv")["filename"])
-                    added = pool[pool["filename"].isin(chosen)]
-                    both = pd.concat([start.assign(filename=[str(parts["start"] / "images" / f) for f in start["filename"]]),
-                                      added.assign(filename=[str(parts["pool"] / "images" / f) for f in added["filename"]])])
-                    labels = work / f"{task}-{seed}-{method}-labels"
-                    labels.mkdir(exist_ok=True)
-                    both.to_csv(labels / "labels.csv", index=False)
-                    _, after = train(task, labels / "labels.csv", parts["test"], seed, work, f"{task}-{seed}-{method}")
-                    row = {"task": task, "method": method, "seed": seed, "start_test": before, "test": after}
-                    print(row, flush=True)
-                    done.append(row)
-                    pd.DataFrame(done).to_csv(results, index=False)
+                    after = after_labelling(task, method, seed, parts, model, work, args.add)
+                    figures = {f"test_{metric}": after, f"start_test_{metric}": before}
+                    rows.append(store.record("select", case, figures, seed=seed, precision=precision, path=results))
+                    print(json.dumps({"case": case, "seed": seed, "figures": figures}), flush=True)
+    if rows:
+        print(table(rows))
     return 0
 
 
