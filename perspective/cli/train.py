@@ -16,6 +16,9 @@ from ..config import (
     AUGMENT_LEVELS,
     BACKBONE_NAMES,
     BALANCES,
+    BUILT_IN_EPOCHS,
+    BUILT_IN_IMAGE_SIZE,
+    DEFAULT_EPOCHS,
     DEFAULT_PATIENCE,
     FIXMATCH_RATIO,
     LOGGERS,
@@ -96,7 +99,7 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
     g.add_argument("--weights", default=D.weights,
                    help=f"imagenet, none, a state_dict file or a train checkpoint (default {D.weights})")
     g.add_argument("--image-size", type=positive_int, default=None,
-                   help="side in pixels (default: the weights', mostly 224)")
+                   help=f"side in pixels (default: the weights', mostly 224; {BUILT_IN_IMAGE_SIZE} on the built-in data)")
     g.add_argument("--resize-mode", choices=RESIZE_MODES, default=D.resize_mode,
                    help=f"full squeezes, crop centre-crops (default {D.resize_mode})")
     g.add_argument("--output-activation", choices=("auto", *OUTPUT_ACTIVATIONS), default=D.output_activation,
@@ -150,7 +153,7 @@ def get_args_parser(prog: str = "perspective train") -> argparse.ArgumentParser:
 
     g = p.add_argument_group("optimisation")
     g.add_argument("-e", "--max-epochs", type=positive_int, default=D.max_epochs,
-                   help=f"maximum epochs (default {D.max_epochs})")
+                   help=f"maximum epochs (default {DEFAULT_EPOCHS}; {BUILT_IN_EPOCHS} on the built-in data)")
     g.add_argument("-l", "--learning-rate", type=positive_float, default=D.learning_rate,
                    help=f"initial learning rate (default {D.learning_rate:g})")
     g.add_argument("--loss", choices=LOSSES, default=D.loss, help=f"regression loss (default {D.loss})")

@@ -4,14 +4,25 @@ on first use), its train/validation/test split, and the decoding workers that fe
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from ..config import LABELS_CSV, TrainConfig, default_loader_workers, default_workers
+from ..config import (
+    BUILT_IN_EPOCHS,
+    BUILT_IN_IMAGE_SIZE,
+    BUILT_IN_IMAGES,
+    DEFAULT_EPOCHS,
+    LABELS_CSV,
+    TrainConfig,
+    default_loader_workers,
+    default_workers,
+)
 from ..data import LabelledData, find_unreadable, read_labelled_data, split_data
 from ..errors import UserError
 from ..hardware import resolve_devices
@@ -19,25 +30,41 @@ from ..home import default_data_dir
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DATA_COUNT = 2000
 DEFAULT_DATA_SEED = 0  # sample_set/ and the model card's held-out set use other seeds
 
 
-def ensure_default_dataset(path: Path | None = None, count: int = DEFAULT_DATA_COUNT) -> Path:
+def with_data_defaults(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with the defaults that depend on the data: on the built-in data its own image size and
+    length, elsewhere ``DEFAULT_EPOCHS`` (and the image size of the weights). Flags the user gave win."""
+    built_in = cfg.data is None
+    epochs = cfg.max_epochs or (BUILT_IN_EPOCHS if built_in else DEFAULT_EPOCHS)
+    size = cfg.image_size or (BUILT_IN_IMAGE_SIZE if built_in else None)
+    return replace(cfg, max_epochs=epochs, image_size=size)
+
+
+def _dataset_count(path: Path) -> int:
+    with open(path / LABELS_CSV, encoding="utf-8") as handle:
+        return max(0, sum(1 for _ in handle) - 1)
+
+
+def ensure_default_dataset(path: Path | None = None, count: int = BUILT_IN_IMAGES, progress: bool = True) -> Path:
     """The built-in synthetic car-perspective dataset, generated on first use.
 
     It is generated into a sibling folder and renamed into place, so an interrupted generation
-    never leaves a half dataset that looks complete. Its folder: ``home.default_data_dir()``.
+    never leaves a half dataset that looks complete. A folder of another size (an older release's)
+    is generated again. Its folder: ``home.default_data_dir()``.
     """
     path = path or default_data_dir()
-    if (path / LABELS_CSV).is_file():
+    if (path / LABELS_CSV).is_file() and _dataset_count(path) == count:
         return path
     from ..synth import generate
 
     log.info("generating the built-in synthetic dataset: %d images in %s (once)", count, path)
     staging = path.with_name(path.name + ".partial")
     path.parent.mkdir(parents=True, exist_ok=True)
-    generate(staging, count, DEFAULT_DATA_SEED, workers=None)
+    generate(staging, count, DEFAULT_DATA_SEED, workers=None, progress=progress)
+    if path.exists():
+        shutil.rmtree(path)
     staging.replace(path)
     return path
 
@@ -49,7 +76,7 @@ def read_options(cfg: TrainConfig) -> dict[str, Any]:
 
 def read_training_data(cfg: TrainConfig) -> LabelledData:
     """The labelled data ``cfg`` trains on (``--data``, or the built-in synthetic set), before any split."""
-    source = cfg.data if cfg.data is not None else ensure_default_dataset()
+    source = cfg.data if cfg.data is not None else ensure_default_dataset(progress=not cfg.quiet)
     return read_labelled_data(source, cfg.images, **read_options(cfg))
 
 

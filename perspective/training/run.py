@@ -63,7 +63,7 @@ from .callbacks import (
     default_patience,
 )
 from .checkpointing import BackgroundCheckpointIO, RunCheckpoint, expect_existing_checkpoints
-from .data import decoding_threads, load_splits, loader_workers
+from .data import decoding_threads, load_splits, loader_workers, with_data_defaults
 from .epoch_log import EpochLog, draws_progress_bar, where_it_trains
 from .fixmatch import fixmatch_phase
 from .loggers import EpochCSVLogger, create_loggers
@@ -395,7 +395,7 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = (),
     (``training.semi_supervised``); the latter's result. ``fixmatch``: (a teacher's checkpoint, unlabelled
     photos): the FixMatch phase from that checkpoint (``training.fixmatch``).
     """
-    cfg = replace(cfg, resume=resolve_resume(cfg))
+    cfg = replace(with_data_defaults(cfg), resume=resolve_resume(cfg))
     if cfg.unlabelled and prepared is None:
         from .semi_supervised import learn_from_unlabelled  # it trains its teacher and student through this function
 
