@@ -104,7 +104,11 @@ def section(command: str) -> str:
     with _fixed_width():
         usage = parser.format_usage().rstrip()
     lines = [f"## perspective {command}", "", COMMANDS[command][0].upper() + COMMANDS[command][1:] + ".", "",
-             "```text", usage, "```", "", "| flag | meaning | default |", "|---|---|---|"]
+             "```text", usage, "```", ""]
+    if "[perspective train options]" in usage:
+        lines += ["Every flag of [`perspective train`](#perspective-train) applies too; the table lists this "
+                  "command's own and the train flags whose meaning it changes.", ""]
+    lines += ["| flag | meaning | default |", "|---|---|---|"]
     lines += [f"| {flags} | {meaning} | {default} |" for flags, meaning, default in _rows(parser)]
     return "\n".join(lines)
 
