@@ -190,7 +190,7 @@ def test_of_equally_scored_checkpoints_the_latest_is_the_best(small_regression, 
     run = Path(result.run_dir)
     assert sorted(p.name.split("-")[0] for p in run.glob("epoch=*.ckpt")) == ["epoch=01", "epoch=02", "epoch=03"]
     assert Path(result.best_checkpoint).name.startswith("epoch=03")  # Lightning alone keeps epoch 1
-    for saved in ("last.ckpt", Path(result.best_checkpoint).name):  # what --resume and bench_soup.py read
+    for saved in ("last.ckpt", Path(result.best_checkpoint).name):  # what --resume reads
         states = torch.load(run / saved, weights_only=False)["callbacks"].values()
         assert [Path(s["best_model_path"]).name for s in states if "best_model_path" in s] == [
             Path(result.best_checkpoint).name]
