@@ -155,6 +155,7 @@ def shipped(**case: Any) -> dict[str, Row]:
 def shipped_r2() -> str:
     columns = {"test split": shipped(data="test split", model="checkpoint", tta=False),
                "held-out": shipped(data="held-out", model="checkpoint", tta=False),
+               "held-out, `--tta`": shipped(data="held-out", model="checkpoint", tta=True),
                "sample_set": shipped(data="sample_set", model="checkpoint", tta=False)}
     header = ["target"] + [f"{name} ({next(iter(rows.values()))['case']['images']:,} images)"
                            for name, rows in columns.items() if rows]
@@ -162,9 +163,12 @@ def shipped_r2() -> str:
              for target in (*SHIPPED_TARGETS, "mean")]
     lines[-1][0] = "**mean**"
     shown = [rows["mean"] for rows in columns.values() if rows]
-    machines = "; ".join(f"{name}: {store.hardware(row['machine'])}, {precision_name(row['precision'])}"
-                         for name, row in zip([n for n, r in columns.items() if r], shown, strict=True))
-    return markdown(header, lines) + f"\nMeasured on {machines}.\n" + commands(shown)
+    settings: dict[str, list[str]] = {}
+    for name, row in zip([n for n, r in columns.items() if r], shown, strict=True):
+        setting = f"{store.hardware(row['machine'])}, {precision_name(row['precision'])}"
+        settings.setdefault(setting, []).append(name)
+    machines = "; ".join(f"{', '.join(names)}: {setting}" for setting, names in settings.items())
+    return markdown(header, lines) + f"\nHardware and precision: {machines}.\n" + commands(shown)
 
 
 @table("shipped-coverage")

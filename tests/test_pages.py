@@ -58,7 +58,7 @@ def test_a_changed_row_in_the_store_makes_its_page_stale(tmp_path, monkeypatch):
     rows = tables.store.read("recipe")
     digits = next(i for i, r in enumerate(rows) if r["case"].get("dataset") == "digits")
     changed = [dict(r) for r in rows]
-    changed[digits] = {**rows[digits], "figures": {**rows[digits]["figures"], "test": 0.123456}}
+    changed[digits] = {**rows[digits], "figures": {**rows[digits]["figures"], "test_accuracy": 0.123456}}
     real_read = tables.store.read
     monkeypatch.setattr(tables.store, "read", lambda benchmark=None, path=None:
                         changed if benchmark == "recipe" else real_read(benchmark, path))
