@@ -135,3 +135,29 @@ def logs_beside_bar(show: bool = True) -> contextlib.AbstractContextManager:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     return logging_redirect_tqdm()
+
+
+# Lightning's loggers, under either of its package names.
+LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric", "lightning")
+
+
+def without_lightning_chatter(record: logging.LogRecord) -> bool:
+    """A log filter: Lightning's INFO lines are its own chatter (accelerators found, the AMP it uses, tips
+    to install its cloud logger, why a loop stopped), and a run logs its hardware and precision in a
+    line of its own; Lightning's warnings and errors pass."""
+    return record.levelno >= logging.WARNING or not record.name.startswith(LIGHTNING_LOGGERS)
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's chatter and two warnings nobody can act on out of a run's output, for the commands
+    and for the library alike (a notebook that calls ``train``): its INFO lines come from the loggers of
+    its ``rank_zero`` helpers, which get the filter; the warnings are a deprecation inside Lightning and
+    the model summary's size estimate in bf16 (it counts 32 bits; the table shows on a terminal only)."""
+    import warnings
+
+    for package in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
+        logger = logging.getLogger(f"{package}.utilities.rank_zero")
+        if without_lightning_chatter not in logger.filters:
+            logger.addFilter(without_lightning_chatter)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    warnings.filterwarnings("ignore", message=r"Precision .* is not supported by the model summary")

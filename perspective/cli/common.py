@@ -11,13 +11,13 @@ import logging
 import math
 import os
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..config import PRECISIONS, DeviceConfig, PredictConfig
 from ..errors import NothingDone, UserError
+from ..progress import quiet_lightning, without_lightning_chatter
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -353,16 +353,6 @@ def add_prediction_flags(parser: argparse.ArgumentParser) -> None:
                         help="conformal intervals or class sets at this coverage, such as 0.9 (default off)")
 
 
-LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning", "lightning_fabric")
-
-
-def without_lightning_chatter(record: logging.LogRecord) -> bool:
-    """A log filter: Lightning's INFO lines are its own chatter (accelerators found, the AMP it uses, tips
-    to install its cloud logger, why a loop stopped), and a run logs its hardware and precision in a
-    line of its own; Lightning's warnings and errors pass."""
-    return record.levelno >= logging.WARNING or not record.name.startswith(LIGHTNING_LOGGERS)
-
-
 def setup_logging(quiet: bool = False) -> None:
     """Log lines to stderr: INFO and up, or only warnings with ``quiet``, whatever level a logger is set to
     later (importing Lightning sets its own to INFO); Lightning's INFO lines and two warnings nobody can
@@ -372,16 +362,13 @@ def setup_logging(quiet: bool = False) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         handler.setLevel(logging.WARNING if quiet else logging.NOTSET)
-        handler.addFilter(without_lightning_chatter)
+        handler.addFilter(without_lightning_chatter)  # every Lightning logger's INFO, not only rank_zero's
         root.addHandler(handler)
         root.setLevel(logging.WARNING if quiet else logging.INFO)
     if quiet:  # for handlers that were there before (a caller's own logging), once Lightning is imported
         for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    # Not actionable by users of this toolkit: a deprecation inside Lightning itself, and the model
-    # summary's size estimate in bf16 (it counts 32 bits; the summary's table is drawn on a terminal only).
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-    warnings.filterwarnings("ignore", message=r"Precision .* is not supported by the model summary")
+    quiet_lightning()
 
 
 def run(main: Callable[[], int | None], prog: str) -> None:

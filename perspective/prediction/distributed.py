@@ -31,7 +31,7 @@ from ..errors import UserError
 from ..interrupts import keeps_ctrl_c
 from ..models.backbones import Preprocessing
 from ..models.transforms import eval_resize
-from ..progress import progress
+from ..progress import progress, quiet_lightning
 from .parts import Outcome, PartStore, PartWriter, RunState, part_path, shard, start_run
 from .predictor import Predictor, model_intervals
 
@@ -134,6 +134,7 @@ def predict_distributed(model, paths: Sequence[str], store: PartStore, cfg: Pred
     data = ShardedImages(paths, store, model, resume=resume, result_format=result_format, batch_size=cfg.batch_size,
                          workers=cfg.decoding_workers)
     writer = PartFileWriter(store, progress=not cfg.quiet, log_every=log_every)
+    quiet_lightning()
     trainer = pl.Trainer(
         **plan, precision="32-true", logger=False, enable_checkpointing=False, enable_model_summary=False,
         enable_progress_bar=False, use_distributed_sampler=False, callbacks=[writer], default_root_dir=str(store.folder),

@@ -43,6 +43,7 @@ from ..interrupts import keeps_ctrl_c
 from ..models.backbones import Preprocessing, create_backbone, default_preprocessing, get_spec
 from ..models.checkpoint import save_atomically
 from ..models.module import warmup_cosine
+from ..progress import quiet_lightning
 from .checkpointing import BackgroundCheckpointIO, RunCheckpoint
 from .epoch_log import EpochLog, draws_progress_bar, where_it_trains
 from .loggers import create_loggers
@@ -228,6 +229,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
                         collate_fn=skip_unreadable, persistent_workers=workers > 0)
     checkpoint = RunCheckpoint(dirpath=runs / run, save_last=True, save_top_k=0)  # last.ckpt after every epoch
     loggers = create_loggers(parse_loggers(cfg.logger), cfg.logs_location, f"pretrain-{cfg.backbone}", run)
+    quiet_lightning()
     bar = draws_progress_bar(cfg.quiet)
     trainer = pl.Trainer(
         max_epochs=cfg.max_epochs, accelerator=accelerator, devices=devices, strategy=cfg.strategy,

@@ -53,6 +53,7 @@ from ..models.module import PerspectiveModel
 from ..models.transforms import eval_transform, fixmatch_views, flip_permutation, parse_flip_pairs, train_transform
 from ..prediction.jobs import Evaluation, evaluate_frame
 from ..prediction.predictor import Predictor
+from ..progress import quiet_lightning
 from ..results import atomic_write
 from ..trust.conformal import REPORT_LEVEL
 from .callbacks import (
@@ -257,6 +258,7 @@ def build_trainer(
     freeze = [BackboneFreeze(model.hparams.freeze_epochs)] if model.hparams.freeze_epochs else []
     loggers = create_loggers(parse_loggers(cfg.logger), cfg.logs_location, cfg.backbone, run)
     rate_log = [LearningRateMonitor(logging_interval="epoch")] if loggers else []  # it refuses a run without loggers
+    quiet_lightning()
     bar = draws_progress_bar(cfg.quiet)
     epoch_lines = [EpochLog(monitor)] if not cfg.quiet and not bar else []  # a log a file can show, without a terminal
     trainer = pl.Trainer(
