@@ -1,7 +1,7 @@
 """Does each target's Grad-CAM heatmap lie on its part? A check against the generator's part masks.
 
     python benchmarks/bench_saliency.py                     # the shipped model, 100 held-out images (seed 2002)
-    python benchmarks/bench_saliency.py -c best.ckpt --images 50
+    python benchmarks/bench_saliency.py -c checkpoints/resnet18/<run>/last.ckpt --images 50
 
 For each synthetic photo the generator knows which pixels show each car part (``synth.part_masks``).
 For each target and each image where that part is visible (true score > 0), the heatmap of

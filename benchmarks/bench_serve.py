@@ -3,7 +3,7 @@
     python benchmarks/bench_serve.py                        # random-weight resnet18 at 224 px
     python benchmarks/bench_serve.py -c shipped             # the shipped model (resnet18, 160 px)
     python benchmarks/bench_serve.py --precision 32         # the server in fp32
-    python benchmarks/bench_serve.py -c best.ckpt --batch-size 8 --max-wait-ms 5
+    python benchmarks/bench_serve.py -c checkpoints/resnet18/<run>/last.ckpt --batch-size 8 --max-wait-ms 5
     python benchmarks/bench_serve.py --url http://127.0.0.1:8000   # a server already running (loopback only)
 
 It needs no data: every request sends ``--image`` (``sample_set/000000.jpg`` by default). Unless

@@ -88,8 +88,8 @@ display(Image(data=png, width=900))"""),
     ("md", """## From here
 
 - `perspective train -d ./my_photos` with ImageNet weights (the default) for real data;
-- `perspective evaluate -c best.ckpt -d ./held_out --interval 0.9` for metrics, plots and coverage;
-- `perspective serve -c best.ckpt` and open http://127.0.0.1:8000/ for the demo page;
+- `perspective evaluate -c checkpoints/resnet18/<run>/last.ckpt -d ./held_out --interval 0.9` for metrics, plots and coverage;
+- `perspective serve -c checkpoints/resnet18/<run>/last.ckpt` and open http://127.0.0.1:8000/ for the demo page;
 - `perspective audit -d ./my_photos` to find labels that look wrong."""),
 ]
 

@@ -38,6 +38,14 @@ def test_the_pages_the_package_and_the_benchmarks_speak_to_users_about_the_produ
     assert not found, "lab notes in the published files:\n" + "\n".join(found)
 
 
+def test_examples_name_the_checkpoints_a_run_writes():
+    """A run writes epoch=NN-<metric>=X.ckpt and last.ckpt; an example with any other name cannot be followed."""
+    found = [f"{path.relative_to(ROOT)}:{number}" for path in _published_files()
+             for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
+             if "best.ckpt" in line]
+    assert not found, f"examples name best.ckpt, a file no run writes: {found}"
+
+
 def _results_tables():
     spec = importlib.util.spec_from_file_location("results_tables", ROOT / "docs" / "results_tables.py")
     module = importlib.util.module_from_spec(spec)

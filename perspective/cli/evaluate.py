@@ -1,7 +1,7 @@
 """Evaluate a checkpoint on labelled images: metrics beside baselines, plots and an HTML report.
 
-    perspective evaluate -c best.ckpt -d ./my_data -o report/
-    perspective evaluate -c best.ckpt -d ./my_data --split test -o report/    # the training run's test split
+    perspective evaluate -c checkpoints/resnet18/<run>/last.ckpt -d ./my_data -o report/
+    perspective evaluate -c checkpoints/resnet18/<run>/last.ckpt -d ./my_data --split test -o report/    # the training run's test split
 
 Writes metrics.json, metrics.csv, predictions.csv, PNG plots and a self-contained report.html into
 the output folder and prints the metrics table. Exit codes: 0 done, 1 no image could be read,

@@ -1,8 +1,8 @@
 """Export a checkpoint to ONNX, TorchScript or OpenVINO (fp32 or int8), checked before it is kept.
 
-    perspective export -c best.ckpt --format onnx -o model.onnx
-    perspective export -c best.ckpt --format openvino -o model.xml            # fp32 weights (+ model.bin)
-    perspective export -c best.ckpt --format openvino --int8 --calibration photos/ -o model_int8.xml
+    perspective export -c checkpoints/resnet18/<run>/last.ckpt --format onnx -o model.onnx
+    perspective export -c checkpoints/resnet18/<run>/last.ckpt --format openvino -o model.xml            # fp32 weights (+ model.bin)
+    perspective export -c checkpoints/resnet18/<run>/last.ckpt --format openvino --int8 --calibration photos/ -o model_int8.xml
     perspective infer -d ./photos -c model_int8.xml                           # same CSV columns
 
 The exported model outputs what infer reports (scores, or class probabilities), any batch size;

@@ -1,7 +1,7 @@
 """Predict scores or labels for images with a trained checkpoint and write them to a CSV.
 
     perspective infer -d ./sample_set                  # every image in a folder, shipped model
-    perspective infer -i car.jpg 'more/*.png' -c best.ckpt -o results.csv
+    perspective infer -i car.jpg 'more/*.png' -c checkpoints/resnet18/<run>/last.ckpt -o results.csv
     perspective infer --list photos.txt -o scores.parquet --format parquet --devices 4 --resume
 
 Rows stream into part files beside the result (``<result>.parts/``) and are merged into it in input

@@ -1,7 +1,7 @@
 """Which unlabelled photos to label next, for the most gain per label.
 
-    perspective select -d ./unlabelled -n 100 -c best.ckpt -o select/
-    perspective select -d ./unlabelled -n 100 -c best.ckpt --labelled ./labelled/images --by uncertainty
+    perspective select -d ./unlabelled -n 100 -c checkpoints/resnet18/<run>/last.ckpt -o select/
+    perspective select -d ./unlabelled -n 100 -c checkpoints/resnet18/<run>/last.ckpt --labelled ./labelled/images --by uncertainty
 
 Writes select.csv (rank, filename, reason, uncertainty, distance, path) and select.png (the first 16)
 into the output folder. Exit codes: 0 done, 1 no image could be read, 2 usage or data error.

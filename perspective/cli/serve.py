@@ -1,7 +1,7 @@
 """Serve perspective predictions over HTTP: POST an image, get its scores back as JSON.
 
     perspective serve                                  # the shipped model on http://127.0.0.1:8000
-    perspective serve -c best.ckpt --port 9000 --api-key s3cret
+    perspective serve -c checkpoints/resnet18/<run>/last.ckpt --port 9000 --api-key s3cret
     curl -F file=@car.jpg http://127.0.0.1:8000/predict
 
 Requests, rejected uploads and predictions are logged to --log-file (rotated by size) and to stderr.

@@ -1,6 +1,6 @@
 """int8 OpenVINO models: post-training quantization with NNCF, kept only if it predicts like fp32.
 
-    perspective export -c best.ckpt --format openvino --int8 --calibration photos/ -o model.xml
+    perspective export -c checkpoints/resnet18/<run>/last.ckpt --format openvino --int8 --calibration photos/ -o model.xml
 
 Quantization needs a few hundred of the user's own images (``CALIBRATION_IMAGES``): NNCF runs the
 fp32 model on them, records the range of every activation and sets the int8 scales from those
