@@ -116,7 +116,15 @@ def command_line(argv: list[str] | None = None) -> str:
         except ValueError:
             argv[0] = str(script)
         argv = ["python", *argv]
-    return shlex.join(argv)
+    return " ".join(_shell_word(word) for word in argv)
+
+
+def _shell_word(word: str) -> str:
+    """A word as a person types it: ``--extra="--flip-pairs none"`` rather than ``'--extra=--flip-pairs none'``."""
+    flag, equals, value = word.partition("=")
+    if equals and flag.startswith("--") and shlex.quote(flag) == flag and shlex.quote(value) != value:
+        return f'{flag}="{value}"' if '"' not in value and "$" not in value and "`" not in value else shlex.quote(word)
+    return shlex.quote(word)
 
 
 @cache

@@ -49,6 +49,9 @@ MIN_CHECK_IMAGES = 20  # fewer say too little: then --check DIR is needed
 
 
 def require_nncf():
+    # NNCF's import looks for a CUDA toolkit through torch's extension builder, whose warning that there is
+    # none on a CPU machine is nothing a user of int8 on the CPU can act on.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     try:
         import nncf
     except ImportError:
