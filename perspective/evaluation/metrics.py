@@ -34,8 +34,8 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
-from ..models.outputs import output_keys
-from ..trust.conformal import SET_SEPARATOR, calibrate, calibration_sizes, coverage
+from ..models.outputs import SET_COLUMN, bound_columns, output_keys, set_members
+from ..trust.conformal import calibrate, calibration_sizes, coverage
 from .truth import TRUE_PREFIX, truth_columns
 
 if TYPE_CHECKING:
@@ -265,12 +265,11 @@ def interval_metrics(model: PerspectiveModel, readable: pd.DataFrame, level: flo
         targets = {}
         for name in model.names:
             truth = readable[TRUE_PREFIX + name].to_numpy(dtype=np.float64)
-            low = readable[f"{name}_low"].to_numpy(dtype=np.float64)
-            high = readable[f"{name}_high"].to_numpy(dtype=np.float64)
+            low, high = (readable[column].to_numpy(dtype=np.float64) for column in bound_columns(name))
             targets[name] = {**coverage(truth, low, high), "calibration_images": sizes.get(name)}
         return {"level": level, "targets": targets}
     labelled = readable[readable[TRUE_PREFIX + "label"].map(lambda t: isinstance(t, str))]
-    members = [str(s).split(SET_SEPARATOR) for s in labelled["set"]]
+    members = [set_members(cell) for cell in labelled[SET_COLUMN]]
     hits = [t in m for t, m in zip(labelled[TRUE_PREFIX + "label"], members)]
     return {"level": level, "n": len(hits), "coverage": float(np.mean(hits)) if hits else None,
             "mean_set_size": float(np.mean([len(m) for m in members])) if members else None,

@@ -1,9 +1,11 @@
 """Models: the backbone registry (``backbones``), the LightningModule with its heads, losses and
 metrics (``module``), the image transforms and the label-aware flip (``transforms``), and checkpoint
-files (``checkpoint``: safe loading, slim copies, the shipped model)."""
+files (``files``: the one reader of what torch.save wrote; ``checkpoint``: a model from a checkpoint,
+slim copies, the shipped model)."""
 
 from .backbones import BACKBONES, BackboneSpec, Preprocessing, create_backbone, default_preprocessing, get_spec
 from .checkpoint import load_checkpoint, shipped_checkpoint, slim_checkpoint, store_calibration
+from .files import read_checkpoint
 from .module import PerspectiveModel
 from .transforms import (
     eval_resize,
@@ -17,5 +19,5 @@ from .transforms import (
 __all__ = [
     "BACKBONES", "BackboneSpec", "PerspectiveModel", "Preprocessing", "create_backbone", "default_preprocessing",
     "eval_resize", "eval_transform", "flip_permutation", "get_spec", "load_checkpoint", "normalise_batch",
-    "parse_flip_pairs", "shipped_checkpoint", "slim_checkpoint", "store_calibration", "train_transform",
+    "parse_flip_pairs", "read_checkpoint", "shipped_checkpoint", "slim_checkpoint", "store_calibration", "train_transform",
 ]

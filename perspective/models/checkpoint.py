@@ -1,8 +1,8 @@
 """Checkpoint files: load one safely, write a slim copy, store a calibration, find the shipped model.
 
-- Checkpoints are read with ``torch.load(weights_only=True)``: a file that needs arbitrary pickles
-  is refused before any of its code can run. The model is rebuilt from the hyperparameters stored
-  in the checkpoint alone; no flag but the path is needed, and no weights are downloaded.
+- Checkpoints are read by ``files.read_checkpoint`` (``weights_only``: a file that needs arbitrary
+  pickles is refused before any of its code can run). The model is rebuilt from the hyperparameters
+  stored in the checkpoint alone; no flag but the path is needed, and no weights are downloaded.
 - Every write goes to a temporary name and is renamed (``save_atomically``): a reader sees the old
   file or the new one, never half of one.
 """
@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import torch
 from ..errors import UserError
 from ..results import partial_path
 from ..trust.conformal import CHECKPOINT_KEY as CONFORMAL_KEY
+from .files import read_checkpoint
 from .module import PerspectiveModel
 from .transforms import flip_permutation
 
@@ -26,10 +26,6 @@ PACKAGE = Path(__file__).resolve().parent.parent
 # The shipped model(s): inside the installed package (pip install copies trained_models/ there), or
 # in a checkout at the top of the repository, beside the package.
 TRAINED_MODELS = (PACKAGE / "trained_models", PACKAGE.parent / "trained_models")
-
-ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
-PICKLE_MAGIC = b"\x80"  # ... or, in its legacy format, a pickle (protocol 2 or later)
-
 
 def shipped_checkpoint() -> Path:
     """The model shipped in ``trained_models/`` (the last ``.ckpt`` there by name)."""
@@ -40,37 +36,13 @@ def shipped_checkpoint() -> Path:
     raise UserError(f"no checkpoint given (-c) and no shipped model in {TRAINED_MODELS[-1]}")
 
 
-def _is_text(head: bytes) -> bool:
-    try:
-        return head.decode("utf-8").isprintable()
-    except UnicodeDecodeError:
-        return False
-
-
 def load_checkpoint(path: str | os.PathLike) -> PerspectiveModel:
     """Rebuild the model stored in a Lightning checkpoint, in eval mode on the CPU.
 
     Raises ``UserError`` for a missing file, a file that is not a checkpoint of this toolkit, or one
     that would need arbitrary pickles to load (its code is never run).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path}: no such file")
-    with open(path, "rb") as file:
-        head = file.read(4)
-    if head != ZIP_MAGIC and head[:1] != PICKLE_MAGIC:  # neither torch.save's zip nor its older pickle
-        raise UserError(f"{path}: not a checkpoint (a .ckpt file that train writes; this one starts like "
-                        f"{'a text file' if _is_text(head) else 'another kind of file'})")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise UserError(
-            f"checkpoint {path} refused: it needs arbitrary Python objects to load, which could run "
-            f"code; only plain weights are accepted ({first})"
-        ) from None
-    except Exception as exc:  # noqa: BLE001 - truncated or foreign files
-        raise UserError(f"checkpoint {path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    checkpoint = read_checkpoint(path)
     if not isinstance(checkpoint, dict) or "hyper_parameters" not in checkpoint or "state_dict" not in checkpoint:
         raise UserError(f"checkpoint {path}: not a checkpoint written by train (no hyper_parameters)")
     hparams = {**checkpoint["hyper_parameters"], "weights": "none"}  # weights come from the state_dict
@@ -106,7 +78,7 @@ def slim_checkpoint(source: str | os.PathLike, target: str | os.PathLike, half: 
     with ``half`` the weights are stored in fp16 (``load_checkpoint`` casts them back to fp32), which
     halves it again.
     """
-    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    checkpoint = read_checkpoint(source)
     state = {k: v.half() if half and v.is_floating_point() else v for k, v in checkpoint["state_dict"].items()}
     slim = {
         "hyper_parameters": checkpoint["hyper_parameters"],
@@ -120,7 +92,7 @@ def slim_checkpoint(source: str | os.PathLike, target: str | os.PathLike, half: 
 
 def store_calibration(checkpoint: str | os.PathLike, calibration: dict[str, Any]) -> None:
     """Write a conformal ``calibration`` (``trust.conformal.calibrate``) into the checkpoint file."""
-    content = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    content = read_checkpoint(checkpoint)
     content[CONFORMAL_KEY] = calibration
     save_atomically(content, checkpoint)
 
@@ -134,8 +106,8 @@ def weights_info(weights: str) -> dict[str, Any]:
     if weights in ("imagenet", "none") or not Path(weights).is_file():
         return {}
     try:
-        content = torch.load(weights, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - create_backbone reports the file's problem
+        content = read_checkpoint(weights, "--weights", lazy=True)
+    except UserError:  # create_backbone reports the file's problem
         return {}
     info = content.get("hyper_parameters") if isinstance(content, dict) else None
     return dict(info) if isinstance(info, dict) else {}

@@ -1,4 +1,5 @@
-"""The columns of a model's result rows, the same for a checkpoint and an exported model.
+"""The columns of a model's result rows, the same for a checkpoint and an exported model: the one place
+that names them (predictions, class probabilities, interval bounds and class sets).
 
 Every front end writes these (infer's result file, evaluate's predictions, the server's JSON is
 built from the same row), and every reader of results (metrics, calibration, the audit, the int8
@@ -9,7 +10,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..trust.conformal import interval_columns
+SET_COLUMN = "set"  # a classifier's prediction set (an interval of classes)
+SET_SEPARATOR = "|"  # between the classes of a set in a result row
+
+
+def bound_columns(name: str) -> tuple[str, str]:
+    """The columns of a target's interval: ``<target>_low`` and ``<target>_high``."""
+    return f"{name}_low", f"{name}_high"
+
+
+def interval_columns(task: str, names: Sequence[str]) -> list[str]:
+    """The columns an interval adds to a result row: each target's bounds, or the class set."""
+    if task == "classification":
+        return [SET_COLUMN]
+    return [column for name in names for column in bound_columns(name)]
+
+
+def set_cell(classes: Sequence[str]) -> str:
+    """A prediction set as a result row holds it: ``cat|dog``."""
+    return SET_SEPARATOR.join(classes)
+
+
+def set_members(cell: object) -> list[str]:
+    """The classes of a result row's set cell."""
+    return str(cell).split(SET_SEPARATOR)
 
 
 def output_keys(task: str, names: Sequence[str]) -> list[str]:

@@ -2,7 +2,7 @@
 checkpoints, ONNX Runtime, OpenVINO; ``runtimes``), runs in one process or several (``parts``,
 ``distributed``), and the jobs the commands call (``jobs``: ``run_inference``, ``run_evaluation``)."""
 
-from .devices import one_device, prediction_device, process_plan
+from ..hardware import one_device, prediction_device, process_plan
 from .inputs import collect_paths
 from .jobs import EvaluationRun, InferenceResult, evaluate_frame, run_evaluation, run_inference
 from .predictor import DECIMALS, Predictor, mirror_average, mirror_permutation, model_intervals

@@ -37,16 +37,16 @@ from ..evaluation.truth import (
     truth_lookup,
     with_truth,
 )
-from ..models.checkpoint import shipped_checkpoint, store_calibration
+from ..hardware import process_plan
+from ..models.checkpoint import store_calibration
 from ..models.outputs import output_columns
 from ..results import ResultWriter, require_pyarrow
 from ..trust.explain import Explainer, check_explainable, explain_image, write_explanations
-from .devices import prediction_device, process_plan
 from .distributed import predict_distributed
 from .inputs import collect_paths
 from .parts import Merged, PartStore, merge, predict_local
-from .predictor import Predictor
-from .runtimes import load_model
+from .predictor import Predictor, predictor_for
+from .runtimes import model_for
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,7 @@ def run_inference(cfg: InferConfig) -> InferenceResult:
         raise NothingDone("no images to predict")
     if cfg.format == "parquet":
         require_pyarrow()
-    checkpoint = str(cfg.checkpoint or shipped_checkpoint())
-    model = load_model(checkpoint)
+    checkpoint, model = model_for(cfg)
     labels, explicit = find_labels(cfg.labels, cfg.data)
     lookup = truth_for(model, labels, explicit, cfg.data, cfg.label_column)  # a mismatch stops us now
     if cfg.explain:  # before predicting: a missing extra or an exported model stops us now
@@ -91,8 +90,7 @@ def run_inference(cfg: InferConfig) -> InferenceResult:
     store = PartStore(cfg.output, output_columns(model, cfg.interval))
     plan = process_plan(cfg)
     if plan is None:
-        predictor = Predictor(model, device=prediction_device(cfg), precision=cfg.precision, compile=cfg.compile,
-                              tta=cfg.tta, interval=cfg.interval)
+        predictor = predictor_for(cfg, model)
         try:
             outcome = predict_local(predictor, paths, store, resume=cfg.resume, result_format=cfg.format,
                                     batch_size=cfg.batch_size, workers=cfg.decoding_workers, progress=not cfg.quiet,
@@ -158,16 +156,14 @@ def run_evaluation(cfg: EvaluateConfig) -> EvaluationRun | None:
     if cfg.calibrate and cfg.checkpoint is None:
         raise UserError("--calibrate writes into the checkpoint: name it with -c (the shipped model is calibrated "
                         "already)")
-    checkpoint = str(cfg.checkpoint or shipped_checkpoint())
-    model = load_model(checkpoint)
+    checkpoint, model = model_for(cfg)
     labelled = load_truth(model, cfg.data, cfg.images, cfg.label_column)
     frame = select_split(labelled, cfg.split, model, cfg.seed)
     summary = {"data": labelled.source, "split": cfg.split, "checkpoint": checkpoint}
     title = f"Evaluation of {checkpoint}"
     plan = process_plan(cfg)
     if plan is None:
-        predictor = Predictor(model, device=prediction_device(cfg), precision=cfg.precision, compile=cfg.compile,
-                              tta=cfg.tta, interval=cfg.interval)
+        predictor = predictor_for(cfg, model)
         evaluation = evaluate_frame(predictor, frame, cfg.output, title=title, summary=summary,
                                     batch_size=cfg.batch_size, workers=cfg.decoding_workers, samples=cfg.samples,
                                     progress=not cfg.quiet, explain_samples=cfg.explain_samples)

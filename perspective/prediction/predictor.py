@@ -26,13 +26,13 @@ from torch.utils.data import DataLoader
 from ..config import PRECISIONS, PredictConfig
 from ..data.datasets import ImageFileDataset, InTurnLoader
 from ..errors import UserError
-from ..hardware import cpu_has_bf16
+from ..hardware import cpu_has_bf16, prediction_device
 from ..models.backbones import Preprocessing
 from ..models.module import PerspectiveModel
-from ..models.outputs import output_columns
+from ..models.outputs import SET_COLUMN, bound_columns, interval_columns, output_columns, set_cell
 from ..models.transforms import eval_resize, normalise_batch
 from ..progress import progress as progress_of
-from ..trust.conformal import MIN_PER_BIN, SET_SEPARATOR, Intervals, calibration_sizes, interval_columns
+from ..trust.conformal import MIN_PER_BIN, Intervals, calibration_sizes
 
 log = logging.getLogger(__name__)
 
@@ -201,12 +201,12 @@ class Predictor:
         names = self.model.names
         if self.intervals.task == "classification":
             members = self.intervals.class_sets(output.numpy()[None])[0] if output is not None else []
-            return {"set": SET_SEPARATOR.join(names[c] for c in members) if output is not None else None}
+            return {SET_COLUMN: set_cell([names[c] for c in members]) if output is not None else None}
         if output is None:
             return dict.fromkeys(interval_columns("regression", names))
         low, high = self.intervals.regression(output.numpy()[None].astype(np.float64))
-        return {k: round(float(v), DECIMALS) for j, n in enumerate(names)
-                for k, v in ((f"{n}_low", low[0, j]), (f"{n}_high", high[0, j]))}
+        return {column: round(float(value), DECIMALS) for j, name in enumerate(names)
+                for column, value in zip(bound_columns(name), (low[0, j], high[0, j]), strict=True)}
 
     def predict_paths(
         self, paths: Sequence[str | os.PathLike], batch_size: int = PredictConfig.batch_size, workers: int = 0,
@@ -248,3 +248,10 @@ class Predictor:
                 output, k = outputs[k], k + 1
             rows.append(self.row(path, output, error))
         return rows
+
+
+def predictor_for(cfg: PredictConfig, model: Any, device: str | None = None) -> Predictor:
+    """The ``Predictor`` a command's flags ask for: ``cfg``'s device (``device`` instead where the command
+    runs on one device of its own choosing), precision, ``torch.compile``, TTA and interval."""
+    return Predictor(model, device=device or prediction_device(cfg), precision=cfg.precision, compile=cfg.compile,
+                     tta=cfg.tta, interval=cfg.interval)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..errors import UserError
-from ..models.checkpoint import load_checkpoint
+from ..models.checkpoint import load_checkpoint, shipped_checkpoint
 from ..trust.conformal import CHECKPOINT_KEY as CONFORMAL_KEY
 
 METADATA_KEY = "perspective_hparams"
@@ -31,6 +31,12 @@ def load_model(path: str | os.PathLike):
     if suffix == ".xml":
         return OpenVinoModel(path)
     return load_checkpoint(path)
+
+
+def model_for(cfg: Any) -> tuple[str, Any]:
+    """(the model file a predicting command uses, its model): ``-c``, else the shipped model."""
+    path = str(cfg.checkpoint or shipped_checkpoint())
+    return path, load_model(path)
 
 
 def encode_metadata(model) -> str:

@@ -43,8 +43,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..config import ServeConfig
 from ..errors import UserError
+from ..models import read_checkpoint
+from ..models.outputs import SET_COLUMN, bound_columns, set_members
 from ..prediction.predictor import Predictor
-from ..trust.conformal import SET_SEPARATOR
 from ..trust.explain import Explainer, check_explainable, explain_picture
 from .batcher import MicroBatcher
 from .uploads import FILE_FIELD, RAW_TYPES, Upload, decode_image, parse_multipart, read_body, reject
@@ -116,11 +117,8 @@ def training_metrics(checkpoint: Path, hparams: dict[str, Any], is_checkpoint: b
     An exported model (``is_checkpoint`` false: ONNX, OpenVINO) carries only the hyperparameters.
     """
     ckpt: dict[str, Any] = {}
-    if is_checkpoint:
-        try:  # mmap: reading the epoch must not load a second copy of the weights
-            ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-        except Exception:  # noqa: BLE001 - an old (non-zip) file cannot be mapped
-            ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if is_checkpoint:  # lazy: reading the epoch must not load a second copy of the weights
+        ckpt = read_checkpoint(checkpoint, lazy=True)
     best = None
     for state in (ckpt.get("callbacks") or {}).values():
         if isinstance(state, dict) and state.get("best_model_score") is not None:
@@ -140,12 +138,12 @@ def prediction_item(predictor: Predictor, filename: str, output: torch.Tensor) -
     if predictor.model.hparams.task == "regression":
         item = {"filename": filename, "scores": {n: row[n] for n in names}}
         if predictor.intervals is not None:  # conformal bounds, as infer.py's <target>_low / _high columns
-            item["intervals"] = {n: [row[f"{n}_low"], row[f"{n}_high"]] for n in names}
+            item["intervals"] = {n: [row[column] for column in bound_columns(n)] for n in names}
         return item
     item = {"filename": filename, "label": row["label"], "confidence": row["confidence"],
             "probabilities": {c: row[f"prob_{c}"] for c in names}}
     if predictor.intervals is not None:
-        item["set"] = row["set"].split(SET_SEPARATOR)
+        item["set"] = set_members(row[SET_COLUMN])
     return item
 
 

@@ -36,7 +36,6 @@ from ..errors import UserError
 CHECKPOINT_KEY = "conformal"
 MAX_BINS = 4  # groups by predicted score, per target
 MIN_PER_BIN = 100  # calibration images per group: the 0.95 quantile of 100 errors is the 96th
-SET_SEPARATOR = "|"  # between the classes of a prediction set in a result row
 DECIMALS = 6
 REPORT_LEVEL = 0.9  # the coverage a training run's test report measures
 
@@ -150,13 +149,6 @@ def calibration_sizes(calibration: dict[str, Any]) -> dict[str, int]:
     if calibration["task"] == "classification":
         return {"classes": int(calibration["n"])}
     return {name: min(len(errors) for errors in target["errors"]) for name, target in calibration["targets"].items()}
-
-
-def interval_columns(task: str, names: Sequence[str]) -> list[str]:
-    """The columns an interval adds to a result row."""
-    if task == "classification":
-        return ["set"]
-    return [f"{n}_{side}" for n in names for side in ("low", "high")]
 
 
 def coverage(truth: np.ndarray, low: np.ndarray, high: np.ndarray) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +31,10 @@ from ..config import SELECT_METHODS, SelectConfig
 from ..data import list_images
 from ..errors import NothingDone, UserError
 from ..evaluation.report import image_grid, thumbnail
-from ..models.checkpoint import load_checkpoint, shipped_checkpoint
-from ..prediction.devices import one_device
-from ..prediction.predictor import Predictor
+from ..hardware import one_device
+from ..models.outputs import bound_columns
+from ..prediction.predictor import Predictor, predictor_for
+from ..prediction.runtimes import model_for
 from ..results import atomic_write
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ def score_images(predictor: Predictor, paths: list[str], batch_size: int, worker
     features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
     names = model.names
     if model.hparams.task == "regression":
-        widths = np.array([[row[f"{n}_high"] - row[f"{n}_low"] for n in names] for row in readable], dtype=np.float64)
+        widths = np.array([[row[bound_columns(n)[1]] - row[bound_columns(n)[0]] for n in names] for row in readable],
+                          dtype=np.float64)
         typical = np.maximum(np.median(widths, axis=0), 1e-6)
         uncertainty = (widths / typical).mean(axis=1)
     else:
@@ -144,15 +146,14 @@ def select_images(cfg: SelectConfig) -> pd.DataFrame:
     paths = list_images(cfg.data, recursive=True)
     if not paths:
         raise UserError(f"-d {cfg.data}: no images found (subfolders included)")
-    checkpoint = cfg.checkpoint or shipped_checkpoint()
-    if str(checkpoint).lower().endswith((".onnx", ".xml")):
+    if str(cfg.checkpoint or "").lower().endswith((".onnx", ".xml")):
         raise UserError("select needs the .ckpt checkpoint: it reads the backbone's features")
-    model = load_checkpoint(checkpoint)
+    _, model = model_for(cfg)
     interval = UNCERTAINTY_LEVEL if model.hparams.task == "regression" else None
     if interval is not None and not model.conformal:
         raise UserError("select: this model carries no conformal calibration, which measures its uncertainty; "
                         "calibrate it with evaluate -c CHECKPOINT -d DATA --calibrate")
-    predictor = Predictor(model, device=one_device(cfg), precision=cfg.precision, interval=interval)
+    predictor = predictor_for(replace(cfg, interval=interval, tta=False), model, device=one_device(cfg))
     scored = score_images(predictor, paths, cfg.batch_size, cfg.decoding_workers, not cfg.quiet)
     if scored.unreadable:
         log.warning("%d of %d images cannot be read and are skipped", scored.unreadable, len(paths))
