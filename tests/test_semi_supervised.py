@@ -15,10 +15,10 @@ from synthetic import make_class_folders, make_regression_set
 
 from perspective.config import FIXMATCH_LEARNING_RATE, FIXMATCH_RATIO
 from perspective.models.backbones import default_preprocessing
-from perspective.models.module import PerspectiveModel
 from perspective.models.transforms import fixmatch_views
 from perspective.training.checkpointing import ended_run_best
-from perspective.training.self_training import pseudo_labels
+from perspective.training.semi.fixmatch import FixMatchModel
+from perspective.training.semi.self_training import pseudo_labels
 
 FAST = ["--weights", "none", "--image-size", "32", "-s", "8", "-w", "0", "--augment", "none", "--logger", "none", "-q"]
 
@@ -159,17 +159,17 @@ def test_a_run_has_ended_when_its_epochs_are_trained_or_early_stopping_stopped_i
 
 def test_fixmatch_teaches_only_the_unlabelled_photos_it_is_sure_of():
     """Zero head weights: every photo gets the head's bias as logits, whatever the backbone sees."""
-    model = PerspectiveModel(weights="none", task="classification", class_names=["a", "b", "c"],
-                             preprocessing=default_preprocessing("resnet18", 32).to_dict())
+    model = FixMatchModel(weights="none", task="classification", class_names=["a", "b", "c"],
+                          preprocessing=default_preprocessing("resnet18", 32).to_dict())
     labelled = (torch.randn(2, 3, 32, 32), torch.tensor([1, 2]))
     unlabelled = (torch.randn(2 * FIXMATCH_RATIO, 3, 32, 32), torch.randn(2 * FIXMATCH_RATIO, 3, 32, 32))
     torch.nn.init.zeros_(model.head[1].weight)
     torch.nn.init.zeros_(model.head[1].bias)  # p = 1/3 for every class: no pseudo-label
-    assert math.isclose(model._fixmatch_step(labelled, unlabelled).item(), math.log(3), rel_tol=1e-5)
+    assert math.isclose(model.fixmatch_step(labelled, unlabelled).item(), math.log(3), rel_tol=1e-5)
     model.head[1].bias.data = torch.tensor([5.0, 0.0, 0.0])  # p(a) = 0.987: every unlabelled photo is taught "a"
     sure = math.log(math.exp(5) + 2) - 5  # the cross-entropy of "a"
     expected = math.log(math.exp(5) + 2) + sure  # the labelled photos are b and c
-    assert math.isclose(model._fixmatch_step(labelled, unlabelled).item(), expected, rel_tol=1e-5)
+    assert math.isclose(model.fixmatch_step(labelled, unlabelled).item(), expected, rel_tol=1e-5)
     assert model.training  # the weak views were predicted in evaluation mode, and training goes on
 
 

@@ -27,7 +27,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError, R2Score
 from torchvision.transforms import v2
 
-from ..config import BALANCES, FIXMATCH_THRESHOLD, LOSSES, MIXES, OPTIMIZERS, OUTPUT_ACTIVATIONS, SCHEDULERS  # noqa: F401 - re-exported
+from ..config import BALANCES, LOSSES, MIXES, OPTIMIZERS, OUTPUT_ACTIVATIONS, SCHEDULERS  # noqa: F401 - re-exported
 from ..config import TrainConfig as _D  # every default is TrainConfig's
 from ..errors import UserError
 from ..trust.conformal import CHECKPOINT_KEY as CONFORMAL_KEY
@@ -298,36 +298,7 @@ class PerspectiveModel(pl.LightningModule):
                 metrics.update(out[labelled, j], y[labelled, j])
 
     def training_step(self, batch, batch_idx):
-        if isinstance(batch, dict):  # FixMatch's phase (training.fixmatch): labelled and unlabelled halves
-            return self._fixmatch_step(batch["labelled"], batch["unlabelled"])
         return self._step(batch, "train")
-
-    def _fixmatch_step(self, labelled, unlabelled) -> torch.Tensor | None:
-        """FixMatch's loss: cross-entropy on the labelled photos, plus, over every unlabelled photo, the
-        cross-entropy of its strong view against the class the model gives its weak view, counted where
-        that class's probability reaches ``FIXMATCH_THRESHOLD`` (Sohn et al. 2020).
-
-        The weak views are predicted in evaluation mode, without gradients: the pseudo-label is a target,
-        and batch statistics of strongly and weakly augmented photos together would not describe either.
-        """
-        if labelled is None:  # every labelled image of the batch was unreadable
-            return None
-        x, y = labelled
-        if unlabelled is None:
-            return self._step(labelled, "train")
-        weak, strong = unlabelled
-        with torch.no_grad():
-            self.eval()
-            confidence, pseudo = self(weak).float().softmax(-1).max(-1)
-            self.train()
-        out = self(torch.cat([x, strong])).float()
-        supervised = self.loss_fn(out[: len(y)], y, weight=self.class_weights)
-        sure = (confidence >= FIXMATCH_THRESHOLD).float()
-        unsupervised = (F.cross_entropy(out[len(y):], pseudo, reduction="none") * sure).mean()
-        loss = supervised + unsupervised
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y))
-        self.log("train_pseudo_labelled", sure.mean(), on_step=True, on_epoch=True, batch_size=len(sure))
-        return loss
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")

@@ -1,8 +1,9 @@
-"""One training run, from a config to a best checkpoint and its test metrics.
+"""One fit: a model trained on rows already read and split, its best checkpoint tested.
 
-``train(TrainConfig(...))`` is what ``perspective train`` calls and what a hyperparameter search calls per
-trial: read and split the data, build the model and the Lightning Trainer (checkpoints, early
-stopping, learning-rate monitor, TensorBoard), fit, then test the best checkpoint.
+``fit(cfg, data, splits)`` builds the model and the Lightning Trainer (checkpoints, early stopping,
+learning-rate monitor, TensorBoard), fits, then tests the best checkpoint through the prediction path.
+``training.entry.train`` reads and splits a config's data and calls it; so do the teacher and the
+students of ``training.semi``, and the FixMatch phase fits its own model through ``fit_model``.
 
 Checkpoints go to ``<checkpoints_location>/<backbone>/<run>/`` (best 3 by the monitored metric and
 ``last.ckpt``), TensorBoard logs to ``<logs_location>/<backbone>/<run>/``; ``run`` is a timestamp
@@ -16,7 +17,7 @@ import io
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ from ..interrupts import keeps_ctrl_c
 from ..models.backbones import Preprocessing, default_preprocessing
 from ..models.checkpoint import load_checkpoint, weights_info
 from ..models.module import PerspectiveModel
-from ..models.transforms import eval_transform, fixmatch_views, flip_permutation, parse_flip_pairs, train_transform
+from ..models.transforms import eval_transform, flip_permutation, parse_flip_pairs, train_transform
 from ..prediction.jobs import Evaluation, evaluate_frame
 from ..prediction.predictor import Predictor
 from ..progress import quiet_lightning
@@ -64,9 +65,8 @@ from .callbacks import (
     default_patience,
 )
 from .checkpointing import BackgroundCheckpointIO, RunCheckpoint, expect_existing_checkpoints
-from .data import decoding_threads, load_splits, loader_workers, with_data_defaults
+from .data import decoding_threads, loader_workers
 from .epoch_log import EpochLog, draws_progress_bar, where_it_trains
-from .fixmatch import fixmatch_phase
 from .loggers import EpochCSVLogger, create_loggers
 
 log = logging.getLogger(__name__)
@@ -133,18 +133,20 @@ def starting_preprocessing(cfg: TrainConfig, info: dict[str, Any]) -> Preprocess
     return default_preprocessing(cfg.backbone, size, cfg.resize_mode)
 
 
-def resolve_resume(cfg: TrainConfig) -> str | None:
-    """``--resume PATH``, or ``--resume last``: the newest last.ckpt of this backbone's runs."""
-    if not cfg.resume or cfg.resume != "last":
-        if cfg.resume and not Path(cfg.resume).is_file():
-            raise UserError(f"--resume {cfg.resume}: no such checkpoint file")
-        return cfg.resume
-    runs = Path(cfg.checkpoints_location) / cfg.backbone
-    found = sorted(runs.glob("*/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise UserError(f"--resume last: no last.ckpt under {runs}")
-    log.info("resuming from %s", found[-1])
-    return str(found[-1])
+@dataclass(frozen=True)
+class Start:
+    """What a fit starts from that its flags settle before any data is read."""
+
+    preprocessing: Preprocessing
+    flip_pairs: list[tuple[str, str]] | None  # --flip-pairs; None: the default pairs
+
+
+def run_start(cfg: TrainConfig) -> Start:
+    """``cfg``'s preprocessing and mirror pairs; a weights file of another backbone, malformed
+    ``--flip-pairs`` or ``--lr-find`` on a resumed run is a one-line error."""
+    if cfg.lr_find and cfg.resume:
+        raise UserError("--lr-find starts a run; a resumed run keeps the learning rate it started with")
+    return Start(starting_preprocessing(cfg, weights_info(cfg.weights)), parse_flip_pairs(cfg.flip_pairs))
 
 
 def _train_stats(data: LabelledData, train: pd.DataFrame) -> dict[str, Any]:
@@ -176,17 +178,25 @@ def _output_activation(cfg: TrainConfig, stats: dict[str, Any]) -> str:
 
 
 def build_model(cfg: TrainConfig, data: LabelledData, train: pd.DataFrame, pre: Preprocessing,
-                flip: list[int] | None = None) -> PerspectiveModel:
-    """The model ``cfg`` asks for; ``flip`` is the mirror's target or class permutation (for test-time augmentation)."""
-    stats = _train_stats(data, train)
+                flip: list[int] | None = None, model_class: type[PerspectiveModel] = PerspectiveModel
+                ) -> PerspectiveModel:
+    """The model ``cfg`` asks for; ``flip`` is the mirror's target or class permutation (for test-time augmentation).
+
+    The flags that depend on the data are checked here, against ``data`` and the ``train`` rows.
+    ``model_class``: a subclass with another training step (``training.semi.fixmatch``).
+    """
     regression = data.task == "regression"
+    if cfg.allow_missing_targets and not regression:
+        raise UserError("--allow-missing-targets is for regression targets; every image of a classification "
+                        "set needs its label")
+    stats = _train_stats(data, train)
     if regression and cfg.loss == "weighted_mse" and min(stats["min"]) < 0:
         raise UserError("--loss weighted_mse needs non-negative targets (its weight is alpha + target)")
     info = weights_info(cfg.weights)
     activation = _output_activation(cfg, stats) if regression else "none"
     head = kept_head(cfg.weights, info, data.task, data.names, activation)
     freeze_epochs, backbone_lr_scale = fine_tuning(cfg, info, head_kept=head is not None)
-    model = PerspectiveModel(
+    model = model_class(
         backbone=cfg.backbone,
         task=data.task,
         target_names=data.names if regression else None,
@@ -220,6 +230,33 @@ def build_model(cfg: TrainConfig, data: LabelledData, train: pd.DataFrame, pre: 
         model.head.load_state_dict(head)
         log.info("--weights %s predicts the same %s: its head is kept", cfg.weights, ", ".join(data.names))
     return model
+
+
+def seeded_model(cfg: TrainConfig, data: LabelledData, train: pd.DataFrame, start: Start,
+                 model_class: type[PerspectiveModel] = PerspectiveModel) -> tuple[PerspectiveModel, list[int] | None]:
+    """The model a fit trains, initialised from ``--seed`` (``build_model``), and the mirror's permutation of
+    ``data``'s names, which the training data flips by."""
+    perm = flip_permutation(data.names, start.flip_pairs)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    return build_model(cfg, data, train, start.preprocessing, perm, model_class), perm
+
+
+def build_datamodule(cfg: TrainConfig, data: LabelledData, splits: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+                     pre: Preprocessing, perm: list[int] | None, **unlabelled: Any) -> PerspectiveDataModule:
+    """The loaders of ``splits`` as ``cfg`` augments, balances and batches them; ``unlabelled``: the FixMatch
+    phase's photos, views and length (see ``PerspectiveDataModule``)."""
+    return PerspectiveDataModule(
+        splits, data.task, data.names,
+        train_transform=train_transform(pre, cfg.augment),
+        eval_transform=eval_transform(pre),
+        flip_permutation=perm if cfg.augment != "none" else None,
+        balance_classes=cfg.balance == "sampler",
+        batch_size=cfg.batch_size,
+        workers=loader_workers(cfg),
+        draft_size=pre.decode_size,
+        train_draft_size=None if cfg.augment == "strong" else pre.decode_size,  # a random crop needs every pixel
+        **unlabelled,
+    )
 
 
 def _run_name(cfg: TrainConfig) -> str:
@@ -384,59 +421,32 @@ def write_run_config(cfg: TrainConfig, run_dir: Path) -> Path:
     return path
 
 
-@keeps_ctrl_c
-def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = (),
-          prepared: tuple[LabelledData, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]] | None = None,
-          fixmatch: tuple[str, list[str]] | None = None) -> TrainResult:
-    """Fit a model as ``cfg`` says, test its best checkpoint, and say where it is.
+
+
+def fit(cfg: TrainConfig, data: LabelledData, splits: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+        callbacks: Sequence[pl.Callback] = (), start: Start | None = None) -> TrainResult:
+    """Fit a model as ``cfg`` says on ``splits`` (train, validation and test rows of ``data``), test its best
+    checkpoint, and say where it is.
 
     ``callbacks`` are added to the Trainer's own (a hyperparameter search passes its pruning callback).
-    ``prepared``: ``cfg``'s data, already read, and the (train, validation, test) rows the caller chose
-    instead of the run's own split (the label audit's folds: the data is read once for all of them).
-    ``cfg.unlabelled`` without ``prepared``: a teacher, then a run that learns from the unlabelled photos
-    (``training.semi_supervised``); the latter's result. ``fixmatch``: (a teacher's checkpoint, unlabelled
-    photos): the FixMatch phase from that checkpoint (``training.fixmatch``).
+    ``start``: ``run_start(cfg)``, given when the caller settled it before reading the data.
     """
-    cfg = replace(with_data_defaults(cfg), resume=resolve_resume(cfg))
-    if cfg.unlabelled and prepared is None:
-        from .semi_supervised import learn_from_unlabelled  # it trains its teacher and student through this function
+    start = start or run_start(cfg)
+    model, perm = seeded_model(cfg, data, splits[0], start)
+    datamodule = build_datamodule(cfg, data, splits, start.preprocessing, perm)
+    config_file = [] if cfg.resume else [RunConfigFile(cfg)]  # a resumed run keeps the config it started with
+    return fit_model(cfg, model, datamodule, data, splits[2], max(1, len(splits[0]) // cfg.batch_size),
+                     [*callbacks, *config_file])
 
-        return learn_from_unlabelled(cfg, train, callbacks)
-    run_cfg = cfg  # what the run folder's config.yaml repeats
-    if fixmatch:
-        cfg = fixmatch_phase(cfg, fixmatch[0])
-    if cfg.lr_find and cfg.resume:
-        raise UserError("--lr-find starts a run; a resumed run keeps the learning rate it started with")
-    info = weights_info(cfg.weights)
-    pre = starting_preprocessing(cfg, info)  # checks backbone and size before the data
-    flip_pairs = parse_flip_pairs(cfg.flip_pairs)
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    data, splits = prepared if prepared is not None else load_splits(cfg)
-    if cfg.balance != "none" and data.task != "classification":
-        raise UserError("--balance is for classification; regression targets have no classes")
-    if cfg.allow_missing_targets and data.task != "regression":
-        raise UserError("--allow-missing-targets is for regression targets; every image of a classification "
-                        "set needs its label")
-    perm = flip_permutation(data.names, flip_pairs)
-    model = build_model(cfg, data, splits[0], pre, perm)
-    datamodule = PerspectiveDataModule(
-        splits, data.task, data.names,
-        train_transform=train_transform(pre, cfg.augment),
-        eval_transform=eval_transform(pre),
-        flip_permutation=perm if cfg.augment != "none" else None,
-        balance_classes=cfg.balance == "sampler",
-        batch_size=cfg.batch_size,
-        workers=loader_workers(cfg),
-        draft_size=pre.decode_size,
-        train_draft_size=None if cfg.augment == "strong" else pre.decode_size,  # a random crop needs every pixel
-        unlabelled=fixmatch[1] if fixmatch else None,
-        unlabelled_views=fixmatch_views(pre) if fixmatch else None,
-        steps=cfg.fixmatch_steps if fixmatch else None,
-    )
-    steps_per_epoch = cfg.fixmatch_steps if fixmatch else max(1, len(splits[0]) // cfg.batch_size)
-    config_file = [] if cfg.resume else [RunConfigFile(run_cfg)]  # a resumed run keeps the config it started with
-    validate = not (fixmatch and cfg.fixmatch_with_val)  # that phase trains on the validation rows (training.fixmatch)
-    trainer = build_trainer(cfg, model, steps_per_epoch, [*callbacks, *config_file], validate=validate)
+
+@keeps_ctrl_c
+def fit_model(cfg: TrainConfig, model: PerspectiveModel, datamodule: PerspectiveDataModule, data: LabelledData,
+              test: pd.DataFrame, steps_per_epoch: int, callbacks: Sequence[pl.Callback] = (),
+              validate: bool = True) -> TrainResult:
+    """Fit ``model`` on ``datamodule`` in the run's Trainer (``build_trainer``; ``--lr-find`` first), then test
+    its best checkpoint on the ``test`` rows of ``data``. A Ctrl-C leaves the checkpoints so far and is
+    raised again as ``KeyboardInterrupt``."""
+    trainer = build_trainer(cfg, model, steps_per_epoch, callbacks, validate=validate)
     found_rate = None
     if cfg.lr_find:
         found_rate = find_learning_rate(cfg, trainer, model, datamodule, steps_per_epoch)
@@ -450,15 +460,21 @@ def train(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = (),
         raise
     best = trainer.checkpoint_callback.best_model_path or trainer.checkpoint_callback.last_model_path
     run_dir = str(Path(best).parent) if best else str(trainer.checkpoint_callback.dirpath)
-    metrics: dict[str, float] = {}
-    table = None
+    metrics, table = _tested(cfg, trainer, best, data, test, run_dir)
+    return TrainResult(best, run_dir, metrics, table, trainer.is_global_zero, found_rate)
+
+
+def _tested(cfg: TrainConfig, trainer: pl.Trainer, best: str, data: LabelledData, test: pd.DataFrame,
+            run_dir: str) -> tuple[dict[str, float], pd.DataFrame | None]:
+    """The test metrics and table of ``best``, where this process reports them (rank 0 of a finished run that
+    has test rows and was not asked for no test); empty otherwise."""
     if trainer.interrupted:
         log.warning("training interrupted; the checkpoints so far are in %s", run_dir)
     elif not trainer.is_global_zero or not cfg.test:
         pass  # rank 0 evaluates and reports, unless the caller asked for no test
-    elif len(splits[2]) and best:
-        result = evaluate_test_split(cfg, trainer, best, data, splits[2], run_dir)
-        metrics, table = flat_metrics(result.metrics), result.table
+    elif len(test) and best:
+        result = evaluate_test_split(cfg, trainer, best, data, test, run_dir)
+        return flat_metrics(result.metrics), result.table
     else:
         log.info("no test split (--test-fraction 0 and no --test-data): skipping the test")
-    return TrainResult(best, run_dir, metrics, table, trainer.is_global_zero, found_rate)
+    return {}, None

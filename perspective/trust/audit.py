@@ -37,7 +37,7 @@ from ..models.checkpoint import load_checkpoint, store_calibration, weights_info
 from ..models.outputs import output_keys
 from ..prediction.predictor import Predictor
 from ..results import atomic_write
-from ..training import decoding_threads, read_training_data, train, trains_on_cpu
+from ..training import decoding_threads, read_training_data, train_on, trains_on_cpu
 from .conformal import calibrate, p_values
 from .explain import short_name
 
@@ -89,7 +89,7 @@ def out_of_fold_outputs(cfg: TrainConfig, data: LabelledData, folds: int, valida
         log.info("audit fold %d of %d: training on %d images, predicting %d", fold + 1, folds, len(train_part),
                  len(held))
         name = f"{cfg.run_name or 'audit'}-{stamp}-fold{fold}"
-        run = train(replace(cfg, test=False, run_name=name), prepared=(data, (train_part, val_part, empty)))
+        run = train_on(replace(cfg, test=False, run_name=name), data, (train_part, val_part, empty))
         predictor = Predictor(load_checkpoint(run.best_checkpoint), "cpu" if trains_on_cpu(cfg) else "auto",
                               tta=cfg.tta)
         rows = predictor.predict_paths(held["path"].tolist(), cfg.batch_size, decoding_threads(cfg),

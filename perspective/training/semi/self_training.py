@@ -15,7 +15,7 @@ run, seed 0, docs/training.md): the surest photos are the ones the teacher alrea
 classes it confuses (shirt, T-shirt, pullover, coat) gain few. From a backbone pretrained on the pool
 (``perspective pretrain``) the teacher reached 0.849 and its student 0.838: the pseudo-labels cost.
 
-The teacher is trained by ``training.semi_supervised``, which calls ``student`` here.
+The teacher is trained by ``training.semi``, which calls ``student`` here.
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ from pathlib import Path
 import pandas as pd
 import pytorch_lightning as pl
 
-from ..config import TrainConfig
-from ..data import LabelledData
-from ..errors import UserError
-from ..models.checkpoint import load_checkpoint
-from ..prediction.predictor import Predictor
-from ..results import atomic_write
-from .data import decoding_threads, trains_on_cpu
+from ...config import TrainConfig
+from ...data import LabelledData
+from ...errors import UserError
+from ...models.checkpoint import load_checkpoint
+from ...prediction.predictor import Predictor
+from ...results import atomic_write
+from ..data import decoding_threads, trains_on_cpu
+from ..run import TrainResult, fit
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,10 @@ def pseudo_labels(rows: Sequence[dict], classes: Sequence[str], share: float, po
     return frame.groupby("label", sort=True).head(per_class).reset_index(drop=True)
 
 
-def student(cfg: TrainConfig, train_run, callbacks: Sequence[pl.Callback], data: LabelledData,
-            parts: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame], pool: list[str], teacher: str):
+def student(cfg: TrainConfig, data: LabelledData, parts: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+            pool: list[str], teacher: str, callbacks: Sequence[pl.Callback] = ()) -> TrainResult:
     """The student of ``teacher`` (its best checkpoint): trained from ``cfg``'s own start on the labelled
     rows and the teacher's surest classes for ``pool``; its ``TrainResult``, and ``pseudo_labels.csv`` in its folder.
-
-    ``train_run`` is ``training.run.train``.
     """
     train_part, val_part, test_part = parts
     # every process of a multi-device run predicts the pool alike, so all train the student on the same rows
@@ -72,7 +71,7 @@ def student(cfg: TrainConfig, train_run, callbacks: Sequence[pl.Callback], data:
     log.info("%d pseudo-labelled images join %d labelled ones (the surest %.0f%% of %d, per predicted class)",
              len(picked), len(train_part), 100 * cfg.pseudo_share, len(pool))
     student_train = pd.concat([train_part, picked[["path", "label"]]], ignore_index=True)
-    result = train_run(cfg, callbacks, prepared=(data, (student_train, val_part, test_part)))
+    result = fit(cfg, data, (student_train, val_part, test_part), callbacks)
     if result.is_global_zero:
         atomic_write(Path(result.run_dir) / PSEUDO_LABELS_CSV, picked.to_csv(index=False))
     return result

@@ -1,13 +1,13 @@
 """``train --unlabelled DIR``: a classifier that learns from the photos nobody labelled too.
 
-A teacher trains on the labelled photos as any run does (folder ``<run>-teacher``); then the run's
-model (folder ``<run>``) learns from the unlabelled photos as ``--semi`` says:
+A teacher trains on the labelled photos as any run does (``training.run.fit``, folder ``<run>-teacher``);
+then the run's model (folder ``<run>``) learns from the unlabelled photos as ``--semi`` says:
 
-- ``fixmatch`` (the default; ``training.fixmatch``): the teacher's model goes on training for
+- ``fixmatch`` (the default; ``semi.fixmatch``): the teacher's model goes on training for
   ``--fixmatch-steps`` steps on labelled and unlabelled photos together; an unlabelled photo it is
   sure of, seen mildly augmented, teaches its class for a strongly augmented view. On
   Fashion-MNIST-500 from a SimCLR backbone it gained on every seed (0.846 to 0.852, 3 seeds).
-- ``self-training`` (``training.self_training``): a student from the run's own start learns from the
+- ``self-training`` (``semi.self_training``): a student from the run's own start learns from the
   teacher's surest classes, fixed once. It lost there (0.849 to 0.838, one seed).
 
 ``--resume`` a checkpoint of the teacher continues the teacher (unless it had ended), then the second
@@ -27,31 +27,30 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytorch_lightning as pl
 
-from ..config import SEMI_METHODS, TrainConfig
-from ..data import list_images
-from ..errors import UserError
-from .checkpointing import ended_run_best, expect_existing_checkpoints
-from .data import load_splits
+from ...config import TrainConfig
+from ...data import LabelledData, list_images
+from ...errors import UserError
+from ..checkpointing import ended_run_best, expect_existing_checkpoints
+from ..data import load_splits
+from ..run import TrainResult, fit
+from .fixmatch import fixmatch_phase
+from .self_training import student
 
 log = logging.getLogger(__name__)
 
 TEACHER_SUFFIX = "-teacher"  # the teacher's run folder: <run>-teacher beside <run>
 
 
-def learn_from_unlabelled(cfg: TrainConfig, train_run, callbacks: Sequence[pl.Callback] = ()):
+def learn_from_unlabelled(cfg: TrainConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResult:
     """Teacher, then the run's model from ``cfg.unlabelled`` as ``cfg.semi`` says; the latter's ``TrainResult``.
 
-    ``train_run`` is ``training.run.train`` (passed in: it calls this module for ``--unlabelled``);
-    ``cfg.resume`` is a checkpoint path already (``training.run.resolve_resume``).
+    ``cfg`` is resolved (``training.entry.resolved``): ``cfg.resume`` is a checkpoint path already. The
+    values the parser checks (``--semi``, ``--pseudo-share``, ``--fixmatch-steps``) are taken as given;
+    the settings checked here are checked before the teacher spends its time.
     """
-    if cfg.semi not in SEMI_METHODS:
-        raise UserError(f"--semi must be one of {', '.join(SEMI_METHODS)}, not {cfg.semi!r}")
-    if not 0 < cfg.pseudo_share <= 1:  # the settings are checked before the teacher spends its time
-        raise UserError(f"--pseudo-share must lie in (0, 1], not {cfg.pseudo_share}")
-    if cfg.fixmatch_steps < 1:
-        raise UserError(f"--fixmatch-steps must be at least 1, not {cfg.fixmatch_steps}")
     if cfg.fixmatch_with_val and cfg.semi != "fixmatch":
         raise UserError(f"--fixmatch-with-val is for --semi fixmatch, not --semi {cfg.semi}")
     if not Path(cfg.unlabelled).is_dir():
@@ -65,20 +64,18 @@ def learn_from_unlabelled(cfg: TrainConfig, train_run, callbacks: Sequence[pl.Ca
     if not pool:
         raise UserError(f"--unlabelled {cfg.unlabelled}: no images there that are not labelled already")
     if cfg.resume:
-        name, teacher = _resumed_teacher(cfg, train_run, callbacks, (data, parts))
+        name, teacher = _resumed_teacher(cfg, callbacks, data, parts)
     else:
         name = cfg.run_name or time.strftime("%Y%m%d-%H%M%S")
-        teacher = train_run(replace(cfg, run_name=name + TEACHER_SUFFIX, test=False), callbacks,
-                            prepared=(data, parts)).best_checkpoint
+        teacher = fit(replace(cfg, run_name=name + TEACHER_SUFFIX, test=False), data, parts, callbacks).best_checkpoint
     cfg = replace(cfg, run_name=name, resume=None)
     if cfg.semi == "fixmatch":
-        from .fixmatch import student
-    else:
-        from .self_training import student
-    return student(cfg, train_run, callbacks, data, parts, pool, teacher)
+        return fixmatch_phase(cfg, data, parts, pool, teacher, callbacks)
+    return student(cfg, data, parts, pool, teacher, callbacks)
 
 
-def _resumed_teacher(cfg: TrainConfig, train_run, callbacks: Sequence[pl.Callback], prepared) -> tuple[str, str]:
+def _resumed_teacher(cfg: TrainConfig, callbacks: Sequence[pl.Callback], data: LabelledData,
+                     parts: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]) -> tuple[str, str]:
     """(the run's name, its teacher's best checkpoint) for ``--resume``: the teacher's run resumed from
     its checkpoint, or read if it had ended (``checkpointing.ended_run_best``)."""
     folder = Path(cfg.resume).parent
@@ -92,8 +89,7 @@ def _resumed_teacher(cfg: TrainConfig, train_run, callbacks: Sequence[pl.Callbac
     expect_existing_checkpoints()
     best = ended_run_best(teacher_checkpoint, cfg.max_epochs)
     if best is None:
-        best = train_run(replace(cfg, resume=str(teacher_checkpoint), test=False), callbacks,
-                         prepared=prepared).best_checkpoint
+        best = fit(replace(cfg, resume=str(teacher_checkpoint), test=False), data, parts, callbacks).best_checkpoint
     else:
         log.info("--resume: the teacher %s had ended; its best checkpoint %s teaches", teacher_checkpoint.parent, best)
     return name, best
