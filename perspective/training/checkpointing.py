@@ -26,6 +26,7 @@ from lightning_utilities.core.apply_func import apply_to_collection
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from ..models.checkpoint import save_atomically
+from ..models.files import read_checkpoint
 from ..results import partial_path
 
 
@@ -238,7 +239,7 @@ def ended_run_best(last: str | os.PathLike, max_epochs: int) -> str | None:
     again (Lightning does not keep the decision to stop), which could change its best checkpoint; a
     caller that only needs the result (``train --unlabelled --resume``: the teacher) reads it here.
     """
-    state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    state = read_checkpoint(last, lazy=True)
     callbacks = [s for s in state.get("callbacks", {}).values() if isinstance(s, dict)]
     stopped = any(s.get("stopped_epoch", 0) > 0 for s in callbacks)
     # epochs whose training finished (a Ctrl-C in the middle of the last one leaves it unfinished)

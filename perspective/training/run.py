@@ -50,6 +50,7 @@ from ..hardware import default_precision, resolve_devices
 from ..interrupts import keeps_ctrl_c
 from ..models.backbones import Preprocessing, default_preprocessing
 from ..models.checkpoint import load_checkpoint, weights_info
+from ..models.files import read_checkpoint
 from ..models.module import PerspectiveModel
 from ..models.transforms import eval_transform, flip_permutation, parse_flip_pairs, train_transform
 from ..prediction.jobs import Evaluation, evaluate_frame
@@ -118,7 +119,7 @@ def kept_head(weights: str, info: dict[str, Any], task: str, names: Sequence[str
     names_there = info.get("target_names") or info.get("class_names") or []
     if info.get("task") != task or list(names_there) != list(names) or info.get("output_activation") != activation:
         return None
-    state = torch.load(weights, map_location="cpu", weights_only=True).get("state_dict", {})
+    state = read_checkpoint(weights, "--weights").get("state_dict", {})
     head = {k.removeprefix("head."): v.float() for k, v in state.items() if k.startswith("head.")}
     return head or None
 
