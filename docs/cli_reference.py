@@ -10,7 +10,6 @@ docs/cli.md differs from what this prints, so the page cannot drift from the fla
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
 import os
@@ -24,6 +23,8 @@ PAGE = ROOT / "docs" / "cli.md"
 sys.path.insert(0, str(ROOT))
 
 from perspective.cli.__main__ import COMMANDS  # noqa: E402
+from perspective.cli.config_file import CONFIG_FLAG, CONFIG_HELP  # noqa: E402
+from perspective.cli.parser import CommandParser  # noqa: E402
 
 # "... (default 32)" or "... (default: what torch finds)" at the end of a help text: the default column.
 DEFAULT = re.compile(r"\s*\(default[: ]\s*((?:[^()]|\([^()]*\))*)\)\s*$")
@@ -82,16 +83,16 @@ def _text(value: str) -> str:
     return value.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _rows(parser: argparse.ArgumentParser) -> list[tuple[str, str, str]]:
-    """(flags, meaning, default) per flag of one parser, in the parser's order."""
-    rows = []
-    for action in parser._actions:
-        if action.help == argparse.SUPPRESS or isinstance(action, argparse._HelpAction):
+def _rows(parser: CommandParser) -> list[tuple[str, str, str]]:
+    """(flags, meaning, default) per flag of one parser, in its -h order; ``--config`` first, as -h lists it."""
+    rows = [(f"`{CONFIG_FLAG}`", CONFIG_HELP, "")]
+    for flag in parser.flags:
+        if flag.name in parser.hidden:
             continue
-        flags = ", ".join(f"`{o}`" for o in action.option_strings) or f"`{action.metavar or action.dest}`"
-        if action.choices and action.option_strings:
-            flags += f" {{{','.join(map(str, action.choices))}}}"
-        help_text = action.help or ""
+        flags = ", ".join(f"`{o}`" for o in flag.options) or f"`{flag.metavar or flag.name}`"
+        if flag.choices and flag.options:
+            flags += f" {{{','.join(map(str, flag.choices))}}}"
+        help_text = flag.text
         found = DEFAULT.search(help_text)
         meaning = DEFAULT.sub("", help_text) if found else help_text
         default = found.group(1) if found else ""

@@ -20,10 +20,11 @@ from synthetic import make_regression_set
 
 from perspective.cli import search as search_cli
 from perspective.cli import train as train_cli
-from perspective.config import SearchConfig, TrainConfig
+from perspective.config import TrainConfig
 from perspective.errors import UserError
 from perspective.search import space as search_space
 from perspective.search import study as search_lib
+from perspective.search.settings import SearchConfig
 
 # a deprecation inside Lightning, filtered by setup_logging in the scripts
 pytestmark = pytest.mark.filterwarnings(r"ignore:.*isinstance\(treespec, LeafSpec\)")
@@ -219,8 +220,7 @@ def test_space_file_forms_and_errors(tmp_path):
 
 
 def test_typed_flags_are_kept_even_when_they_equal_the_default():
-    cfg, given = search_cli.split_args(search_cli.get_args_parser().parse_args(["-w", "2", "-e", "1", "-b", "resnet18"]),
-                                       search_cli.typed_flags(["-w", "2", "-e", "1", "-b", "resnet18"]))
+    cfg, given = search_cli.trial_settings(search_cli.get_args_parser().parse(["-w", "2", "-e", "1", "-b", "resnet18"]))
     assert given == {"workers": 2, "max_epochs": 1, "backbone": "resnet18"}
     assert cfg.checkpoints_location is None and cfg.logs_location is None  # the search puts them under OUTDIR
 

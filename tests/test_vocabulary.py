@@ -5,7 +5,6 @@ library; and every ``python -m perspective.<module>`` named like a command runs 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib
 import json
@@ -20,26 +19,14 @@ from conftest import ROOT
 import perspective
 from perspective import config
 from perspective.cli.__main__ import COMMANDS
+from perspective.cli.parser import CommandParser
+from perspective.config.flags import Flag
+from perspective.search.settings import SearchConfig, TrialConfig
 
-# Per-command defaults that differ on purpose, with the reason (-h says it too).
-DEFAULT_DIFFERS = {
-    ("--batch-size", "serve"): "a server batch answers when its slowest upload is decoded: smaller",
-    ("--workers", "train"): "DataLoader processes: fewer when the CPU trains (config.default_loader_workers)",
-    ("--workers", "search"): "train's",
-    ("--workers", "audit"): "train's",
-    ("--workers", "download"): "downloads wait on the network, not on the cores",
-    ("--max-epochs", "audit"): "each fold's run is short (config.AuditConfig)",
-    ("--checkpoint-dir", "search"): "under the search's output folder",
-    ("--logs-location", "search"): "under the search's output folder",
-    ("--max-pixels", "download"): "",  # the same limit; listed only for its different help
-    ("--batch-size", "pretrain"): "a contrastive batch compares each image with every other: larger",
-    ("--max-epochs", "pretrain"): "pretraining on unlabelled photos takes longer than fine-tuning",
-    ("--weights", "pretrain"): "self-supervised pretraining starts from random weights",
-}
 # Flags that name something of their own command (what it writes, what it reads, in which format): the
-# same spelling everywhere, with the command's own default and choices.
+# same spelling everywhere, each command's own declaration, default and choices.
 OWN_VALUE = {"--output", "--data", "--seed", "--count", "--tolerance", "--timeout", "--format"}
-# Values of another kind on purpose, with the reason.
+# Flags spelled alike that take another kind of value on purpose, each its command's own declaration.
 KIND_DIFFERS = {
     ("--resume", "train"): "a training run resumes from a checkpoint it names (alone: the newest last.ckpt)",
     ("--workers", "download"): "at least one download at a time",
@@ -51,55 +38,66 @@ ALIASES = {"--out": "--output", "--outdir": "--output", "--result-csv": "--outpu
            "--max-batch": "--batch-size", "--checkpoints-location": "--checkpoint-dir"}
 # One short flag, two meanings, on purpose: train's -c is its checkpoint folder (the original scripts' habit).
 SHORT_SHARED = {"-c": {"--checkpoint", "--checkpoint-dir"}}
-CONFIGS = {"train": config.TrainConfig, "infer": config.InferConfig, "evaluate": config.EvaluateConfig,
-           "serve": config.ServeConfig, "export": config.ExportConfig, "download": config.DownloadConfig,
-           "synth": config.SynthConfig, "search": config.TrainConfig, "audit": config.TrainConfig,
-           "pretrain": config.PretrainConfig, "select": config.SelectConfig}
+# Each command's configs, later ones refining earlier ones, as its parser is built from them.
+CONFIGS = {"train": (config.TrainConfig,), "infer": (config.InferConfig,), "evaluate": (config.EvaluateConfig,),
+           "serve": (config.ServeConfig,), "export": (config.ExportConfig,), "download": (config.DownloadConfig,),
+           "synth": (config.SynthConfig,), "search": (TrialConfig, SearchConfig),
+           "audit": (config.TrainConfig, config.AuditConfig), "pretrain": (config.PretrainConfig,),
+           "select": (config.SelectConfig,)}
 
 
-def parsers() -> dict[str, argparse.ArgumentParser]:
+def parsers() -> dict[str, CommandParser]:
     return {c: importlib.import_module(f"perspective.cli.{c}").get_args_parser() for c in COMMANDS}
 
 
-def flags(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
-    """Each action by its first long flag (its name in the vocabulary)."""
-    out = {}
-    for action in parser._actions:
-        longs = [o for o in action.option_strings if o.startswith("--")]
-        if longs and not isinstance(action, argparse._HelpAction):
-            out[longs[0]] = action
-    return out
+def flags(parser: CommandParser) -> dict[str, Flag]:
+    """Each flag by its first long spelling (its name in the vocabulary)."""
+    return {longs[0]: f for f in parser.flags if (longs := [o for o in f.options if o.startswith("--")])}
+
+
+def declared_defaults(command: str, name: str) -> set:
+    """The defaults the configs of ``command`` and their base classes write for field ``name``."""
+    found = set()
+    for cls in CONFIGS[command]:
+        for klass in cls.__mro__:
+            field = vars(klass).get("__dataclass_fields__", {}).get(name)
+            if field is not None and name in vars(klass).get("__annotations__", {}):
+                found.add(repr(field.default_factory() if field.default is dataclasses.MISSING else field.default))
+    return found
 
 
 def test_every_concept_is_spelled_one_way_with_one_meaning_choices_and_default():
-    seen: dict[str, tuple[str, argparse.Action]] = {}
+    """A flag two commands share has one spelling, one kind of value and the same choices; its default
+    differs only where a command's config writes another one for it (a refinement, with its reason)."""
+    seen: dict[str, tuple[str, Flag]] = {}
     shorts: dict[str, set[str]] = {}
     problems = []
     for command, parser in parsers().items():
-        for name, action in flags(parser).items():
+        for name, flag in flags(parser).items():
             if name in ALIASES:
                 problems.append(f"{command}: {name} is an old spelling; the flag is {ALIASES[name]}")
-            for option in action.option_strings:
+            for option in flag.options:
                 if option in ALIASES and ALIASES[option] != name:
                     problems.append(f"{command}: {option} is an alias of {name}, not of {ALIASES[option]}")
                 if not option.startswith("--"):
                     shorts.setdefault(option, set()).add(name)
             if name not in seen:
-                seen[name] = (command, action)
+                seen[name] = (command, flag)
                 continue
             first, other = seen[name]
-            mine = sorted(o for o in action.option_strings if not o.startswith("--") and o not in SHORT_ALIASES)
-            theirs = sorted(o for o in other.option_strings if not o.startswith("--") and o not in SHORT_ALIASES)
+            mine = sorted(o for o in flag.options if not o.startswith("--") and o not in SHORT_ALIASES)
+            theirs = sorted(o for o in other.options if not o.startswith("--") and o not in SHORT_ALIASES)
             if mine != theirs:
                 problems.append(f"{name}: short flags {mine} in {command}, {theirs} in {first}")
-            if action.choices != other.choices and name not in OWN_VALUE:
-                problems.append(f"{name}: choices {action.choices} in {command}, {other.choices} in {first}")
+            if flag.choices != other.choices and name not in OWN_VALUE:
+                problems.append(f"{name}: choices {flag.choices} in {command}, {other.choices} in {first}")
             other_kind = (name, command) in KIND_DIFFERS or (name, first) in KIND_DIFFERS or name in OWN_VALUE
-            if (type(action) is not type(other) or action.type is not other.type) and not other_kind:
+            if (flag.switch, flag.nargs, flag.type) != (other.switch, other.nargs, other.type) and not other_kind:
                 problems.append(f"{name}: another kind of value in {command} than in {first}")
-            differs = (name, command) in DEFAULT_DIFFERS or (name, first) in DEFAULT_DIFFERS or name in OWN_VALUE
-            if action.default != other.default and not differs and not other_kind:
-                problems.append(f"{name}: default {action.default!r} in {command}, {other.default!r} in {first}")
+            refined = len(declared_defaults(command, flag.name) | declared_defaults(first, other.name)) > 1
+            if flag.default != other.default and not refined and not other_kind:
+                problems.append(f"{name}: default {flag.default!r} in {command}, {other.default!r} in {first}, and "
+                                "neither config writes it")
     for short, names in shorts.items():
         if len(names) > 1 and names != SHORT_SHARED.get(short):
             problems.append(f"{short} means {sorted(names)}")
@@ -110,37 +108,42 @@ def test_every_concept_is_spelled_one_way_with_one_meaning_choices_and_default()
 def test_every_command_has_the_shared_flags(command):
     parser = importlib.import_module(f"perspective.cli.{command}").get_args_parser()
     names = flags(parser)
-    assert "--config" in names and names["--quiet"].option_strings == ["-q", "--quiet"]
+    assert "--config FILE.yaml" in parser.format_help() and names["--quiet"].options == ("-q", "--quiet")
     if command in ("infer", "evaluate", "serve", "export"):
-        assert names["--checkpoint"].option_strings[:2] == ["-c", "--checkpoint"]
+        assert names["--checkpoint"].options[:2] == ("-c", "--checkpoint")
     if command in ("train", "pretrain", "infer", "evaluate", "serve", "search", "audit"):
         assert names["--precision"].choices == config.PRECISIONS and names["--precision"].default == "auto"
         assert {"--gpus", "--accelerator", "--batch-size", "--workers"} <= set(names)
-        assert names["--gpus"].option_strings == ["-g", "--gpus"]
+        assert names["--gpus"].options == ("-g", "--gpus")
     if command in ("train", "pretrain", "infer", "evaluate", "search", "audit"):
         assert {"--devices", "--num-nodes", "--strategy"} <= set(names)
         assert names["--strategy"].default == "auto"
     if command not in ("train", "serve"):
-        assert names["--output"].option_strings[:2] == ["-o", "--output"]
+        assert names["--output"].options[:2] == ("-o", "--output")
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_the_parser_reads_its_defaults_from_the_commands_config(command):
     parser = importlib.import_module(f"perspective.cli.{command}").get_args_parser()
-    fields = {f.name: f for f in dataclasses.fields(CONFIGS[command])}
+    fields = {f.name: f for cls in CONFIGS[command] for f in dataclasses.fields(cls)}  # later configs win
     checked = 0
-    for action in parser._actions:
-        field = fields.get(action.dest)
-        name = next((o for o in action.option_strings if o.startswith("--")), action.dest)
-        if field is None or (name, command) in DEFAULT_DIFFERS:
-            continue
+    for flag in parser.flags:
+        field = fields[flag.name]
         default = field.default_factory() if field.default is dataclasses.MISSING else field.default
-        if action.nargs == 0:  # a switch: off unless typed
-            assert default is False, (command, name)
-        elif not action.required:
-            assert action.default == default, (command, name, action.default, default)
+        if flag.switch:  # a switch: off unless typed
+            assert default is False, (command, flag.name)
+        assert flag.default == default, (command, flag.name, flag.default, default)
         checked += 1
     assert checked >= 4
+
+
+def test_a_parse_holds_the_typed_flags_and_the_configs_defaults():
+    """One parse says what was typed (a search repeats it) and fills the rest from the config."""
+    parser = importlib.import_module("perspective.cli.train").get_args_parser()
+    parsed = parser.parse(["-e", "20", "--strict", "--weights=none"])
+    assert parsed.typed == {"max_epochs": 20, "strict": True, "weights": "none"}
+    cfg = parsed.config(config.TrainConfig)
+    assert cfg == config.TrainConfig(max_epochs=20, strict=True, weights="none")
 
 
 def help_text(command: str, monkeypatch: pytest.MonkeyPatch) -> str:

@@ -10,52 +10,41 @@ output folder. Training flags are train's. Exit codes: 0 done, 2 usage or data e
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 
-from ..config import FOLDS, AuditConfig, TrainConfig
-from .common import add_output_flag, config_of, existing_file, positive_int, run, setup_logging
-from .train import train_flags_parser
+from ..config import AuditConfig, TrainConfig
+from ..config.training import AUDIT
+from .common import run, setup_logging
+from .parser import CommandParser, command_parser
+from .train import WITH_TRAIN_FLAGS, train_flags_hidden
 
-D = AuditConfig  # the audit's own defaults; each fold's run takes train's
+DESCRIPTION = ("Rank the rows of a labelled data set by how much their label disagrees with a model that never "
+               "saw it (k-fold out-of-fold predictions), worst first. Every flag of perspective train applies to "
+               "each fold's run.")
 
 
-def get_args_parser(prog: str = "perspective audit") -> argparse.ArgumentParser:
-    p = train_flags_parser(prog, "data", "max_epochs")
-    p.description = ("Rank the rows of a labelled data set by how much their label disagrees with a model that "
-                     "never saw it (k-fold out-of-fold predictions), worst first. Every flag of perspective train "
-                     "applies to each fold's run.")
-    p.epilog = "Guide: docs/trust.md; every flag: docs/cli.md"
-    g = p.add_argument_group("audit")
-    g.add_argument("--folds", type=positive_int, default=D.folds,
-                   help="training runs, each leaving one fold out (default: "
-                        f"{FOLDS}; with --calibrate, as many as give each run the model's training size)")
-    add_output_flag(g, D.output, "folder for audit.csv and worst.png")
-    g.add_argument("--calibrate", type=existing_file, default=None, metavar="MODEL.ckpt",
-                   help="store a conformal calibration from the out-of-fold errors in this checkpoint of the same "
-                        "data (default: none)")
-    p.set_defaults(max_epochs=D.max_epochs)
-    for action in p._actions:  # the short schedule is this command's default, and -h says so
-        if action.dest == "max_epochs":
-            action.help = f"epochs of each fold's run (default {D.max_epochs})"
-    return p
+def get_args_parser(prog: str = "perspective audit") -> CommandParser:
+    """Every train flag (each fold's run) and the audit's own; its -e is the audit's short schedule."""
+    hidden = train_flags_hidden("data", "max_epochs")
+    return command_parser(prog, TrainConfig, AuditConfig, groups=(AUDIT,), hidden=hidden, usage=WITH_TRAIN_FLAGS,
+                          description=DESCRIPTION, epilog="Guide: docs/trust.md; every flag: docs/cli.md")
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perspective audit") -> int:
-    args = get_args_parser(prog).parse_args(argv)
-    setup_logging(args.quiet)
+    parsed = get_args_parser(prog).parse(argv)
+    cfg, audit = parsed.config(TrainConfig), parsed.config(AuditConfig)
+    setup_logging(cfg.quiet)
     from perspective.trust.audit import AUDIT_CSV, CONTACT_SHEET, run_audit
 
-    output = args.output
-    table, folds = run_audit(config_of(TrainConfig, args, "folds", "output", "calibrate"), args.folds, output,
-                             args.calibrate)
+    output = audit.output
+    table, folds = run_audit(cfg, audit.folds, output, audit.calibrate)
     summary = ("filename", "label_quality", "suspect", "given", "predicted", "typical_error", "predicted_probability")
     shown = table[[c for c in summary if c in table.columns]].head(10)
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"{len(table)} rows audited in {folds} folds, worst first: {output}/{AUDIT_CSV}; contact sheet: "
           f"{output}/{CONTACT_SHEET}")
-    if args.calibrate:
-        print(f"conformal calibration from the out-of-fold errors stored in {args.calibrate}")
+    if audit.calibrate:
+        print(f"conformal calibration from the out-of-fold errors stored in {audit.calibrate}")
     return 0
 
 

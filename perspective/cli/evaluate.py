@@ -10,74 +10,34 @@ the output folder and prints the metrics table. Exit codes: 0 done, 1 no image c
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 
-from ..config import SPLITS, EvaluateConfig
-from .common import (
-    ArgumentParser,
-    add_batch_flags,
-    add_checkpoint_flag,
-    add_config_flag,
-    add_device_flags,
-    add_output_flag,
-    add_prediction_flags,
-    add_quiet_flag,
-    config_of,
-    existing_path,
-    non_negative_int,
-    run,
-    setup_logging,
-)
+from ..config import EvaluateConfig
+from ..config.flags import HARDWARE, MODEL
+from .common import run, setup_logging
+from .parser import CommandParser, command_parser
 
-D = EvaluateConfig  # every default is EvaluateConfig's
+DESCRIPTION = ("Evaluate a checkpoint on labelled data (any layout train reads): metrics with "
+               "trivial baselines, plots and a self-contained HTML report. Long flags also accept underscores.")
 
 
-def get_args_parser(prog: str = "perspective evaluate") -> argparse.ArgumentParser:
-    p = ArgumentParser(
-        prog=prog,
-        description="Evaluate a checkpoint on labelled data (any layout train reads): metrics with "
-                    "trivial baselines, plots and a self-contained HTML report. Long flags also accept underscores.",
-        epilog="Guide: docs/prediction.md",
-    )
-    add_config_flag(p)
-    add_checkpoint_flag(p, exported=True)
-    p.add_argument("-d", "--data", type=existing_path, required=True,
-                   help="labels.csv + images/, a CSV, or class subfolders")
-    p.add_argument("--images", type=existing_path, default=None,
-                   help="images of a CSV -d (default: images/ beside it)")
-    p.add_argument("--label-column", default=None,
-                   help="a CSV's class column (default: the checkpoint's, else label)")
-    add_output_flag(p, D.output, "output folder", "--out")
-    p.add_argument("--split", choices=SPLITS, default=D.split,
-                   help=f"all the data, or a part of the training run's split (default {D.split})")
-    p.add_argument("--seed", type=non_negative_int, default=D.seed, help="split seed (default: the training run's)")
-    p.add_argument("--samples", type=non_negative_int, default=D.samples,
-                   help=f"images in the sample grid (default {D.samples})")
-    p.add_argument("--explain-samples", type=non_negative_int, default=D.explain_samples, metavar="N",
-                   help=f"random images with Grad-CAM in the report (default {D.explain_samples})")
-    p.add_argument("--calibrate", action="store_true",
-                   help="store a conformal calibration from this data (unseen in training) in -c")
-    add_batch_flags(p, D)
-    add_device_flags(p, D)
-    add_prediction_flags(p)
-    add_quiet_flag(p)
-    return p
+def get_args_parser(prog: str = "perspective evaluate") -> CommandParser:
+    return command_parser(prog, EvaluateConfig, groups=(MODEL, HARDWARE), description=DESCRIPTION,
+                          epilog="Guide: docs/prediction.md")
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "perspective evaluate") -> int:
     parser = get_args_parser(prog)
-    args = parser.parse_args(argv)
-    if args.calibrate and args.interval is not None:
+    cfg = parser.parse_config(argv)
+    if cfg.calibrate and cfg.interval is not None:
         parser.error("--calibrate and --interval: measure the intervals on other data than they were calibrated on "
                      "(calibrate first, then evaluate other images with --interval)")
-    if args.calibrate and str(args.checkpoint).lower().endswith((".onnx", ".xml")):
+    if cfg.calibrate and str(cfg.checkpoint).lower().endswith((".onnx", ".xml")):
         parser.error("--calibrate needs the .ckpt checkpoint; calibrate it, then export it again")
-    setup_logging(args.quiet)
+    setup_logging(cfg.quiet)
     from perspective.evaluation import format_table, interval_table
     from perspective.prediction import run_evaluation
 
-    cfg = config_of(EvaluateConfig, args)
     done = run_evaluation(cfg)
     if done is None:
         return 0  # another process of a multi-process run: the first one writes the report

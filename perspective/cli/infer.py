@@ -12,68 +12,22 @@ could be, 2 for usage errors.
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Sequence
 
-from ..config import RESULT_FORMATS, InferConfig
-from .common import (
-    ArgumentParser,
-    add_batch_flags,
-    add_checkpoint_flag,
-    add_config_flag,
-    add_device_flags,
-    add_output_flag,
-    add_prediction_flags,
-    add_quiet_flag,
-    config_of,
-    existing_file,
-    existing_folder,
-    output_path,
-    positive_int,
-    run,
-    setup_logging,
-)
+from ..config import InferConfig
+from ..config.flags import HARDWARE, MODEL
+from .common import run, setup_logging
+from .parser import CommandParser, command_parser
 
-D = InferConfig  # every default is InferConfig's
+SOURCES = "(-i PATH ... | -d DIR | --list FILE)"  # one of them is needed
+DESCRIPTION = ("Predict with a checkpoint for images, a folder or a list: a CSV (or JSON, parquet) row per "
+               "image, unreadable ones with the error column filled. Long flags also accept underscores.")
 
 
-def get_args_parser(prog: str = "perspective infer") -> argparse.ArgumentParser:
-    p = ArgumentParser(
-        prog=prog,
-        usage="%(prog)s [-h] [options] (-i PATH ... | -d DIR | --list FILE)",
-        description="Predict with a checkpoint for images, a folder or a list: a CSV (or JSON, parquet) row per "
-                    "image, unreadable ones with the error column filled. Long flags also accept underscores.",
-        epilog="Guide: docs/prediction.md",
-    )
-    add_config_flag(p)
-    p.add_argument("-i", "--image", nargs="+", default=[], metavar="PATH",
-                   help="image paths or quoted glob patterns")
-    p.add_argument("-d", "--data", "--directory", dest="data", type=existing_folder, default=None, metavar="DIR",
-                   help="predict every image in this folder")
-    p.add_argument("-R", "--recursive", action="store_true", help="with -d, include subfolders")
-    p.add_argument("--list", type=existing_file, default=None, metavar="FILE",
-                   help="a path a line, or a CSV with a filename or path column")
-    add_checkpoint_flag(p, exported=True)
-    add_output_flag(p, D.output, "the result file", "-r", "--result-csv")
-    p.add_argument("--format", choices=RESULT_FORMATS, default=D.format,
-                   help=f"result format; parquet needs pyarrow (default {D.format})")
-    p.add_argument("--resume", action="store_true",
-                   help="predict only the images an interrupted run left (default: start over)")
-    p.add_argument("--log-every", type=positive_int, default=D.log_every, metavar="N",
-                   help=f"a log line every N images per process (default {D.log_every})")
-    p.add_argument("--labels", default=None,
-                   help="labels CSV: true_* columns and metrics (default: a labels.csv beside -d)")
-    p.add_argument("--label-column", default=None,
-                   help="class column of --labels (default: the checkpoint's)")
-    p.add_argument("--show", type=int, default=D.show, help=f"rows to print on stdout (default {D.show})")
-    p.add_argument("--explain", type=output_path, default=None, metavar="DIR",
-                   help="a Grad-CAM PNG per image into DIR (needs perspective[explain]) (default off)")
-    add_batch_flags(p, D)
-    add_device_flags(p, D)
-    add_prediction_flags(p)
-    add_quiet_flag(p)
-    return p
+def get_args_parser(prog: str = "perspective infer") -> CommandParser:
+    return command_parser(prog, InferConfig, groups=(MODEL, HARDWARE), description=DESCRIPTION,
+                          epilog="Guide: docs/prediction.md", usage="%(prog)s [-h] [options] " + SOURCES)
 
 
 def format_rows(rows: list[dict], columns: list[str]) -> str:
@@ -88,15 +42,14 @@ def format_rows(rows: list[dict], columns: list[str]) -> str:
 
 def main(argv: Sequence[str] | None = None, prog: str = "perspective infer") -> int:
     parser = get_args_parser(prog)
-    args = parser.parse_args(argv)
-    if not args.image and args.data is None and args.list is None:
+    cfg = parser.parse_config(argv)
+    if not cfg.image and cfg.data is None and cfg.list is None:
         parser.error("give images with -i, a folder with -d or a list with --list")
-    setup_logging(args.quiet)
+    setup_logging(cfg.quiet)
     from perspective.errors import NothingDone
     from perspective.evaluation import format_table, interval_table, metrics_table
     from perspective.prediction import run_inference
 
-    cfg = config_of(InferConfig, args)
     result = run_inference(cfg)
     if not result.is_main:
         return 0

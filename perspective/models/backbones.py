@@ -22,7 +22,7 @@ import logging
 import os
 import pickle
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,39 +32,24 @@ from torchvision import models
 from torchvision.models import WeightsEnum
 
 from ..config import BACKBONE_NAMES, DEFAULT_BACKBONE, RESIZE_MODES  # noqa: F401 - re-exported
+from ..config.backbones import BACKBONE_TABLE, BackboneEntry
 from ..errors import UserError
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class BackboneSpec:
-    """How to build one backbone and turn it into a feature extractor.
+@dataclass(frozen=True, kw_only=True)
+class BackboneSpec(BackboneEntry):
+    """How to build one backbone and turn it into a feature extractor: its table entry
+    (``config.backbones.BackboneEntry``: feature size, classifier, Grad-CAM layer, ...) and its builder.
 
     Args:
-        name: registry name, the same as torchvision's.
         builder: torchvision model builder, called as ``builder(weights=..., **build_kwargs)``.
         weights_enum: the builder's weights enum; its ``DEFAULT`` member is what "imagenet" means.
-        num_features: size of the feature vector once the classifier is removed.
-        classifier: dotted path of the final linear layer, replaced by ``nn.Identity``.
-        build_kwargs: extra keyword arguments for the builder (the same with and without weights,
-            so a checkpoint rebuilds the identical architecture).
-        fixed_size: the input size is part of the architecture (ViT's position embeddings).
-        cam_layer: dotted path of the layer Grad-CAM explains (``trust.explain``): the last one
-            whose output still has a spatial layout. For a vision transformer it is the last block's
-            first layer norm, whose patch tokens are reshaped to their grid (``token_grid``).
-        token_grid: ``cam_layer`` outputs (batch, 1 + tokens, channels), the first the class token.
     """
 
-    name: str
     builder: Callable[..., nn.Module]
     weights_enum: type[WeightsEnum]
-    num_features: int
-    classifier: str
-    build_kwargs: dict[str, Any] = field(default_factory=dict)
-    fixed_size: bool = False
-    cam_layer: str = "features"
-    token_grid: bool = False
 
     @property
     def default_weights(self) -> WeightsEnum:
@@ -76,41 +61,15 @@ class BackboneSpec:
         return max(32, max(self.default_weights.meta["min_size"]))
 
 
-def _spec(name: str, num_features: int, classifier: str, **kwargs: Any) -> BackboneSpec:
-    return BackboneSpec(
-        name=name,
-        builder=getattr(models, name),
-        weights_enum=models.get_model_weights(name),
-        num_features=num_features,
-        classifier=classifier,
-        **kwargs,
-    )
+def _spec(entry: BackboneEntry) -> BackboneSpec:
+    """The registry entry of a table entry: its torchvision builder and weights enum, found by name."""
+    return BackboneSpec(**asdict(entry), builder=getattr(models, entry.name),
+                        weights_enum=models.get_model_weights(entry.name))
 
 
-BACKBONES: dict[str, BackboneSpec] = {
-    spec.name: spec
-    for spec in [
-        _spec("resnet18", 512, "fc", cam_layer="layer4"),
-        _spec("resnet34", 512, "fc", cam_layer="layer4"),
-        _spec("resnet50", 2048, "fc", cam_layer="layer4"),
-        _spec("resnet101", 2048, "fc", cam_layer="layer4"),
-        # The auxiliary classifier only helps ImageNet training; it is dropped after building so
-        # the model returns one tensor in train and eval mode alike. transform_input is what the
-        # ImageNet weights expect, and is kept on without them so the architecture never changes.
-        _spec("inception_v3", 2048, "fc", build_kwargs={"aux_logits": True, "transform_input": True},
-              cam_layer="Mixed_7c"),
-        _spec("efficientnet_b0", 1280, "classifier.1"),
-        _spec("efficientnet_b3", 1536, "classifier.1"),
-        _spec("efficientnet_b5", 2048, "classifier.1"),
-        # MobileNetV3 and ConvNeXt keep their pretrained pre-classifier layers (hidden linear layer,
-        # layer norm); only the final 1000-way layer goes.
-        _spec("mobilenet_v3_small", 1024, "classifier.3"),
-        _spec("mobilenet_v3_large", 1280, "classifier.3"),
-        _spec("convnext_tiny", 768, "classifier.2"),
-        _spec("vit_b_16", 768, "heads.head", fixed_size=True, cam_layer="encoder.layers.encoder_layer_11.ln_1",
-              token_grid=True),
-    ]
-}
+# config.backbones holds the table (names, feature sizes, classifier and Grad-CAM layers) without torch.
+BACKBONES: dict[str, BackboneSpec] = {entry.name: _spec(entry) for entry in BACKBONE_TABLE}
+
 
 def get_spec(name: str) -> BackboneSpec:
     """The registry entry for ``name``; an unknown name is a usage error listing the valid ones."""

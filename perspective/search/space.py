@@ -1,7 +1,7 @@
 """The search space: which training settings a search may vary, their legal values, and the metrics
 a trial can be judged by.
 
-The names (parameters, metrics, the default space) are in ``perspective.config``, where the
+The names (parameters, metrics, the default space) are in ``search.settings``, where the
 command's parser reads them without importing Optuna; here a space becomes Optuna distributions,
 checked before any trial starts.
 """
@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from ..config import CHOICE_PARAMS, DEFAULT_SPACE, METRICS, NUMERIC_PARAMS
-from ..config import SEARCH_PARAMS as PARAMS
 from ..errors import UserError
+from .settings import CHOICE_PARAMS, DEFAULT_SPACE, METRICS, NUMERIC_PARAMS
+from .settings import SEARCH_PARAMS as PARAMS
 
 if TYPE_CHECKING:
     import optuna

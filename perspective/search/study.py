@@ -46,7 +46,7 @@ import torch
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from ..config import DEFAULT_METRIC, RUN_CONFIG, SearchConfig, TrainConfig, config_yaml
+from ..config import RUN_CONFIG, TrainConfig, config_yaml
 from ..data import LabelledData
 from ..errors import NothingDone, UserError
 from ..models.backbones import default_preprocessing
@@ -54,6 +54,7 @@ from ..models.transforms import parse_flip_pairs
 from ..progress import format_duration
 from ..results import ResultWriter, atomic_write
 from ..training import read_training_data, train
+from .settings import DEFAULT_METRIC, SearchConfig
 from .space import LOSS_SETTINGS, check_metric, choices_of, fit_space, read_space, suggest
 
 log = logging.getLogger(__name__)
