@@ -238,43 +238,109 @@ EXPLAIN_RESPONSES = {
 }
 
 
-def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: ServeConfig | None = None) -> FastAPI:
-    """The FastAPI application serving ``predictor`` (already loaded: the model is loaded once).
+class Service:
+    """What the endpoints share: the loaded model, its micro-batcher, the decoding and explaining threads,
+    and the handlers of the requests that use them."""
 
-    Endpoints: POST /predict, POST /explain, GET /health, GET /model, and the OpenAPI docs at /docs.
-    """
-    config = config or ServeConfig()
-    checkpoint = Path(checkpoint)
-    summary = model_summary(predictor, checkpoint)
-    model_name = summary["name"]
-    batcher = MicroBatcher(lambda images: predictor.predict_images(torch.stack(images)),
-                           config.batch_size, config.max_wait_ms / 1000, config.max_queue)
-    decoder = ThreadPoolExecutor(max_workers=config.decode_threads, thread_name_prefix="decode")
+    def __init__(self, predictor: Predictor, checkpoint: Path, config: ServeConfig) -> None:
+        self.predictor, self.config = predictor, config
+        self.summary = model_summary(predictor, checkpoint)
+        self.batcher = MicroBatcher(lambda images: predictor.predict_images(torch.stack(images)),
+                                    config.batch_size, config.max_wait_ms / 1000, config.max_queue)
+        self.decoder = ThreadPoolExecutor(max_workers=config.decode_threads, thread_name_prefix="decode")
+        self.explaining = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explain")
+        self.explainer: Explainer | None = None  # built on the first /explain
+        self.demo_page = DEMO_PAGE.read_text(encoding="utf-8")
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        batcher.start()
-        log.info("model %s ready (%s, %s, %d px, %s on %s); max batch %d, max wait %g ms", model_name,
-                 summary["backbone"], summary["task"], summary["image_size"], predictor.precision,
-                 predictor.device, config.batch_size, config.max_wait_ms)
+    async def lifespan(self, app: FastAPI):
+        self.batcher.start()
+        summary, config = self.summary, self.config
+        log.info("model %s ready (%s, %s, %d px, %s on %s); max batch %d, max wait %g ms", summary["name"],
+                 summary["backbone"], summary["task"], summary["image_size"], self.predictor.precision,
+                 self.predictor.device, config.batch_size, config.max_wait_ms)
         yield
-        await batcher.stop()
-        decoder.shutdown(wait=False, cancel_futures=True)
-        explaining.shutdown(wait=False, cancel_futures=True)
+        await self.batcher.stop()
+        self.decoder.shutdown(wait=False, cancel_futures=True)
+        self.explaining.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="perspective", version=__version__, lifespan=lifespan,
-                  description="Perspective scores (or class labels) for uploaded car images.")
-    app.add_middleware(AccessLog)
-    key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="needed when the server has --api-key")
+    async def uploads_of(self, request: Request) -> list[Upload]:
+        """The images of a request: multipart ``file`` parts, or the body itself with an image type."""
+        content_type = request.headers.get("content-type", "")
+        kind = content_type.split(";")[0].strip().lower()
+        if kind == "multipart/form-data":
+            body = await read_body(request, self.config.max_upload_bytes)
+            loop = asyncio.get_running_loop()
+            uploads = await loop.run_in_executor(self.decoder, parse_multipart, body, content_type,
+                                                 self.config.max_files)
+        elif kind.startswith(RAW_TYPES):
+            body = await read_body(request, self.config.max_upload_bytes)
+            uploads = [Upload(request.headers.get("x-filename", "upload")[:200], body)] if body else []
+        else:
+            uploads = []
+        if not uploads:
+            raise reject(422, f"no image: send multipart/form-data with one or more '{FILE_FIELD}' parts, "
+                              "or the image itself as the body with an image/* Content-Type")
+        return uploads
 
-    def check_key(key: str | None = Depends(key_header)) -> None:
-        if config.api_key is not None and not hmac.compare_digest((key or "").encode(), config.api_key.encode()):
-            raise reject(401, "missing or wrong X-API-Key")
+    def _decode(self, upload: Upload):
+        """The decoding of one upload, to run in the decoding threads."""
+        predictor = self.predictor
+        return asyncio.get_running_loop().run_in_executor(
+            self.decoder, decode_image, upload, predictor.resize, self.config.max_pixels,
+            predictor.preprocessing.decode_size)
 
-    # Without --api-key nothing asks for the key, and the schema declares none: a client generated
-    # from it sends no header, and every documented request is answered.
-    guarded = [Depends(check_key)] if config.api_key is not None else []
-    key_errors = KEY_ERROR if config.api_key is not None else {}
+    async def predict(self, request: Request):
+        start = time.perf_counter()
+        uploads = await self.uploads_of(request)
+        request.state.images = len(uploads)
+        with self.batcher.expect(len(uploads)):
+            # every decode finishes before the queue slots are freed, even when one of them fails
+            decoded = await asyncio.gather(*(self._decode(u) for u in uploads), return_exceptions=True)
+        failed = [d for d in decoded if isinstance(d, BaseException)]
+        if failed:
+            raise failed[0]
+        outputs = await self.batcher.predict(list(decoded))
+        items = [prediction_item(self.predictor, u.filename, out) for u, out in zip(uploads, outputs)]
+        for item in items:
+            _log_item(request.state.request_id, item)
+        latency = round((time.perf_counter() - start) * 1000, 2)
+        return JSONResponse({"model": self.summary["name"], "predictions": items, "latency_ms": latency})
+
+    def _explain_one(self, picture: torch.Tensor) -> bytes:
+        if self.explainer is None:
+            self.explainer = Explainer(self.predictor.model)
+        return explain_picture(self.explainer, picture)
+
+    async def explain(self, request: Request):
+        try:
+            check_explainable(self.predictor.model)
+        except UserError as exc:
+            raise reject(501, str(exc)) from None
+        uploads = await self.uploads_of(request)
+        if len(uploads) > 1:
+            raise reject(422, "one image per /explain request")
+        request.state.images = 1
+        picture = await self._decode(uploads[0])
+        png = await asyncio.get_running_loop().run_in_executor(self.explaining, self._explain_one, picture)
+        return Response(png, media_type="image/png")
+
+    async def demo(self):
+        """The demo page: drop photos, see their scores as bars, intervals and saliency (it calls the API as any client)."""
+        return Response(self.demo_page, media_type="text/html; charset=utf-8")
+
+    async def health(self):
+        if not self.batcher.running:
+            raise reject(503, "model not ready")
+        return {"status": "ok", "model": self.summary["name"], "forward_passes": self.batcher.batches,
+                "images": self.batcher.images}
+
+    async def model(self):
+        return self.summary
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every rejection and every unexpected error leaves a log line with the request's id."""
 
     @app.exception_handler(StarletteHTTPException)
     async def logged_http_exception(request: Request, exc: StarletteHTTPException):
@@ -287,92 +353,47 @@ def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: Serv
         log.exception("error id=%s path=%s", request.state.request_id, _quote(request.url.path))
         return JSONResponse({"detail": f"internal error ({type(exc).__name__})"}, status_code=500)
 
-    async def uploads_of(request: Request) -> list[Upload]:
-        content_type = request.headers.get("content-type", "")
-        kind = content_type.split(";")[0].strip().lower()
-        if kind == "multipart/form-data":
-            body = await read_body(request, config.max_upload_bytes)
-            loop = asyncio.get_running_loop()
-            uploads = await loop.run_in_executor(decoder, parse_multipart, body, content_type, config.max_files)
-        elif kind.startswith(RAW_TYPES):
-            body = await read_body(request, config.max_upload_bytes)
-            uploads = [Upload(request.headers.get("x-filename", "upload")[:200], body)] if body else []
-        else:
-            uploads = []
-        if not uploads:
-            raise reject(422, f"no image: send multipart/form-data with one or more '{FILE_FIELD}' parts, "
-                              "or the image itself as the body with an image/* Content-Type")
-        return uploads
 
-    @app.post("/predict", dependencies=guarded, openapi_extra={"requestBody": predict_body(config.max_files)},
-              responses={**PREDICT_ERRORS, **key_errors},
-              summary="Scores (or label) for one or more uploaded images")
-    async def predict(request: Request):
-        start = time.perf_counter()
-        uploads = await uploads_of(request)
-        request.state.images = len(uploads)
-        loop = asyncio.get_running_loop()
-        with batcher.expect(len(uploads)):
-            # every decode finishes before the queue slots are freed, even when one of them fails
-            decoded = await asyncio.gather(*(
-                loop.run_in_executor(decoder, decode_image, u, predictor.resize, config.max_pixels,
-                                     predictor.preprocessing.decode_size)
-                for u in uploads), return_exceptions=True)
-        failed = [d for d in decoded if isinstance(d, BaseException)]
-        if failed:
-            raise failed[0]
-        images = list(decoded)
-        outputs = await batcher.predict(images)
-        items = [prediction_item(predictor, u.filename, out) for u, out in zip(uploads, outputs)]
-        for item in items:
-            _log_item(request.state.request_id, item)
-        latency = round((time.perf_counter() - start) * 1000, 2)
-        return JSONResponse({"model": model_name, "predictions": items, "latency_ms": latency})
+def _key_check(api_key: str | None) -> tuple[list[Any], dict[int, Any]]:
+    """(the dependencies of a guarded endpoint, its extra documented errors) for ``--api-key``.
 
-    explainer: list[Any] = []  # built on the first /explain
-    explaining = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explain")
+    Without a key nothing asks for one, and the schema declares none: a client generated from it sends
+    no header, and every documented request is answered.
+    """
+    if api_key is None:
+        return [], {}
+    key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="needed when the server has --api-key")
 
-    def explain_one(picture: torch.Tensor) -> bytes:
-        if not explainer:
-            explainer.append(Explainer(predictor.model))
-        return explain_picture(explainer[0], picture)
+    def check_key(key: str | None = Depends(key_header)) -> None:
+        if not hmac.compare_digest((key or "").encode(), api_key.encode()):
+            raise reject(401, "missing or wrong X-API-Key")
 
-    @app.post("/explain", dependencies=guarded, openapi_extra={"requestBody": predict_body(1)},
-              responses={**EXPLAIN_RESPONSES, **key_errors}, response_class=Response,
-              summary="A PNG: Grad-CAM of each score (or of the predicted class) over the uploaded image")
-    async def explain(request: Request):
-        try:
-            check_explainable(predictor.model)
-        except UserError as exc:
-            raise reject(501, str(exc)) from None
-        uploads = await uploads_of(request)
-        if len(uploads) > 1:
-            raise reject(422, "one image per /explain request")
-        request.state.images = 1
-        loop = asyncio.get_running_loop()
-        picture = await loop.run_in_executor(decoder, decode_image, uploads[0], predictor.resize, config.max_pixels,
-                                             predictor.preprocessing.decode_size)
-        png = await loop.run_in_executor(explaining, explain_one, picture)
-        return Response(png, media_type="image/png")
+    return [Depends(check_key)], KEY_ERROR
 
-    demo_page = DEMO_PAGE.read_text(encoding="utf-8")
 
-    @app.get("/", include_in_schema=False)
-    async def demo():
-        """The demo page: drop photos, see their scores as bars, intervals and saliency (it calls the API as any client)."""
-        return Response(demo_page, media_type="text/html; charset=utf-8")
+def create_app(predictor: Predictor, checkpoint: str | os.PathLike, config: ServeConfig | None = None) -> FastAPI:
+    """The FastAPI application serving ``predictor`` (already loaded: the model is loaded once).
 
-    @app.get("/health", responses=HEALTH_ERRORS, summary="200 with the model's name when the server is ready")
-    async def health():
-        if not batcher.running:
-            raise reject(503, "model not ready")
-        return {"status": "ok", "model": model_name, "forward_passes": batcher.batches, "images": batcher.images}
-
-    @app.get("/model", dependencies=guarded, responses=key_errors,
-             summary="The model and what its checkpoint holds")
-    async def model():
-        return summary
-
+    Endpoints: POST /predict, POST /explain, GET /health, GET /model, and the OpenAPI docs at /docs.
+    """
+    config = config or ServeConfig()
+    service = Service(predictor, Path(checkpoint), config)
+    app = FastAPI(title="perspective", version=__version__, lifespan=service.lifespan,
+                  description="Perspective scores (or class labels) for uploaded car images.")
+    app.add_middleware(AccessLog)
+    _add_error_handlers(app)
+    guarded, key_errors = _key_check(config.api_key)
+    app.post("/predict", dependencies=guarded, openapi_extra={"requestBody": predict_body(config.max_files)},
+             responses={**PREDICT_ERRORS, **key_errors},
+             summary="Scores (or label) for one or more uploaded images")(service.predict)
+    app.post("/explain", dependencies=guarded, openapi_extra={"requestBody": predict_body(1)},
+             responses={**EXPLAIN_RESPONSES, **key_errors}, response_class=Response,
+             summary="A PNG: Grad-CAM of each score (or of the predicted class) over the uploaded image")(service.explain)
+    app.get("/", include_in_schema=False)(service.demo)
+    app.get("/health", responses=HEALTH_ERRORS,
+            summary="200 with the model's name when the server is ready")(service.health)
+    app.get("/model", dependencies=guarded, responses=key_errors,
+            summary="The model and what its checkpoint holds")(service.model)
     return app
 
 
