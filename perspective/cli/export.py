@@ -45,9 +45,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective export") ->
         parser.error("--calibration and --check go with --int8")
     setup_logging(cfg.quiet)
     from perspective.export import Int8Refused, export, export_int8
-    from perspective.models import load_checkpoint, shipped_checkpoint
+    from perspective.models import checkpoint_path, load_checkpoint
 
-    model = load_checkpoint(cfg.checkpoint or shipped_checkpoint())
+    model = load_checkpoint(checkpoint_path(cfg.checkpoint))
     if cfg.int8:
         try:
             comparison = export_int8(model, cfg.output, cfg.calibration, cfg.check, cfg.max_drop,

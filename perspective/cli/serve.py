@@ -31,15 +31,13 @@ def get_args_parser(prog: str = "perspective serve") -> CommandParser:
 def main(argv: Sequence[str] | None = None, prog: str = "perspective serve") -> int:
     config = get_args_parser(prog).parse_config(argv)
     setup_logging(config.quiet)
-    from perspective.models import shipped_checkpoint
-    from perspective.prediction import Predictor, load_model, one_device
+    from perspective.prediction import model_for, one_device, predictor_for
     from perspective.serving import create_app, serve, setup_log_file
 
     config.api_key = config.api_key or None
     setup_log_file(config.log_file, max_bytes=int(config.log_max_mb * 2**20), backups=config.log_backups)  # before the slow load
-    checkpoint = config.checkpoint or shipped_checkpoint()
-    predictor = Predictor(load_model(checkpoint), device=one_device(config), precision=config.precision,
-                          compile=config.compile, tta=config.tta, interval=config.interval)
+    checkpoint, model = model_for(config)
+    predictor = predictor_for(config, model, device=one_device(config))
     serve(create_app(predictor, checkpoint, config), config.host, config.port)
     return 0
 

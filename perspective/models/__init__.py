@@ -4,7 +4,7 @@ files (``files``: the one reader of what torch.save wrote; ``checkpoint``: a mod
 slim copies, the shipped model)."""
 
 from .backbones import BACKBONES, BackboneSpec, Preprocessing, create_backbone, default_preprocessing, get_spec
-from .checkpoint import load_checkpoint, shipped_checkpoint, slim_checkpoint, store_calibration
+from .checkpoint import checkpoint_path, load_checkpoint, shipped_checkpoint, slim_checkpoint, store_calibration
 from .files import read_checkpoint
 from .module import PerspectiveModel
 from .transforms import (
@@ -17,7 +17,7 @@ from .transforms import (
 )
 
 __all__ = [
-    "BACKBONES", "BackboneSpec", "PerspectiveModel", "Preprocessing", "create_backbone", "default_preprocessing",
+    "BACKBONES", "BackboneSpec", "PerspectiveModel", "checkpoint_path", "Preprocessing", "create_backbone", "default_preprocessing",
     "eval_resize", "eval_transform", "flip_permutation", "get_spec", "load_checkpoint", "normalise_batch",
     "parse_flip_pairs", "read_checkpoint", "shipped_checkpoint", "slim_checkpoint", "store_calibration", "train_transform",
 ]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from torchvision.models import WeightsEnum
 from ..config import BACKBONE_NAMES, DEFAULT_BACKBONE, RESIZE_MODES  # noqa: F401 - re-exported
 from ..config.backbones import BACKBONE_TABLE, BackboneEntry
 from ..errors import UserError
+from .files import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -190,13 +190,7 @@ def _build_imagenet(spec: BackboneSpec, image_size: int) -> nn.Module:
 def _load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise UserError(f"--weights: no such file {path} (expected imagenet, none, or a state_dict file)")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise UserError(f"--weights {path} refused: it needs arbitrary Python objects to load, which could run "
-                        "code; only plain tensors are accepted") from None
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's data error
-        raise UserError(f"--weights {path}: not a loadable state_dict ({type(exc).__name__}: {exc})") from None
+    obj = read_checkpoint(path, "--weights")
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

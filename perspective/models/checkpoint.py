@@ -36,6 +36,11 @@ def shipped_checkpoint() -> Path:
     raise UserError(f"no checkpoint given (-c) and no shipped model in {TRAINED_MODELS[-1]}")
 
 
+def checkpoint_path(given: str | os.PathLike | None) -> str:
+    """The model file a command uses: the one given (``-c``), else the shipped model."""
+    return str(given or shipped_checkpoint())
+
+
 def load_checkpoint(path: str | os.PathLike) -> PerspectiveModel:
     """Rebuild the model stored in a Lightning checkpoint, in eval mode on the CPU.
 

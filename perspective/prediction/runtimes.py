@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..errors import UserError
-from ..models.checkpoint import load_checkpoint, shipped_checkpoint
+from ..models.checkpoint import checkpoint_path, load_checkpoint
 from ..trust.conformal import CHECKPOINT_KEY as CONFORMAL_KEY
 
 METADATA_KEY = "perspective_hparams"
@@ -35,7 +35,7 @@ def load_model(path: str | os.PathLike):
 
 def model_for(cfg: Any) -> tuple[str, Any]:
     """(the model file a predicting command uses, its model): ``-c``, else the shipped model."""
-    path = str(cfg.checkpoint or shipped_checkpoint())
+    path = checkpoint_path(cfg.checkpoint)
     return path, load_model(path)
 
 
