@@ -52,10 +52,10 @@ def main() -> int:
     import torch
     from PIL import Image
 
+    from perspective.evaluation.explain import Explainer, short_name
     from perspective.models import load_checkpoint, shipped_checkpoint
     from perspective.models.transforms import eval_resize, normalise_batch
     from perspective.synth import PARTS, make_sample, part_masks
-    from perspective.trust.explain import Explainer, short_name
 
     checkpoint = args.checkpoint or shipped_checkpoint()
     explainer = Explainer(load_checkpoint(checkpoint))

@@ -81,7 +81,7 @@ predictor = Predictor(model, "cpu", interval=0.9)
 rows = pd.DataFrame(predictor.predict_paths(sorted(map(str, (data / "images").iterdir()))[:8], progress=False))
 rows[["path", names[0], f"{names[0]}_low", f"{names[0]}_high"]].assign(path=lambda f: f["path"].map(lambda p: Path(p).name))"""),
     ("md", "## 5. Where a score comes from\n\nGrad-CAM of each output over one photo (`infer.py --explain DIR` writes these for every image)."),
-    ("code", """from perspective.trust.explain import Explainer, explain_image
+    ("code", """from perspective.evaluation.explain import Explainer, explain_image
 
 png = explain_image(Explainer(load_checkpoint(result.best_checkpoint)), sorted((data / "images").iterdir())[0])
 display(Image(data=png, width=900))"""),

@@ -72,7 +72,7 @@ def test_audit_errors_are_one_line(tmp_path, monkeypatch):
 
 
 def test_p_values_rank_unusual_errors_first_without_ties():
-    from perspective.trust.conformal import p_values
+    from perspective.models.conformal import p_values
 
     rng = np.random.default_rng(0)
     pred = rng.uniform(0, 1, 400)
@@ -85,7 +85,7 @@ def test_p_values_rank_unusual_errors_first_without_ties():
 
 
 def test_p_values_of_labels_wrong_by_hundreds_of_typical_errors_stay_apart():
-    from perspective.trust.conformal import p_values
+    from perspective.models.conformal import p_values
 
     rng = np.random.default_rng(0)
     pred = rng.uniform(0, 1, 400)
@@ -158,8 +158,8 @@ def test_the_out_of_fold_errors_calibrate_a_checkpoint(trained_regression, regre
 
     from perspective.data import read_labelled_data
     from perspective.models import load_checkpoint
+    from perspective.models.conformal import calibration_sizes
     from perspective.trust.audit import calibrate_out_of_fold, check_same_outputs
-    from perspective.trust.conformal import calibration_sizes
 
     _, best = trained_regression
     target = tmp_path / "model.ckpt"

@@ -11,7 +11,7 @@ import torch
 from conftest import run_command
 
 from perspective.models import load_checkpoint
-from perspective.trust.conformal import Intervals, calibrate, quantile
+from perspective.models.conformal import Intervals, calibrate, quantile
 
 
 def _zero_heavy(rng, n):

@@ -12,8 +12,8 @@ from conftest import run_command
 from PIL import Image
 
 from perspective.errors import UserError
+from perspective.evaluation.explain import Explainer, require_gradcam
 from perspective.models import PerspectiveModel
-from perspective.trust.explain import Explainer, require_gradcam
 
 
 def _model(backbone: str, size: int, task: str = "regression") -> PerspectiveModel:

@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective evaluate") 
         parser.error("--calibrate needs the .ckpt checkpoint; calibrate it, then export it again")
     setup_logging(cfg.quiet)
     from perspective.evaluation import format_table, interval_table
-    from perspective.prediction import run_evaluation
+    from perspective.jobs import run_evaluation
 
     done = run_evaluation(cfg)
     if done is None:

@@ -6,7 +6,7 @@
 
 Rows stream into part files beside the result (``<result>.parts/``) and are merged into it in input
 order at the end; ``--resume`` after a crash predicts only what the parts do not hold yet
-(``perspective.prediction.jobs``). Exit codes: 0 when at least one image was predicted, 1 when none
+(``perspective.jobs``). Exit codes: 0 when at least one image was predicted, 1 when none
 could be, 2 for usage errors.
 """
 
@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective infer") -> 
     setup_logging(cfg.quiet)
     from perspective.errors import NothingDone
     from perspective.evaluation import format_table, interval_table, metrics_table
-    from perspective.prediction import run_inference
+    from perspective.jobs import run_inference
 
     result = run_inference(cfg)
     if not result.is_main:

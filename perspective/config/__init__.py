@@ -54,7 +54,10 @@ from .files import (
     run_config,
 )
 from .prediction import EvaluateConfig, InferConfig, PredictConfig, SelectConfig, ServeConfig
-from .recipe import (
+from .shared import BatchConfig, CommandConfig, DeviceConfig
+from .tools import DownloadConfig, ExportConfig, SynthConfig
+from .training import FOLDS, AuditConfig, PretrainConfig, RunConfig, TrainConfig
+from .tuning import (
     BUILT_IN_EPOCHS,
     BUILT_IN_IMAGE_SIZE,
     BUILT_IN_IMAGES,
@@ -73,9 +76,6 @@ from .recipe import (
     default_loader_workers,
     default_workers,
 )
-from .shared import BatchConfig, CommandConfig, DeviceConfig
-from .tools import DownloadConfig, ExportConfig, SynthConfig
-from .training import FOLDS, AuditConfig, PretrainConfig, RunConfig, TrainConfig
 from .values import SYNTH_SIDES, parse_size
 
 __all__ = [

@@ -23,7 +23,7 @@ class BackboneEntry:
         build_kwargs: extra keyword arguments for the builder (the same with and without weights,
             so a checkpoint rebuilds the identical architecture).
         fixed_size: the input size is part of the architecture (ViT's position embeddings).
-        cam_layer: dotted path of the layer Grad-CAM explains (``trust.explain``): the last one
+        cam_layer: dotted path of the layer Grad-CAM explains (``evaluation.explain``): the last one
             whose output still has a spatial layout. For a vision transformer it is the last block's
             first layer norm, whose patch tokens are reshaped to their grid (``token_grid``).
         token_grid: ``cam_layer`` outputs (batch, 1 + tokens, channels), the first the class token.

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from .choices import RESULT_FORMATS, SELECT_METHODS, SPLITS
 from .flags import HARDWARE, MODEL, flag
-from .recipe import default_workers
 from .shared import DeviceConfig, checkpoint_flag, images_flag, max_pixels_flag, output_flag, tta_flag
+from .tuning import default_workers
 from .values import (
     coverage_level,
     existing_file,

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from .choices import EXPORT_FORMATS
 from .flags import flag
-from .recipe import CALIBRATION_IMAGES
 from .shared import BatchConfig, CommandConfig, checkpoint_flag, max_pixels_flag, output_flag
+from .tuning import CALIBRATION_IMAGES
 from .values import (
     non_negative_float,
     non_negative_int,

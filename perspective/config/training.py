@@ -22,7 +22,8 @@ from .choices import (
     TASKS,
 )
 from .flags import DATA, MODEL, OPTIMISATION, OUTPUT, flag, name_list
-from .recipe import (
+from .shared import DeviceConfig, images_flag, output_flag, tta_flag
+from .tuning import (
     BUILT_IN_EPOCHS,
     BUILT_IN_IMAGE_SIZE,
     DEFAULT_EPOCHS,
@@ -31,7 +32,6 @@ from .recipe import (
     PRETRAINED_BACKBONE_LR_SCALE,
     PRETRAINED_FREEZE_EPOCHS,
 )
-from .shared import DeviceConfig, images_flag, output_flag, tta_flag
 from .values import (
     average_decay,
     comma_list,

@@ -1,6 +1,6 @@
 """Evaluation: the truth beside predictions (``truth``), metrics beside trivial baselines
 (``metrics``), plots and the HTML report (``report``). It reads prediction rows and truth, never a
-model's internals; the prediction jobs (``perspective.prediction.jobs``) run the model."""
+model's internals; ``labelled`` predicts labelled rows through the prediction path and reports them."""
 
 from .metrics import (
     calibrate_from_predictions,

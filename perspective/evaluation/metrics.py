@@ -34,8 +34,8 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
+from ..models.conformal import calibrate, calibration_sizes, coverage
 from ..models.outputs import SET_COLUMN, bound_columns, output_keys, set_members
-from ..trust.conformal import calibrate, calibration_sizes, coverage
 from .truth import TRUE_PREFIX, truth_columns
 
 if TYPE_CHECKING:
@@ -242,7 +242,7 @@ def compute_metrics(model: PerspectiveModel, frame: pd.DataFrame, interval: floa
 
 
 def calibrate_from_predictions(model: PerspectiveModel, predictions: pd.DataFrame) -> dict[str, Any]:
-    """The conformal calibration (``trust.conformal.calibrate``) of prediction rows with truth columns."""
+    """The conformal calibration (``models.conformal.calibrate``) of prediction rows with truth columns."""
     readable = predictions[predictions["error"].fillna("") == ""]
     outputs = readable[output_keys(model.hparams.task, model.names)].to_numpy(dtype=np.float64)
     if model.hparams.task == "regression":
@@ -257,7 +257,7 @@ def interval_metrics(model: PerspectiveModel, readable: pd.DataFrame, level: flo
     """Empirical coverage and size of the rows' conformal intervals or class sets against the truth.
 
     Regression: per target, the share of labelled images whose true score lies in its interval and
-    the mean width, overall and split by true score 0 and above 0 (``trust.conformal.coverage``).
+    the mean width, overall and split by true score 0 and above 0 (``models.conformal.coverage``).
     Classification: the share of labelled images whose true class is in the set, and the mean set size.
     """
     sizes = calibration_sizes(model.conformal) if getattr(model, "conformal", None) else {}

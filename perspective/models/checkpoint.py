@@ -17,7 +17,7 @@ import torch
 
 from ..errors import UserError
 from ..results import partial_path
-from ..trust.conformal import CHECKPOINT_KEY as CONFORMAL_KEY
+from .conformal import CHECKPOINT_KEY as CONFORMAL_KEY
 from .files import read_checkpoint
 from .module import PerspectiveModel
 from .transforms import flip_permutation
@@ -96,7 +96,7 @@ def slim_checkpoint(source: str | os.PathLike, target: str | os.PathLike, half: 
 
 
 def store_calibration(checkpoint: str | os.PathLike, calibration: dict[str, Any]) -> None:
-    """Write a conformal ``calibration`` (``trust.conformal.calibrate``) into the checkpoint file."""
+    """Write a conformal ``calibration`` (``models.conformal.calibrate``) into the checkpoint file."""
     content = read_checkpoint(checkpoint)
     content[CONFORMAL_KEY] = calibration
     save_atomically(content, checkpoint)

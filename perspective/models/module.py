@@ -8,7 +8,7 @@ Regression outputs one value per target (sigmoid-squashed when every training ta
 [0, 1]) and is trained with one of ``LOSSES``; classification outputs logits trained with
 cross-entropy. Validation logs MSE, MAE, RMSE and R² per target and their mean (regression) or
 accuracy and macro F1 (classification), all from torchmetrics; the test split of a run is scored by
-``prediction.jobs`` through the prediction path users get (the same metrics, with baselines).
+``evaluation.labelled`` through the prediction path users get (the same metrics, with baselines).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from torchvision.transforms import v2
 from ..config import BALANCES, LOSSES, MIXES, OPTIMIZERS, OUTPUT_ACTIVATIONS, SCHEDULERS  # noqa: F401 - re-exported
 from ..config import TrainConfig as _D  # every default is TrainConfig's
 from ..errors import UserError
-from ..trust.conformal import CHECKPOINT_KEY as CONFORMAL_KEY
-from ..trust.conformal import calibrate
 from .backbones import create_backbone, default_preprocessing, get_spec
+from .conformal import CHECKPOINT_KEY as CONFORMAL_KEY
+from .conformal import calibrate
 
 MIX_ALPHA = {"mixup": 1.0, "cutmix": 1.0, "cmixup": 2.0}  # Beta(alpha, alpha) of the mixing share; C-Mixup's paper uses 2
 CMIXUP_BANDWIDTH = 0.2  # of the score distance: rows further apart than about 0.4 are rarely mixed
@@ -183,7 +183,7 @@ class PerspectiveModel(pl.LightningModule):
             if value not in allowed:
                 raise UserError(f"{flag} must be one of {', '.join(allowed)}, not {value!r}")
         self.save_hyperparameters()
-        self.conformal: dict[str, Any] | None = None  # trust.conformal's calibration, from validation
+        self.conformal: dict[str, Any] | None = None  # models.conformal's calibration, from validation
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
         names = target_names if task == "regression" else class_names
@@ -219,7 +219,7 @@ class PerspectiveModel(pl.LightningModule):
                     "acc": MulticlassAccuracy(num_classes=k, average="micro"),
                     "f1": MulticlassF1Score(num_classes=k, average="macro"),
                 }
-            )  # the test split is scored through the prediction path (prediction.jobs)
+            )  # the test split is scored through the prediction path (evaluation.labelled)
 
     @property
     def names(self) -> list[str]:
@@ -337,7 +337,7 @@ class PerspectiveModel(pl.LightningModule):
         self._calibrate_on_validation()
 
     def _calibrate_on_validation(self) -> None:
-        """The conformal calibration of these weights on this validation pass (``trust.conformal``).
+        """The conformal calibration of these weights on this validation pass (``models.conformal``).
 
         Every checkpoint saved after this pass carries it, so the best checkpoint's intervals come
         from its own validation errors, at no extra cost. Under DDP the processes' outputs are gathered.

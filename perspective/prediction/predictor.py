@@ -28,11 +28,11 @@ from ..data.datasets import ImageFileDataset, InTurnLoader
 from ..errors import UserError
 from ..hardware import cpu_has_bf16, prediction_device
 from ..models.backbones import Preprocessing
+from ..models.conformal import MIN_PER_BIN, Intervals, calibration_sizes
 from ..models.module import PerspectiveModel
 from ..models.outputs import SET_COLUMN, bound_columns, interval_columns, output_columns, set_cell
 from ..models.transforms import eval_resize, normalise_batch
 from ..progress import progress as progress_of
-from ..trust.conformal import MIN_PER_BIN, Intervals, calibration_sizes
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def mirror_average(forward, batch: torch.Tensor, permutation: Sequence[int]) -> 
 def model_intervals(model, level: float | None) -> Intervals | None:
     """The model's conformal intervals at coverage ``level`` (None: no intervals asked for).
 
-    Raises ``UserError`` when the model carries no calibration (``trust.conformal``).
+    Raises ``UserError`` when the model carries no calibration (``models.conformal``).
     """
     if level is None:
         return None
@@ -114,7 +114,7 @@ class Predictor:
         tta: test-time augmentation: each output is the mean of the image's and its mirror's, with
             the mirror's left and right targets (or classes) swapped back (``mirror_permutation``).
         interval: conformal coverage (for instance 0.9): each row gets ``<target>_low`` and
-            ``<target>_high`` (regression) or the ``set`` of classes (``trust.conformal``).
+            ``<target>_high`` (regression) or the ``set`` of classes (``models.conformal``).
     """
 
     def __init__(self, model: PerspectiveModel, device: str = "auto", precision: str = "auto", compile: bool = False,

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import UserError
 from ..models.checkpoint import checkpoint_path, load_checkpoint
-from ..trust.conformal import CHECKPOINT_KEY as CONFORMAL_KEY
+from ..models.conformal import CHECKPOINT_KEY as CONFORMAL_KEY
 
 METADATA_KEY = "perspective_hparams"
 

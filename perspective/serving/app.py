@@ -43,10 +43,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..config import ServeConfig
 from ..errors import UserError
+from ..evaluation.explain import Explainer, check_explainable, explain_picture
 from ..models import read_checkpoint
 from ..models.outputs import SET_COLUMN, bound_columns, set_members
 from ..prediction.predictor import Predictor
-from ..trust.explain import Explainer, check_explainable, explain_picture
 from .batcher import MicroBatcher
 from .uploads import FILE_FIELD, RAW_TYPES, Upload, decode_image, parse_multipart, read_body, reject
 

@@ -45,19 +45,20 @@ from ..config import (
 from ..data import LabelledData
 from ..data.datasets import PerspectiveDataModule
 from ..errors import UserError
+from ..evaluation.labelled import evaluate_frame
 from ..evaluation.metrics import flat_metrics
+from ..evaluation.report import Evaluation
 from ..hardware import default_precision, resolve_devices
 from ..interrupts import keeps_ctrl_c
 from ..models.backbones import Preprocessing, default_preprocessing
 from ..models.checkpoint import load_checkpoint, weights_info
+from ..models.conformal import REPORT_LEVEL
 from ..models.files import read_checkpoint
 from ..models.module import PerspectiveModel
 from ..models.transforms import eval_transform, flip_permutation, parse_flip_pairs, train_transform
-from ..prediction.jobs import Evaluation, evaluate_frame
 from ..prediction.predictor import Predictor
 from ..progress import quiet_lightning
 from ..results import atomic_write
-from ..trust.conformal import REPORT_LEVEL
 from .callbacks import (
     BackboneFreeze,
     ScheduleAwareEarlyStopping,

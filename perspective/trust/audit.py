@@ -6,7 +6,7 @@ prediction from a model that never saw its label.
 
 - Scores (regression): per target, how unusual the label's error is among the errors the model
   makes at that predicted level (a conformal p-value in the groups the intervals use, with a
-  continuous tail, ``trust.conformal.p_values``); a row scores as its most unusual target,
+  continuous tail, ``models.conformal.p_values``); a row scores as its most unusual target,
   corrected for the number of targets it has. audit.csv names that suspect field with its given
   value, the predicted one and the typical error there.
 - Classes: cleanlab's label-quality score of the given class from the predicted probabilities
@@ -32,14 +32,14 @@ import pandas as pd
 from ..config import FOLDS, LABELS_CSV, AuditConfig, TrainConfig
 from ..data import LabelledData, split_data
 from ..errors import UserError
+from ..evaluation.explain import short_name
 from ..evaluation.report import image_grid, thumbnail
 from ..models.checkpoint import load_checkpoint, store_calibration, weights_info
+from ..models.conformal import calibrate, p_values
 from ..models.outputs import output_keys
 from ..prediction.predictor import Predictor
 from ..results import atomic_write
 from ..training import decoding_threads, read_training_data, train_on, trains_on_cpu
-from .conformal import calibrate, p_values
-from .explain import short_name
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def label_quality(data: LabelledData, outputs: np.ndarray) -> Suspicion:
 
     Classes: cleanlab's label-quality score of the given class from the predicted probabilities.
     Scores: per target, the p-value of the label's error among the errors the model makes at that
-    predicted level (``trust.conformal.p_values``: the groups the intervals use, a continuous tail,
+    predicted level (``models.conformal.p_values``: the groups the intervals use, a continuous tail,
     so no block of ties); a row scores as its most unusual target, times the number of targets it
     has (Bonferroni: a row with eight targets gets eight chances to look unusual by luck), at most 1.
     A wrong value in one field is the usual label error, and it is judged on its own scale: a

@@ -1,5 +1,6 @@
 """The prediction jobs the commands run, each one call: infer (images -> a result file) and evaluate
-(labelled images -> metrics and a report); and the evaluation a training run makes of its test split.
+(labelled images -> metrics and a report). They combine the prediction path, the evaluation and the
+explanations, so they sit above all three.
 
 - ``run_inference(InferConfig)``: collect the images, load the model, predict in this process (the
   ``Predictor``'s own loop) or in several (Lightning), rows streaming into part files
@@ -7,7 +8,6 @@
   truth joined when labels are found, with its metrics; Grad-CAM images with ``explain``.
 - ``run_evaluation(EvaluateConfig)``: the same prediction path on a labelled data set (or one split
   of a training run's), then ``evaluation.report`` writes the metrics, plots and report.html.
-- ``evaluate_frame``: predict and report labelled rows with a ``Predictor`` already made.
 
 The commands parse their flags into the config, call the job and print what it returns; nothing
 here parses arguments or prints.
@@ -16,18 +16,19 @@ here parses arguments or prints.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ..config import EvaluateConfig, InferConfig
-from ..errors import NothingDone, UserError
-from ..evaluation.metrics import calibrate_from_predictions, compute_metrics
-from ..evaluation.report import Evaluation, report_predictions
-from ..evaluation.truth import (
+from .config import EvaluateConfig, InferConfig
+from .errors import NothingDone, UserError
+from .evaluation.explain import Explainer, check_explainable, write_explanations
+from .evaluation.labelled import evaluate_frame, saliency_section
+from .evaluation.metrics import calibrate_from_predictions, compute_metrics
+from .evaluation.report import Evaluation, report_predictions
+from .evaluation.truth import (
     find_labels,
     load_truth,
     result_columns,
@@ -37,16 +38,15 @@ from ..evaluation.truth import (
     truth_lookup,
     with_truth,
 )
-from ..hardware import process_plan
-from ..models.checkpoint import store_calibration
-from ..models.outputs import output_columns
-from ..results import ResultWriter, require_pyarrow
-from ..trust.explain import Explainer, check_explainable, explain_image, write_explanations
-from .distributed import predict_distributed
-from .inputs import collect_paths
-from .parts import Merged, PartStore, merge, predict_local
-from .predictor import Predictor, predictor_for
-from .runtimes import model_for
+from .hardware import process_plan
+from .models.checkpoint import store_calibration
+from .models.outputs import output_columns
+from .prediction.distributed import predict_distributed
+from .prediction.inputs import collect_paths
+from .prediction.parts import Merged, PartStore, merge, predict_local
+from .prediction.predictor import predictor_for
+from .prediction.runtimes import model_for
+from .results import ResultWriter, require_pyarrow
 
 log = logging.getLogger(__name__)
 
@@ -182,28 +182,6 @@ def run_evaluation(cfg: EvaluateConfig) -> EvaluationRun | None:
     return run
 
 
-def evaluate_frame(predictor: Predictor, labelled_frame: pd.DataFrame, outdir: str | os.PathLike | None, *,
-                   title: str, summary: dict[str, Any] | None = None, batch_size: int = EvaluateConfig.batch_size,
-                   workers: int = 0, samples: int = EvaluateConfig.samples, seed: int = 0, progress: bool = True,
-                   explain_samples: int = 0) -> Evaluation:
-    """Predict every image of ``labelled_frame``, score it against the truth and write the report.
-
-    Args:
-        predictor: the loaded model.
-        labelled_frame: ``path`` plus truth columns as in ``LabelledData.frame`` (from ``load_truth``).
-        outdir: where metrics, predictions, plots and report.html go; None writes nothing.
-        title, summary: the report's heading and its data section.
-        samples, seed: size and seed of the random sample grid (and of the saliency images).
-        explain_samples: a saliency section of this many images (0: none).
-    """
-    model = predictor.model
-    rows = with_truth(predictor.predict_paths(labelled_frame["path"].tolist(), batch_size, workers, progress),
-                      truth_lookup(labelled_frame, model), truth_columns(model))
-    predictions = pd.DataFrame(list(rows), columns=result_columns(model, True, predictor.interval))
-    return report_predictions(model, predictions, outdir, title=title, summary=summary, samples=samples, seed=seed,
-                              interval=predictor.interval, more_plots=saliency_section(model, explain_samples, seed))
-
-
 def predict_frame_in_processes(model, frame: pd.DataFrame, cfg: EvaluateConfig, plan: dict[str, Any]
                                ) -> pd.DataFrame | None:
     """The predictions (with truth) of several processes through Lightning, in the first process; None in the others.
@@ -221,24 +199,3 @@ def predict_frame_in_processes(model, frame: pd.DataFrame, cfg: EvaluateConfig, 
     predictions = pd.DataFrame(list(rows), columns=result_columns(model, True, cfg.interval))
     store.clear()
     return predictions
-
-
-def saliency_section(model, count: int, seed: int):
-    """The report's saliency plots (``saliency_<n>.png``: Grad-CAM of every score for ``count`` random
-    readable images), as ``report_predictions``' ``more_plots``; None for no section.
-
-    Skipped with a log line, not an error, where it cannot run: an exported model, or no grad-cam package.
-    """
-    if not count:
-        return None
-
-    def plots(readable: pd.DataFrame) -> dict[str, bytes]:
-        try:
-            explainer = Explainer(model)
-        except UserError as exc:
-            log.info("no saliency section in the report: %s", exc)
-            return {}
-        chosen = readable.sample(min(count, len(readable)), random_state=seed)["path"]
-        return {f"saliency_{i}.png": explain_image(explainer, path) for i, path in enumerate(chosen, 1)}
-
-    return plots
