@@ -18,6 +18,7 @@ from ..config import LABELS_CSV, SYNTH_SIDES, SynthConfig, default_workers
 from ..errors import UserError
 from ..progress import track
 from .scene import (
+    ELEVATION_RANGE,
     JPEG_QUALITY,
     LABEL_COLUMNS,
     PARTS,
@@ -55,12 +56,18 @@ class Sample:
         return [filename, *scores, f"{azimuth:.2f}", f"{elevation:.2f}", view_of(azimuth)]
 
 
-def make_sample(seed: int, index: int, size: tuple[int, int] = SynthConfig.size) -> Sample:
-    """Image ``index`` of data set ``seed``: it depends on (seed, index) only, not on how many are made."""
+def make_sample(seed: int, index: int, size: tuple[int, int] = SynthConfig.size, *,
+                elevation_range: tuple[float, float] = ELEVATION_RANGE,
+                backdrop: tuple[int, int, int] | None = None) -> Sample:
+    """Image ``index`` of data set ``seed``: it depends on (seed, index) only, not on how many are made.
+
+    ``elevation_range`` and ``backdrop`` shoot the same car from other camera heights or in front of a
+    plain wall: photos unlike the built-in data, for testing a novelty check (``random_camera``, ``render``).
+    """
     rng = np.random.default_rng([seed, index])
     car = random_car(rng)
-    camera = random_camera(car, rng, size)
-    image, scores = render(car, camera, rng)
+    camera = random_camera(car, rng, size, elevation_range)
+    image, scores = render(car, camera, rng, backdrop)
     quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1))
     azimuth, elevation = camera_angles(car, camera)
     return Sample(image, scores, azimuth, elevation, quality, car, camera)

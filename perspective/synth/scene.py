@@ -519,10 +519,12 @@ def _bounding_box(car: Car) -> np.ndarray:
     return np.array([(x, y, z) for x in (-hl, hl) for y in (-hw, hw) for z in (0.0, car.height)])
 
 
-def random_camera(car: Car, rng: np.random.Generator, size: tuple[int, int] = DEFAULT_SIZE) -> Camera:
-    """A random photo of ``car``: any azimuth, elevation 0-45, the car filling 30-95% of the frame, off-centre."""
+def random_camera(car: Car, rng: np.random.Generator, size: tuple[int, int] = DEFAULT_SIZE,
+                  elevation_range: tuple[float, float] = ELEVATION_RANGE) -> Camera:
+    """A random photo of ``car``: any azimuth, elevation 0-45 (``elevation_range``: another camera height, for
+    photos unlike the built-in data), the car filling 30-95% of the frame, off-centre."""
     azimuth = rng.uniform(0.0, 360.0)
-    elevation = rng.uniform(*ELEVATION_RANGE)
+    elevation = rng.uniform(*elevation_range)
     roll = rng.uniform(-MAX_ROLL, MAX_ROLL)
     focal = size[0] / 2 / math.tan(math.radians(rng.uniform(*FOV_RANGE)) / 2)
     fill = rng.uniform(*FILL_RANGE)
@@ -789,15 +791,19 @@ def _draw_shadow(draw: ImageDraw.ImageDraw, car: Car, camera: Camera, rng: np.ra
         draw.polygon(uv.ravel().tolist(), fill=(0, 0, 0, alpha))
 
 
-def render(car: Car, camera: Camera, rng: np.random.Generator) -> tuple[Image.Image, dict[str, float]]:
+def render(car: Car, camera: Camera, rng: np.random.Generator,
+           backdrop: tuple[int, int, int] | None = None) -> tuple[Image.Image, dict[str, float]]:
     """A random-looking photo of ``car`` by ``camera`` (``camera.size``) and its perspective scores.
 
     The randomness (paint, light, background, distractors, blur) comes from ``rng``; the scores do
-    not depend on it and equal ``part_scores(car, camera)``.
+    not depend on it and equal ``part_scores(car, camera)``. ``backdrop`` replaces the sky and ground by
+    one colour (a studio's wall; the random draws stay the same, so the photo is otherwise unchanged).
     """
     look = random_look(rng)
     big = camera.scaled(SUPERSAMPLE)
     canvas = _background(camera, rng).resize(big.size, Image.Resampling.BILINEAR)
+    if backdrop is not None:
+        canvas = Image.new("RGB", big.size, backdrop)
     draw = ImageDraw.Draw(canvas, "RGBA")  # RGBA drawing blends the translucent shadow
     _draw_distractors(draw, big.size, rng)
     _draw_shadow(draw, car, big, rng)
