@@ -38,13 +38,14 @@ from .evaluation.truth import (
     truth_lookup,
     with_truth,
 )
-from .hardware import process_plan
+from .hardware import prediction_device, process_plan
 from .models.checkpoint import store_calibration
 from .models.outputs import output_columns
 from .prediction.distributed import predict_distributed
 from .prediction.inputs import collect_paths
+from .prediction.novelty import halves, novelty_summary
 from .prediction.parts import Merged, PartStore, merge, predict_local
-from .prediction.predictor import predictor_for
+from .prediction.predictor import Predictor, predictor_for
 from .prediction.runtimes import model_for
 from .results import ResultWriter, require_pyarrow
 
@@ -145,13 +146,15 @@ class EvaluationRun:
     checkpoint: str
     images: int
     calibrated: int | None = None  # images of the calibration stored with ``calibrate``
+    novelty: dict[str, int] | None = None  # the novelty summary stored with ``calibrate``: its bank and calibration
 
 
 def run_evaluation(cfg: EvaluateConfig) -> EvaluationRun | None:
     """Evaluate ``cfg.checkpoint`` on ``cfg.data`` (or one split of it) into ``cfg.output``.
 
     Returns None in the other processes of a multi-process run (the first one writes the report).
-    With ``calibrate``, the checkpoint then stores a conformal calibration made from these images.
+    With ``calibrate``, the checkpoint then stores a conformal calibration made from these images, and a
+    novelty summary (half of them its bank, half its calibration).
     """
     if cfg.calibrate and cfg.checkpoint is None:
         raise UserError("--calibrate writes into the checkpoint: name it with -c (the shipped model is calibrated "
@@ -177,9 +180,21 @@ def run_evaluation(cfg: EvaluateConfig) -> EvaluationRun | None:
     run = EvaluationRun(evaluation, checkpoint, len(frame))
     if cfg.calibrate:
         calibration = calibrate_from_predictions(model, evaluation.predictions)
-        store_calibration(checkpoint, calibration)
+        novelty = calibrate_novelty(cfg, model, frame)
+        store_calibration(checkpoint, calibration, novelty)
         run.calibrated = calibration["n"]
+        if novelty is not None:
+            run.novelty = {"bank": len(novelty["bank"]), "calibration": len(novelty["calibration"])}
     return run
+
+
+def calibrate_novelty(cfg: EvaluateConfig, model, frame: pd.DataFrame) -> dict[str, Any] | None:
+    """``evaluate --calibrate``'s novelty summary: half the photos (seeded) for the bank, half to calibrate it."""
+    if not getattr(model, "runs_in_torch", True):
+        return None
+    bank, held = halves(frame["path"].tolist(), cfg.seed or 0)
+    return novelty_summary(Predictor(model, device=prediction_device(cfg), precision=cfg.precision), bank, held,
+                           cfg.batch_size, cfg.decoding_workers, cfg.seed or 0)
 
 
 def predict_frame_in_processes(model, frame: pd.DataFrame, cfg: EvaluateConfig, plan: dict[str, Any]

@@ -58,6 +58,8 @@ def _parquet_value(column: str, value: Any) -> Any:
         return None
     if column in TEXT_COLUMNS:
         return None if value == "" else str(value)
+    if column in FLAG_COLUMNS:
+        return bool(value)
     return float(value)
 
 
@@ -68,6 +70,7 @@ def _json_value(value: Any) -> Any:
 
 PARQUET_ROWS = 65_536  # rows per parquet row group: memory stays bounded however many rows come
 TEXT_COLUMNS = frozenset({"path", "label", "error", "true_label", "set"})  # a parquet file types every other column float64
+FLAG_COLUMNS = frozenset({"novel"})  # true or false: a parquet bool, True/False in a CSV
 
 
 def require_pyarrow():
@@ -86,7 +89,7 @@ class ResultWriter:
         path: the final file.
         columns: column order (CSV header; key order in JSON objects).
         fmt: ``"csv"``, ``"json"`` (one JSON array of objects) or ``"parquet"`` (needs pyarrow;
-            ``TEXT_COLUMNS`` are strings, every other column float64, empty cells null).
+            ``TEXT_COLUMNS`` are strings, ``FLAG_COLUMNS`` booleans, every other column float64, empty cells null).
     """
 
     def __init__(self, path: str | os.PathLike, columns: list[str], fmt: str = "csv"):
@@ -118,7 +121,8 @@ class ResultWriter:
 
     def _schema(self):
         pa = require_pyarrow()
-        return pa.schema([(c, pa.string() if c in TEXT_COLUMNS else pa.float64()) for c in self.columns])
+        kinds = {**dict.fromkeys(TEXT_COLUMNS, pa.string()), **dict.fromkeys(FLAG_COLUMNS, pa.bool_())}
+        return pa.schema([(c, kinds.get(c, pa.float64())) for c in self.columns])
 
     def _flush_parquet(self) -> None:
         import pyarrow as pa

@@ -28,7 +28,11 @@ def infer(*args: str) -> int:
 
 
 def read(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    """A result file; an unread image's empty ``novel`` cell as NaN in every format (parquet gives None)."""
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    if "novel" in frame:
+        frame["novel"] = frame["novel"].astype(object).where(frame["novel"].notna(), float("nan"))
+    return frame
 
 
 # --- listing -----------------------------------------------------------------------------------------

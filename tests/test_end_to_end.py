@@ -32,7 +32,8 @@ def test_checkpoint_alone_rebuilds_the_model_and_infer_predicts_a_directory(trai
     assert result.returncode == 0, result.stderr
     frame = pd.read_csv(out)
     # labels.csv beside the images folder is found: its truth goes beside the predictions
-    assert list(frame.columns) == ["path", "redness", "greenness", "true_redness", "true_greenness", "error"]
+    assert list(frame.columns) == ["path", "redness", "greenness", "novelty_p", "novel", "true_redness",
+                                   "true_greenness", "error"]
     assert len(frame) == 96 and frame["error"].isna().all()
     truth = pd.read_csv(regression_dir / "labels.csv")
     frame["filename"] = frame["path"].map(lambda p: p.rsplit("/", 1)[-1])
@@ -133,7 +134,8 @@ def test_classification_end_to_end(trained_classifier, class_dir, tmp_path):
     result = run_script("infer.py", "-d", str(class_dir), "-R", "-c", str(best), "-r", str(out), "-q")
     assert result.returncode == 0, result.stderr
     frame = pd.read_csv(out)
-    assert list(frame.columns) == ["path", "label", "confidence", "prob_blue", "prob_green", "prob_red", "error"]
+    assert list(frame.columns) == ["path", "label", "confidence", "prob_blue", "prob_green", "prob_red", "novelty_p",
+                                   "novel", "error"]
     assert len(frame) == 36
     probs = frame[["prob_blue", "prob_green", "prob_red"]].to_numpy()
     assert np.allclose(probs.sum(axis=1), 1, atol=1e-4)

@@ -82,7 +82,7 @@ def test_prediction_streams_rows_without_keeping_tensors(trained_regression, reg
             late = live_tensors()
     assert len(kept) == len(paths)
     assert late <= early + 2, f"{late - early} more live tensors after 200 more images"
-    assert all(isinstance(v, (str, float)) for row in kept for v in row.values())
+    assert all(isinstance(v, (str, float, bool)) for row in kept for v in row.values())
 
 
 def test_reduced_size_jpeg_decoding_keeps_at_least_the_needed_size(tmp_path):

@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective evaluate") 
     if cfg.calibrate and str(cfg.checkpoint).lower().endswith((".onnx", ".xml")):
         parser.error("--calibrate needs the .ckpt checkpoint; calibrate it, then export it again")
     setup_logging(cfg.quiet)
-    from perspective.evaluation import format_table, interval_table
+    from perspective.evaluation import format_table, interval_table, novelty_note
     from perspective.jobs import run_evaluation
 
     done = run_evaluation(cfg)
@@ -45,8 +45,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective evaluate") 
     print(format_table(result.table))
     if "intervals" in result.metrics:
         print(format_table(interval_table(result.metrics["intervals"])))
+    if "novelty" in result.metrics:
+        print(novelty_note(result.metrics["novelty"]["novel"], result.metrics["novelty"]["images"], cfg.novelty))
     if done.calibrated is not None:
         print(f"conformal calibration from {done.calibrated} images stored in {done.checkpoint}")
+    if done.novelty is not None:
+        print(f"novelty summary of {done.novelty['bank']} images, calibrated on {done.novelty['calibration']}, "
+              f"stored in {done.checkpoint}")
     print(f"{done.images} images evaluated ({cfg.split}); report: {result.outdir / 'report.html'}")
     return 0
 

@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective infer") -> 
         parser.error("give images with -i, a folder with -d or a list with --list")
     setup_logging(cfg.quiet)
     from perspective.errors import NothingDone
-    from perspective.evaluation import format_table, interval_table, metrics_table
+    from perspective.evaluation import format_table, interval_table, metrics_table, novelty_note
     from perspective.jobs import run_inference
 
     result = run_inference(cfg)
@@ -60,6 +60,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective infer") -> 
             print(f"... {count - len(result.shown)} more rows in {cfg.output}")
     resumed = (f"; {result.skipped} skipped, already predicted by the interrupted run; "
                f"{result.counts.predicted_now} predicted now") if cfg.resume else ""
+    if "novel" in result.columns and unreadable < count:
+        print(novelty_note(result.counts.novel, count - unreadable, cfg.novelty))
     print(f"{count - unreadable} of {count} images predicted with {result.checkpoint} "
           f"({unreadable} unreadable{resumed}); results: {cfg.output}")
     if unreadable == count:

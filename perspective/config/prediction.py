@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from .choices import RESULT_FORMATS, SELECT_METHODS, SPLITS
 from .flags import HARDWARE, MODEL, flag
 from .shared import DeviceConfig, checkpoint_flag, images_flag, max_pixels_flag, output_flag, tta_flag
-from .tuning import default_workers
+from .tuning import NOVELTY_LEVEL, default_workers
 from .values import (
     coverage_level,
     existing_file,
     existing_folder,
     existing_path,
+    fraction,
     non_negative_float,
     non_negative_int,
     output_path,
@@ -34,6 +35,8 @@ class PredictConfig(DeviceConfig):
     tta: bool = tta_flag()
     interval: float | None = flag(None, "conformal intervals or class sets at this coverage, such as 0.9 (default "
                                         "off)", type=coverage_level, metavar="LEVEL", group=MODEL)
+    novelty: float = flag(NOVELTY_LEVEL, "flag a photo novel when its novelty p-value is at most this; 0: never "
+                                         "(default {default:g})", type=fraction, metavar="LEVEL", group=MODEL)
 
     @property
     def decoding_workers(self) -> int:

@@ -30,6 +30,7 @@ FIXMATCH_LEARNING_RATE = 3e-4  # AdamW's peak, the whole model at one rate
 FIXMATCH_WARMUP_STEPS = 50
 FIXMATCH_EMA_DECAY = 0.99  # the run is short: a 0.999 average would still hold the fine-tune's weights
 CALIBRATION_IMAGES = 300  # export --int8: images NNCF calibrates on (its default subset size)
+NOVELTY_LEVEL = 0.01  # --novelty: a photo is novel when its novelty p-value is at most this (models.novelty)
 
 
 def default_workers() -> int:

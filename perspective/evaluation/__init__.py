@@ -9,6 +9,7 @@ from .metrics import (
     format_table,
     interval_table,
     metrics_table,
+    novelty_note,
 )
 from .report import Evaluation, report_predictions, write_report
 from .truth import (
@@ -25,7 +26,8 @@ from .truth import (
 
 __all__ = [
     "TRUE_PREFIX", "Evaluation", "calibrate_from_predictions", "compute_metrics", "find_labels", "flat_metrics",
-    "format_table", "interval_table", "load_truth", "metrics_table", "report_predictions", "result_columns",
+    "format_table", "interval_table", "load_truth", "metrics_table", "novelty_note", "report_predictions",
+    "result_columns",
     "write_report",
     "select_split", "truth_columns", "truth_for", "truth_lookup", "with_truth",
 ]

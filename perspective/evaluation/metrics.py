@@ -202,6 +202,13 @@ def format_table(table: pd.DataFrame) -> str:
     return table.to_string(float_format=lambda v: f"{v:.4f}", na_rep="-")
 
 
+def novelty_note(novel: int, images: int, level: float | None = None) -> str:
+    """One line on the photos flagged novel: unlike the ones the model learnt from (``models.novelty``)."""
+    at = f" at novelty p <= {level:g}" if level is not None else ""
+    share = f" ({novel / images:.1%})" if images else ""
+    return f"{novel} of {images} images flagged novel{at}{share}: unlike the photos the model learnt from"
+
+
 def flat_metrics(metrics: dict[str, Any], prefix: str = "test_") -> dict[str, float]:
     """Scalar metrics with TensorBoard-style names (``test_r2``, ``test_r2/<target>``, ``test_acc``)."""
     out: dict[str, float] = {}
@@ -225,7 +232,8 @@ def compute_metrics(model: PerspectiveModel, frame: pd.DataFrame, interval: floa
     """Metrics of prediction rows that carry truth columns; unreadable images are left out.
 
     With ``interval`` (the rows carry its columns) the metrics get an ``intervals`` entry: the
-    coverage and the width actually reached (``interval_metrics``).
+    coverage and the width actually reached (``interval_metrics``); rows with a ``novel`` column, a
+    ``novelty`` entry: how many were flagged.
     """
     stats = model.hparams.get("train_stats") or {}
     readable = frame[frame["error"].fillna("") == ""]
@@ -238,6 +246,10 @@ def compute_metrics(model: PerspectiveModel, frame: pd.DataFrame, interval: floa
         metrics = classification_metrics(readable["label"].tolist(), truth, model.names, stats.get("counts"))
     if interval is not None:
         metrics["intervals"] = interval_metrics(model, readable, interval)
+    if "novel" in readable:  # the model carries a novelty summary (``models.novelty``)
+        flagged = int(readable["novel"].astype(str).eq("True").sum())  # bools, or their text from a result file
+        metrics["novelty"] = {"images": len(readable), "novel": flagged,
+                              "share": flagged / len(readable) if len(readable) else 0.0}
     return metrics
 
 

@@ -29,7 +29,7 @@ from ..config import SCORE_PREFIX
 from ..data import load_image
 from ..errors import NothingDone, UserError
 from ..results import atomic_write, csv_float
-from .metrics import compute_metrics, interval_table, metrics_table
+from .metrics import compute_metrics, interval_table, metrics_table, novelty_note
 from .truth import TRUE_PREFIX
 
 if TYPE_CHECKING:
@@ -241,6 +241,9 @@ def render_html(
                           "interval (or whose class is in its set), and the mean width, against the coverage "
                           "asked for.</p>\n" + interval_table(metrics["intervals"]).to_html(
                               float_format=lambda v: f"{v:.4f}", na_rep="-", border=0, classes="metrics") + "\n")
+    if "novelty" in metrics:
+        novelty = metrics["novelty"]
+        intervals_html += f"<h2>Novelty</h2>\n<p>{html.escape(novelty_note(novelty['novel'], novelty['images']))}.</p>\n"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>

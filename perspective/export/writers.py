@@ -30,6 +30,7 @@ from torch import nn
 from ..config import EXPORT_FORMATS, ExportConfig
 from ..errors import UserError
 from ..models.module import PerspectiveModel
+from ..models.novelty import novelty_scores
 from ..prediction.runtimes import METADATA_KEY, OnnxModel, OpenVinoModel, encode_metadata, require_openvino
 from ..results import partial_path
 
@@ -37,19 +38,26 @@ log = logging.getLogger(__name__)
 
 
 class PredictionGraph(nn.Module):
-    """Backbone + head + output activation as a plain module (no Lightning), for export."""
+    """Backbone + head + output activation as a plain module (no Lightning), for export; with the model's
+    novelty bank, one more output column, the novelty score (``models.novelty``), as the checkpoint gives."""
 
     def __init__(self, model: PerspectiveModel):
         super().__init__()
         self.backbone, self.head = model.backbone, model.head
         hp = model.hparams
         self.activation = "softmax" if hp.task == "classification" else hp.output_activation
+        self.register_buffer("bank", None if model.novelty_bank is None else model.novelty_bank.float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.head(self.backbone(x))
+        features = self.backbone(x)
+        out = self.head(features)
         if self.activation == "sigmoid":
-            return torch.sigmoid(out)
-        return out.softmax(dim=-1) if self.activation == "softmax" else out
+            out = torch.sigmoid(out)
+        elif self.activation == "softmax":
+            out = out.softmax(dim=-1)
+        if self.bank is None:
+            return out
+        return torch.cat([out, novelty_scores(features, self.bank)[:, None]], dim=1)
 
 
 def _export_onnx(graph: nn.Module, example: torch.Tensor, target: Path, hparams: str) -> None:

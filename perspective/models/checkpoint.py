@@ -20,6 +20,7 @@ from ..results import partial_path
 from .conformal import CHECKPOINT_KEY as CONFORMAL_KEY
 from .files import read_checkpoint
 from .module import PerspectiveModel
+from .novelty import CHECKPOINT_KEY as NOVELTY_KEY
 from .transforms import flip_permutation
 
 PACKAGE = Path(__file__).resolve().parent.parent
@@ -61,6 +62,7 @@ def load_checkpoint(path: str | os.PathLike) -> PerspectiveModel:
     except (TypeError, RuntimeError) as exc:
         raise UserError(f"checkpoint {path}: does not rebuild a model ({exc})".splitlines()[0]) from None
     model.conformal = checkpoint.get(CONFORMAL_KEY)
+    model.set_novelty(checkpoint.get(NOVELTY_KEY))
     return model.eval()
 
 
@@ -90,15 +92,21 @@ def slim_checkpoint(source: str | os.PathLike, target: str | os.PathLike, half: 
         "state_dict": state,
         "epoch": checkpoint.get("epoch"),
         CONFORMAL_KEY: checkpoint.get(CONFORMAL_KEY),
+        NOVELTY_KEY: checkpoint.get(NOVELTY_KEY),
         "pytorch-lightning_version": checkpoint.get("pytorch-lightning_version"),
     }
     return save_atomically(slim, target)
 
 
-def store_calibration(checkpoint: str | os.PathLike, calibration: dict[str, Any]) -> None:
-    """Write a conformal ``calibration`` (``models.conformal.calibrate``) into the checkpoint file."""
+def store_calibration(checkpoint: str | os.PathLike, calibration: dict[str, Any] | None = None,
+                      novelty: dict[str, Any] | None = None) -> None:
+    """Write a conformal ``calibration`` (``models.conformal.calibrate``) and/or a novelty summary
+    (``models.novelty.summarise``) into the checkpoint file."""
     content = read_checkpoint(checkpoint)
-    content[CONFORMAL_KEY] = calibration
+    if calibration is not None:
+        content[CONFORMAL_KEY] = calibration
+    if novelty is not None:
+        content[NOVELTY_KEY] = novelty
     save_atomically(content, checkpoint)
 
 

@@ -33,6 +33,8 @@ from ..errors import UserError
 from .backbones import create_backbone, default_preprocessing, get_spec
 from .conformal import CHECKPOINT_KEY as CONFORMAL_KEY
 from .conformal import calibrate
+from .novelty import CHECKPOINT_KEY as NOVELTY_KEY
+from .novelty import novelty_scores
 
 MIX_ALPHA = {"mixup": 1.0, "cutmix": 1.0, "cmixup": 2.0}  # Beta(alpha, alpha) of the mixing share; C-Mixup's paper uses 2
 CMIXUP_BANDWIDTH = 0.2  # of the score distance: rows further apart than about 0.4 are rarely mixed
@@ -184,6 +186,9 @@ class PerspectiveModel(pl.LightningModule):
                 raise UserError(f"{flag} must be one of {', '.join(allowed)}, not {value!r}")
         self.save_hyperparameters()
         self.conformal: dict[str, Any] | None = None  # models.conformal's calibration, from validation
+        self.novelty: dict[str, Any] | None = None  # models.novelty's summary (set_novelty), written at a run's end
+        # The summary's bank as a buffer, so it follows the model to its device; saved under CHECKPOINT_KEY instead.
+        self.register_buffer("novelty_bank", None, persistent=False)
         self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
         names = target_names if task == "regression" else class_names
@@ -229,7 +234,13 @@ class PerspectiveModel(pl.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Regression: activated scores; classification: logits."""
-        features = self.backbone(x.contiguous(memory_format=torch.channels_last))
+        return self._head(self.features(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's features of a normalised batch: what the head reads, and the novelty score."""
+        return self.backbone(x.contiguous(memory_format=torch.channels_last))
+
+    def _head(self, features: torch.Tensor) -> torch.Tensor:
         # The head runs in fp32 even under bf16 autocast: it is tiny, and bf16's 8-bit mantissa
         # would quantise every score to steps of about 0.004.
         with torch.autocast(features.device.type, enabled=False):
@@ -239,9 +250,22 @@ class PerspectiveModel(pl.LightningModule):
         return out
 
     def predict_outputs(self, x: torch.Tensor) -> torch.Tensor:
-        """What a user reads: scores (regression) or class probabilities (classification)."""
-        out = self(x)
-        return out if self.hparams.task == "regression" else out.softmax(dim=-1)
+        """What a user reads: scores (regression) or class probabilities (classification), and when the model
+        carries a novelty summary one more column, the photo's novelty score (``models.novelty``)."""
+        features = self.features(x)
+        out = self._head(features)
+        if self.hparams.task == "classification":
+            out = out.softmax(dim=-1)
+        if self.novelty_bank is None:
+            return out
+        with torch.autocast(features.device.type, enabled=False):
+            return torch.cat([out, novelty_scores(features, self.novelty_bank)[:, None]], dim=1)
+
+    def set_novelty(self, summary: dict[str, Any] | None) -> None:
+        """Carry a novelty summary (``models.novelty.summarise``), or none: every prediction then gets a score."""
+        self.novelty = summary
+        bank = None if summary is None else summary["bank"].to(self.device)
+        self.novelty_bank = bank
 
     def _step(self, batch, stage: str) -> torch.Tensor | None:
         if batch is None:  # every image of this batch was unreadable (see data.skip_unreadable)
@@ -359,9 +383,12 @@ class PerspectiveModel(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.conformal is not None:
             checkpoint[CONFORMAL_KEY] = self.conformal
+        if self.novelty is not None:
+            checkpoint[NOVELTY_KEY] = self.novelty
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.conformal = checkpoint.get(CONFORMAL_KEY)
+        self.set_novelty(checkpoint.get(NOVELTY_KEY))
 
     @property
     def monitor(self) -> tuple[str, str]:

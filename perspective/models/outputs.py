@@ -36,15 +36,24 @@ def set_members(cell: object) -> list[str]:
     return str(cell).split(SET_SEPARATOR)
 
 
+NOVELTY_COLUMNS = ("novelty_p", "novel")  # how unusual a photo is for the model, and whether it is flagged
+
+
+def has_novelty(model) -> bool:
+    """Whether ``model`` carries a novelty summary: its outputs end with a novelty score (``models.novelty``)."""
+    return getattr(model, "novelty", None) is not None
+
+
 def output_keys(task: str, names: Sequence[str]) -> list[str]:
     """The row keys that hold a model's outputs: the target names, or ``prob_<class>`` for each class."""
     return list(names) if task == "regression" else [f"prob_{c}" for c in names]
 
 
 def output_columns(model, interval: float | None = None) -> list[str]:
-    """Result columns of ``model``'s rows: path, predictions, the interval's bounds or set (``interval``), error."""
+    """Result columns of ``model``'s rows: path, predictions, the interval's bounds or set (``interval``), the
+    novelty p-value and flag (a model with a novelty summary), error."""
     task, names = model.hparams.task, model.names
-    extra = interval_columns(task, names) if interval else []
+    extra = [*(interval_columns(task, names) if interval else []), *(NOVELTY_COLUMNS if has_novelty(model) else ())]
     if task == "regression":
         return ["path", *names, *extra, "error"]
     return ["path", "label", "confidence", *output_keys(task, names), *extra, "error"]

@@ -25,7 +25,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader
 
-from ..config import PredictConfig
+from ..config import NOVELTY_LEVEL, PredictConfig
 from ..data.datasets import ImageFileDataset
 from ..errors import UserError
 from ..interrupts import keeps_ctrl_c
@@ -69,10 +69,12 @@ class ShardedImages(pl.LightningDataModule):
 class PredictionModule(pl.LightningModule):
     """A ``Predictor`` on the device Lightning gives this process; each batch becomes result rows."""
 
-    def __init__(self, model, precision: str, tta: bool, compile: bool, interval: float | None = None):
+    def __init__(self, model, precision: str, tta: bool, compile: bool, interval: float | None = None,
+                 novelty: float = NOVELTY_LEVEL):
         super().__init__()
         self.model = model
-        self.settings = {"precision": precision, "tta": tta, "compile": compile, "interval": interval}
+        self.settings = {"precision": precision, "tta": tta, "compile": compile, "interval": interval,
+                         "novelty": novelty}
         self.predictor: Predictor | None = None
 
     def on_predict_start(self) -> None:
@@ -139,6 +141,7 @@ def predict_distributed(model, paths: Sequence[str], store: PartStore, cfg: Pred
         **plan, precision="32-true", logger=False, enable_checkpointing=False, enable_model_summary=False,
         enable_progress_bar=False, use_distributed_sampler=False, callbacks=[writer], default_root_dir=str(store.folder),
     )
-    module = PredictionModule(model, precision=cfg.precision, tta=cfg.tta, compile=cfg.compile, interval=cfg.interval)
+    module = PredictionModule(model, precision=cfg.precision, tta=cfg.tta, compile=cfg.compile, interval=cfg.interval,
+                              novelty=cfg.novelty)
     trainer.predict(module, datamodule=data, return_predictions=False)
     return Outcome(trainer.is_global_zero, data.state.generation, data.state.skipped)

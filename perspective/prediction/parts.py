@@ -34,7 +34,7 @@ import numpy as np
 
 from ..config import InferConfig
 from ..errors import UserError
-from ..results import TEXT_COLUMNS, csv_value
+from ..results import FLAG_COLUMNS, TEXT_COLUMNS, csv_value
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,8 @@ def typed(row: dict[str, str]) -> dict[str, Any]:
             out[key] = "" if key == "error" else None
         elif key in TEXT_COLUMNS:
             out[key] = value
+        elif key in FLAG_COLUMNS:
+            out[key] = value == "True"
         else:
             out[key] = float(value)
     return out
@@ -315,6 +317,7 @@ class Merged:
     rows: int = 0
     unreadable: int = 0
     predicted_now: int = 0  # rows of this run's generation: each image predicted by this run counts once
+    novel: int = 0  # rows flagged novel (a model with a novelty summary)
 
 
 def merge(store: PartStore, generation: int) -> tuple[Iterator[dict[str, Any]], Merged]:
@@ -326,6 +329,7 @@ def merge(store: PartStore, generation: int) -> tuple[Iterator[dict[str, Any]], 
             counts.rows += 1
             counts.unreadable += bool(row.get("error"))
             counts.predicted_now += part_generation == generation
+            counts.novel += row.get("novel") is True
             yield row
 
     return rows(), counts

@@ -23,14 +23,22 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..config import PRECISIONS, PredictConfig
+from ..config import NOVELTY_LEVEL, PRECISIONS, PredictConfig
 from ..data.datasets import ImageFileDataset, InTurnLoader
 from ..errors import UserError
 from ..hardware import cpu_has_bf16, prediction_device
 from ..models.backbones import Preprocessing
 from ..models.conformal import MIN_PER_BIN, Intervals, calibration_sizes
 from ..models.module import PerspectiveModel
-from ..models.outputs import SET_COLUMN, bound_columns, interval_columns, output_columns, set_cell
+from ..models.novelty import p_values
+from ..models.outputs import (
+    NOVELTY_COLUMNS,
+    SET_COLUMN,
+    bound_columns,
+    interval_columns,
+    output_columns,
+    set_cell,
+)
 from ..models.transforms import eval_resize, normalise_batch
 from ..progress import progress as progress_of
 
@@ -115,10 +123,12 @@ class Predictor:
             the mirror's left and right targets (or classes) swapped back (``mirror_permutation``).
         interval: conformal coverage (for instance 0.9): each row gets ``<target>_low`` and
             ``<target>_high`` (regression) or the ``set`` of classes (``models.conformal``).
+        novelty: with a model that carries a novelty summary, each row gets ``novelty_p`` and ``novel``
+            (the p-value at or below this level; 0: never) (``models.novelty``).
     """
 
     def __init__(self, model: PerspectiveModel, device: str = "auto", precision: str = "auto", compile: bool = False,
-                 tta: bool = False, interval: float | None = None):
+                 tta: bool = False, interval: float | None = None, novelty: float = NOVELTY_LEVEL):
         in_torch = getattr(model, "runs_in_torch", True)
         if not in_torch:  # an exported model runs on the CPU, in what its runtime computes (OpenVINO: --precision)
             if hasattr(model, "with_precision"):
@@ -151,6 +161,10 @@ class Predictor:
         if compile and in_torch:
             self._forward = torch.compile(model.predict_outputs, dynamic=True)
         self.mirror = mirror_permutation(model) if tta else None
+        self.novelty = novelty_calibration(model)
+        self.novelty_level = novelty
+        if self.mirror is not None and self.novelty is not None:  # the mirror's novelty score stays in its column
+            self.mirror = [*self.mirror, len(model.names)]
 
     @property
     def interval(self) -> float | None:
@@ -182,6 +196,8 @@ class Predictor:
         """One result row; numbers rounded to ``DECIMALS`` (a float32 output's further digits are noise)."""
         row: dict[str, Any] = {"path": path}
         names = self.model.names
+        score = None if output is None or self.novelty is None else float(output[len(names)])
+        output = None if output is None else output[:len(names)]
         values = [round(v, DECIMALS) for v in output.tolist()] if output is not None else None
         if self.model.hparams.task == "regression":
             row.update(zip(names, values or [None] * len(names)))
@@ -193,8 +209,17 @@ class Predictor:
             row.update({f"prob_{c}": p for c, p in zip(names, values)})
         if self.intervals is not None:
             row.update(self._interval(output))
+        if self.novelty is not None:
+            row.update(self._novelty(score))
         row["error"] = error
         return row
+
+    def _novelty(self, score: float | None) -> dict[str, Any]:
+        """The row's novelty p-value and flag (empty for an unread image)."""
+        if score is None:
+            return dict.fromkeys(NOVELTY_COLUMNS)
+        p_value = float(p_values([score], self.novelty)[0])
+        return {"novelty_p": round(p_value, DECIMALS), "novel": p_value <= self.novelty_level}
 
     def _interval(self, output: torch.Tensor | None) -> dict[str, Any]:
         """The row's interval columns: each target's bounds, or the class set (empty for an unread image)."""
@@ -208,6 +233,37 @@ class Predictor:
         return {column: round(float(value), DECIMALS) for j, name in enumerate(names)
                 for column, value in zip(bound_columns(name), (low[0, j], high[0, j]), strict=True)}
 
+    def _batches(self, paths: Sequence[str | os.PathLike], batch_size: int, workers: int):
+        """The dataset of ``paths`` and a loader of its decoded batches for this device."""
+        pre = self.preprocessing
+        dataset = ImageFileDataset(paths, self.resize, pre.image_size, pre.decode_size)
+        if self.device.type == "cpu":
+            return dataset, InTurnLoader(dataset, batch_size, workers)
+        return dataset, DataLoader(
+            dataset,
+            batch_size=batch_size,
+            num_workers=min(workers, max(1, len(dataset) // batch_size)) if workers else 0,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    @torch.inference_mode()
+    def features_of(self, paths: Sequence[str | os.PathLike], batch_size: int = PredictConfig.batch_size,
+                    workers: int = 0) -> torch.Tensor:
+        """The backbone's features (the head's input) of every readable image of ``paths``, in order, fp32 on
+        the CPU: what a novelty summary is made of. Unreadable images are left out."""
+        if not getattr(self.model, "runs_in_torch", True):
+            raise UserError("a novelty summary is made from a checkpoint's features; this is an exported model")
+        _, loader = self._batches(paths, batch_size, workers)
+        found = []
+        for images, _, errors in loader:
+            ok = torch.tensor([not e for e in errors])
+            if ok.any():
+                batch = normalise_batch(images[ok].to(self.device), self.preprocessing)
+                with self._autocast():
+                    found.append(self.model.features(batch.to(memory_format=torch.channels_last)).float().cpu())
+        width = self.model.head[-1].in_features
+        return torch.cat(found) if found else torch.empty(0, width)
+
     def predict_paths(
         self, paths: Sequence[str | os.PathLike], batch_size: int = PredictConfig.batch_size, workers: int = 0,
         progress: bool = True, log_every: int = 0,
@@ -219,17 +275,7 @@ class Predictor:
         in this thread. ``progress``: a bar on a terminal, else a log line every ``log_every`` images (0:
         every ``progress.LOG_SECONDS``).
         """
-        pre = self.preprocessing
-        dataset = ImageFileDataset(paths, self.resize, pre.image_size, pre.decode_size)
-        if self.device.type == "cpu":
-            loader = InTurnLoader(dataset, batch_size, workers)
-        else:
-            loader = DataLoader(
-                dataset,
-                batch_size=batch_size,
-                num_workers=min(workers, max(1, len(dataset) // batch_size)) if workers else 0,
-                pin_memory=self.device.type == "cuda",
-            )
+        dataset, loader = self._batches(paths, batch_size, workers)
         spacing = {"every": log_every, "seconds": None} if log_every else {}
         with progress_of(log, len(dataset), show=progress and len(loader) > 1, **spacing) as meter:
             for images, indices, errors in loader:
@@ -252,6 +298,19 @@ class Predictor:
 
 def predictor_for(cfg: PredictConfig, model: Any, device: str | None = None) -> Predictor:
     """The ``Predictor`` a command's flags ask for: ``cfg``'s device (``device`` instead where the command
-    runs on one device of its own choosing), precision, ``torch.compile``, TTA and interval."""
+    runs on one device of its own choosing), precision, ``torch.compile``, TTA, interval and novelty level."""
     return Predictor(model, device=device or prediction_device(cfg), precision=cfg.precision, compile=cfg.compile,
-                     tta=cfg.tta, interval=cfg.interval)
+                     tta=cfg.tta, interval=cfg.interval, novelty=cfg.novelty)
+
+
+def novelty_calibration(model: Any) -> np.ndarray | None:
+    """The sorted calibration scores of ``model``'s novelty summary, or None (and a one-line hint, once)
+    for a model that carries none."""
+    summary = getattr(model, "novelty", None)
+    if summary is None:
+        if not getattr(model, "novelty_hinted", False):  # once a model, however many predictors it gets
+            model.novelty_hinted = True
+            log.info("this model carries no novelty summary, so rows have no novelty_p or novel column; add one with "
+                     "perspective evaluate -c CHECKPOINT -d LABELLED_PHOTOS --calibrate")
+        return None
+    return np.asarray(summary["calibration"], dtype=np.float64)

@@ -18,6 +18,7 @@ import torch
 from ..errors import UserError
 from ..models.checkpoint import checkpoint_path, load_checkpoint
 from ..models.conformal import CHECKPOINT_KEY as CONFORMAL_KEY
+from ..models.novelty import CHECKPOINT_KEY as NOVELTY_KEY
 
 METADATA_KEY = "perspective_hparams"
 
@@ -40,16 +41,22 @@ def model_for(cfg: Any) -> tuple[str, Any]:
 
 
 def encode_metadata(model) -> str:
-    """The metadata an exported file carries: the hyperparameters, and the conformal calibration if any."""
+    """The metadata an exported file carries: the hyperparameters, the conformal calibration if any, and
+    the novelty summary's calibration if any (its bank is in the graph, which computes the score)."""
     conformal = getattr(model, "conformal", None)
-    return json.dumps({**dict(model.hparams), **({CONFORMAL_KEY: conformal} if conformal else {})}, default=str)
+    novelty = getattr(model, "novelty", None)
+    extra = {**({CONFORMAL_KEY: conformal} if conformal else {}),
+             **({NOVELTY_KEY: {"method": novelty["method"], "calibration": [float(v) for v in novelty["calibration"]]}}
+                if novelty else {})}
+    return json.dumps({**dict(model.hparams), **extra}, default=str)
 
 
-def decode_metadata(text: str) -> tuple[HParams, dict[str, Any] | None]:
-    """(hyperparameters, conformal calibration or None) from an exported file's metadata."""
+def decode_metadata(text: str) -> tuple[HParams, dict[str, Any] | None, dict[str, Any] | None]:
+    """(hyperparameters, conformal calibration or None, novelty calibration or None) from an exported file's metadata."""
     hparams = json.loads(text)
     conformal = hparams.pop(CONFORMAL_KEY, None)
-    return HParams(hparams), conformal
+    novelty = hparams.pop(NOVELTY_KEY, None)
+    return HParams(hparams), conformal, novelty
 
 
 def require_openvino():
@@ -77,7 +84,8 @@ class ExportedModel:
 
     runs_in_torch = False
     hparams: HParams
-    conformal: dict[str, Any] | None = None  # the checkpoint's calibration (perspective.conformal)
+    conformal: dict[str, Any] | None = None  # the checkpoint's calibration (models.conformal)
+    novelty: dict[str, Any] | None = None  # its novelty calibration; the graph's last output is the score
     precision = "32"  # what the runtime computes in, as --precision names it (int8 for a quantized model)
 
     @property
@@ -118,7 +126,7 @@ class OnnxModel(ExportedModel):
         meta = self.session.get_modelmeta().custom_metadata_map
         if METADATA_KEY not in meta:
             raise UserError(f"model {path}: not exported by export.py (no {METADATA_KEY} metadata)")
-        self.hparams, self.conformal = decode_metadata(meta[METADATA_KEY])
+        self.hparams, self.conformal, self.novelty = decode_metadata(meta[METADATA_KEY])
         self.input_name = self.session.get_inputs()[0].name
 
     def predict_outputs(self, x: torch.Tensor) -> torch.Tensor:
@@ -149,7 +157,7 @@ class OpenVinoModel(ExportedModel):
             raise UserError(f"model {path}: not a readable OpenVINO model ({exc})".splitlines()[0]) from None
         if not model.has_rt_info(METADATA_KEY):
             raise UserError(f"model {path}: not exported by export.py (no {METADATA_KEY} runtime info)")
-        self.hparams, self.conformal = decode_metadata(model.get_rt_info(METADATA_KEY).astype(str))
+        self.hparams, self.conformal, self.novelty = decode_metadata(model.get_rt_info(METADATA_KEY).astype(str))
         self.int8 = any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
         self._core, self._model, self._threads = core, model, threads
         self.requested = None

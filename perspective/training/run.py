@@ -51,11 +51,12 @@ from ..evaluation.report import Evaluation
 from ..hardware import default_precision, resolve_devices
 from ..interrupts import keeps_ctrl_c
 from ..models.backbones import Preprocessing, default_preprocessing
-from ..models.checkpoint import load_checkpoint, weights_info
+from ..models.checkpoint import load_checkpoint, store_calibration, weights_info
 from ..models.conformal import REPORT_LEVEL
 from ..models.files import read_checkpoint
 from ..models.module import PerspectiveModel
 from ..models.transforms import eval_transform, flip_permutation, parse_flip_pairs, train_transform
+from ..prediction.novelty import novelty_summary
 from ..prediction.predictor import Predictor
 from ..progress import quiet_lightning
 from ..results import atomic_write
@@ -462,8 +463,24 @@ def fit_model(cfg: TrainConfig, model: PerspectiveModel, datamodule: Perspective
         raise
     best = trainer.checkpoint_callback.best_model_path or trainer.checkpoint_callback.last_model_path
     run_dir = str(Path(best).parent) if best else str(trainer.checkpoint_callback.dirpath)
+    # the run's own model gets a summary; its internal runs (search trials, audit folds, a FixMatch teacher:
+    # ``test`` false) need none
+    if validate and best and trainer.is_global_zero and cfg.test and not trainer.interrupted:
+        store_novelty_summary(cfg, trainer, best, datamodule.splits)
     metrics, table = _tested(cfg, trainer, best, data, test, run_dir)
     return TrainResult(best, run_dir, metrics, table, trainer.is_global_zero, found_rate)
+
+
+def store_novelty_summary(cfg: TrainConfig, trainer: pl.Trainer, best: str,
+                          splits: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]) -> None:
+    """Write the best checkpoint's novelty summary into it (``models.novelty``): its features of a sample of
+    the training rows, calibrated on the validation rows, which it did not learn from."""
+    device = "cpu" if trainer.strategy.root_device.type == "cpu" else str(trainer.strategy.root_device)
+    predictor = Predictor(load_checkpoint(best), device=device)
+    summary = novelty_summary(predictor, splits[0]["path"].tolist(), splits[1]["path"].tolist(), cfg.batch_size,
+                              decoding_threads(cfg), cfg.seed)
+    if summary is not None:
+        store_calibration(best, novelty=summary)
 
 
 def _tested(cfg: TrainConfig, trainer: pl.Trainer, best: str, data: LabelledData, test: pd.DataFrame,
