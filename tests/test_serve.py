@@ -105,6 +105,7 @@ def test_health_model_and_docs(server):
     assert info["targets"] == model.names and info["checkpoint"] == "resnet18_synthetic.ckpt"
     assert info["training_metrics"]["train_stats"]["n"] == model.hparams.train_stats["n"]
     assert info["training_metrics"]["best_checkpoint_score"] is None  # the slim checkpoint keeps no callbacks
+    assert info["novelty"] == 0.01  # the shipped model carries a novelty summary; --novelty's default level
     assert httpx.get(f"{server.url}/docs").status_code == 200
     assert "/predict" in httpx.get(f"{server.url}/openapi.json").json()["paths"]
 
@@ -117,6 +118,19 @@ def test_one_image_gets_every_target_as_infer_predicts_it(server, expected):
     [item] = body["predictions"]
     assert item["filename"] == "000001.jpg"
     assert_matches(item, expected)
+
+
+def test_a_photo_of_noise_comes_back_flagged_novel_and_a_car_photo_does_not(server):
+    noise = io.BytesIO()
+    Image.effect_noise((320, 240), 80).convert("RGB").save(noise, "JPEG")
+    response = httpx.post(f"{server.url}/predict", files=[*files(SAMPLES[4]),
+                                                          ("file", ("noise.jpg", noise.getvalue(), "image/jpeg"))])
+    assert response.status_code == 200, response.text
+    car, flagged = response.json()["predictions"]
+    assert (car["novel"], flagged["novel"]) == (False, True)
+    assert flagged["novelty_p"] <= 0.01 < car["novelty_p"]
+    [line] = server.log_lines(f"prediction id={response.headers['X-Request-ID']} file=\"noise.jpg\"")
+    assert "novel=true" in line
 
 
 def test_several_files_in_one_request_keep_their_order(server, expected):

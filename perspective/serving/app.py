@@ -45,7 +45,7 @@ from ..config import ServeConfig
 from ..errors import UserError
 from ..evaluation.explain import Explainer, check_explainable, explain_picture
 from ..models import read_checkpoint
-from ..models.outputs import SET_COLUMN, bound_columns, set_members
+from ..models.outputs import NOVELTY_COLUMNS, SET_COLUMN, bound_columns, set_members
 from ..prediction.predictor import Predictor
 from .batcher import MicroBatcher
 from .uploads import FILE_FIELD, RAW_TYPES, Upload, decode_image, parse_multipart, read_body, reject
@@ -107,6 +107,7 @@ def model_summary(predictor: Predictor, checkpoint: Path) -> dict[str, Any]:
         "precision": predictor.precision,
         "tta": predictor.mirror is not None,
         "interval": predictor.interval,
+        "novelty": predictor.novelty_level if predictor.novelty is not None else None,
         "training_metrics": training_metrics(checkpoint, dict(hp), getattr(predictor.model, "runs_in_torch", True)),
     }
 
@@ -139,21 +140,26 @@ def prediction_item(predictor: Predictor, filename: str, output: torch.Tensor) -
         item = {"filename": filename, "scores": {n: row[n] for n in names}}
         if predictor.intervals is not None:  # conformal bounds, as infer.py's <target>_low / _high columns
             item["intervals"] = {n: [row[column] for column in bound_columns(n)] for n in names}
-        return item
-    item = {"filename": filename, "label": row["label"], "confidence": row["confidence"],
-            "probabilities": {c: row[f"prob_{c}"] for c in names}}
-    if predictor.intervals is not None:
-        item["set"] = set_members(row[SET_COLUMN])
+    else:
+        item = {"filename": filename, "label": row["label"], "confidence": row["confidence"],
+                "probabilities": {c: row[f"prob_{c}"] for c in names}}
+        if predictor.intervals is not None:
+            item["set"] = set_members(row[SET_COLUMN])
+    if predictor.novelty is not None:  # as infer.py's novelty_p and novel columns
+        item.update({column: row[column] for column in NOVELTY_COLUMNS})
     return item
 
 
 def _log_item(request_id: str, item: dict[str, Any]) -> None:
+    """One log line per answered photo; a regression line ends with its scores as JSON."""
+    line = f"prediction id={request_id} file={_quote(item['filename'])}"
+    if item.get("novelty_p") is not None:
+        line += f" novelty_p={item['novelty_p']:.4f} novel={str(item['novel']).lower()}"
     if "scores" in item:
-        scores = {k: round(v, 4) for k, v in item["scores"].items()}
-        log.info("prediction id=%s file=%s scores=%s", request_id, _quote(item["filename"]), json.dumps(scores))
+        line += f" scores={json.dumps({k: round(v, 4) for k, v in item['scores'].items()})}"
     else:
-        log.info("prediction id=%s file=%s label=%s confidence=%.4f", request_id, _quote(item["filename"]),
-                 _quote(item["label"]), item["confidence"])
+        line += f" label={_quote(item['label'])} confidence={item['confidence']:.4f}"
+    log.info("%s", line)
 
 
 class AccessLog:
