@@ -106,9 +106,22 @@ def commit() -> tuple[str | None, bool | None]:
     return head, bool(changed)
 
 
+SCRATCH_FLAGS = ("--workdir",)  # where a benchmark keeps its scratch data: no part of what it measured
+
+
 def command_line(argv: list[str] | None = None) -> str:
-    """The command that runs this process, from the repository's root: ``python benchmarks/bench_x.py ...``."""
+    """The command that runs this process, from the repository's root: ``python benchmarks/bench_x.py ...``,
+    without the scratch folder (``SCRATCH_FLAGS``), which changes no figure and names a path of one machine."""
     argv = list(sys.argv if argv is None else argv)
+    kept, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in SCRATCH_FLAGS:
+            skip = True
+        elif not word.startswith(tuple(f"{flag}=" for flag in SCRATCH_FLAGS)):
+            kept.append(word)
+    argv = kept
     script = Path(argv[0]).resolve() if argv else None
     if script is not None and script.is_file():
         try:

@@ -436,6 +436,130 @@ def select_table() -> str:
     return markdown(header, lines) + commands(shown)
 
 
+# --- the novelty flag -------------------------------------------------------------------------------
+
+NOVELTY_DEFAULT = "toolkit: kNN k=1 (default)"
+NOVELTY_SAME = "pytorch-ood KNN k=1"  # the same score through another search: shown as a check, not a column
+
+
+def novelty_run(model: str) -> list[Row]:
+    """The newest bench_novelty.py run's detector rows of ``model`` (on the newest machine)."""
+    runs = newest_runs("novelty", lambda row: row["case"].get("model") == model and "detector" in row["case"])
+    return runs[0] if runs else []
+
+
+def novelty_detectors(rows: list[Row]) -> list[str]:
+    return [d for d in dict.fromkeys(r["case"]["detector"] for r in rows) if d != NOVELTY_SAME]
+
+
+def auroc_cell(rows: list[Row]) -> str:
+    values = figure(rows, "auroc")
+    if not values:
+        return "-"
+    mean = statistics.fmean(values)
+    return f"{mean:.3f}" if len(values) == 1 else f"{mean:.3f} ({min(values):.3f} - {max(values):.3f})"
+
+
+def novelty_setting(rows: list[Row]) -> str:
+    inside = [r for r in rows if r["case"]["kind"] == "in-distribution"]
+    seeds = sorted({r["seed"] for r in inside})
+    images = inside[0]["figures"]["images"] if inside else 0
+    return (f"In distribution: {images:,} fresh photos of each of {len(seeds)} seeds ({', '.join(map(str, seeds))}); "
+            f"{precision_name(rows[0]['precision'])}, {store.hardware(rows[0]['machine'])}.")
+
+
+def same_score_check(rows: list[Row]) -> str:
+    """How far pytorch-ood's KNN at k=1 is from the toolkit's score: the same detector, another search."""
+    ours = {(r["case"]["shift"], r["seed"]): r["figures"]["auroc"] for r in rows
+            if r["case"]["detector"] == NOVELTY_DEFAULT and "auroc" in r["figures"]}
+    theirs = {(r["case"]["shift"], r["seed"]): r["figures"]["auroc"] for r in rows
+              if r["case"]["detector"] == NOVELTY_SAME and "auroc" in r["figures"]}
+    both = ours.keys() & theirs.keys()
+    if not both:
+        return ""
+    gap = max(abs(ours[k] - theirs[k]) for k in both)
+    return (f" pytorch-ood's KNN at k = 1 (the same score through scikit-learn's search) gives the same AUROCs "
+            f"(largest difference {gap:.4f}).")
+
+
+@table("novelty-shifts")
+def novelty_shifts() -> str:
+    rows = novelty_run("shipped resnet18")
+    if not rows:
+        return "(not measured yet)\n"
+    detectors = novelty_detectors(rows)
+    shifts = [(r["case"]["kind"], r["case"]["shift"]) for r in rows
+              if r["case"]["detector"] == NOVELTY_DEFAULT and r["case"]["kind"] != "in-distribution"]
+    lines = []
+    for kind, shift in dict.fromkeys(shifts):
+        lines.append([shift, kind, *(auroc_cell([r for r in rows if matches(r, detector=d, shift=shift)])
+                                     for d in detectors)])
+    header = ["shift", "kind", *detectors]
+    note = (f"\nAUROC against the fresh in-distribution photos: the mean over their seeds (lowest - highest). "
+            f"{novelty_setting(rows)}{same_score_check(rows)}\n")
+    return markdown(header, lines) + note + commands(rows[:1])
+
+
+@table("novelty-alarms")
+def novelty_alarms() -> str:
+    rows = novelty_run("shipped resnet18")
+    if not rows:
+        return "(not measured yet)\n"
+    lines = []
+    for detector in novelty_detectors(rows):
+        inside = sorted((r for r in rows if matches(r, detector=detector, kind="in-distribution")),
+                        key=lambda r: r["seed"])
+        if inside:
+            lines.append([detector, *(f"{r['figures']['flagged']:.3f}" for r in inside),
+                          f"{statistics.fmean(figure(inside, 'flagged')):.4f}"])
+    first = next(r for r in rows if r["case"]["kind"] == "in-distribution")
+    seeds = [f"seed {r['seed']}" for r in sorted(rows, key=lambda r: r["seed"] or 0)
+             if matches(r, detector=NOVELTY_DEFAULT, kind="in-distribution")]
+    header = ["detector", *seeds, "mean"]
+    note = (f"\nThe share of fresh in-distribution photos flagged at novelty p <= {first['figures']['level']}, each "
+            f"detector calibrated on the same {first['figures']['calibration_images']:,} photos. "
+            f"{novelty_setting(rows)}\n")
+    return markdown(header, lines) + note + commands(rows[:1])
+
+
+@table("novelty-classifier")
+def novelty_classifier() -> str:
+    rows = novelty_run("digits classifier")
+    if not rows:
+        return "(not measured yet)\n"
+    lines = []
+    for detector in novelty_detectors(rows):
+        auroc = one(rows, detector=detector, shift="Fashion-MNIST")
+        inside = one(rows, detector=detector, kind="in-distribution")
+        lines.append([detector, number(auroc, "auroc", 3), number(inside, "flagged", 3)])
+    inside = one(rows, detector=NOVELTY_DEFAULT, kind="in-distribution")
+    outside = one(rows, detector=NOVELTY_DEFAULT, shift="Fashion-MNIST")
+    header = ["detector", "AUROC, Fashion-MNIST against the test digits", "test digits flagged at 0.01"]
+    note = (f"\n{inside['figures']['images']:,} test digits, {outside['figures']['images']:,} Fashion-MNIST photos; "
+            f"each detector calibrated on the {inside['figures']['calibration_images']} validation digits; "
+            f"{precision_name(rows[0]['precision'])}, {store.hardware(rows[0]['machine'])}.\n")
+    return markdown(header, lines) + note + commands(rows[:1])
+
+
+@table("novelty-cost")
+def novelty_cost() -> str:
+    runs = newest_runs("novelty", lambda row: row["case"].get("part") == "cost")
+    if not runs:
+        return "(not measured yet)\n"
+    lines, shown = [], []
+    for rows in runs:
+        with_, without = one(rows, summary="with"), one(rows, summary="without")
+        ratio = with_["figures"]["images_per_second"] / without["figures"]["images_per_second"]
+        sizes = with_["case"]["images"]
+        lines.append([number(without, "images_per_second"), number(with_, "images_per_second"), f"{ratio:.3f}",
+                      number(with_, "summary_mb", 2), f"{sizes[1] - sizes[0]:,}", precision_name(with_["precision"]),
+                      store.hardware(with_["machine"])])
+        shown += rows
+    header = ["`perspective infer`, images/s without the summary", "with it", "ratio", "summary, MB",
+              "images (marginal)", "precision", "hardware"]
+    return markdown(header, lines) + commands(shown)
+
+
 # --- the README's first run ------------------------------------------------------------------------
 
 
