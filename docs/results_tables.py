@@ -829,6 +829,15 @@ def readme_measured() -> str:
         lines.append(["conformal intervals at 0.9, the shipped model, the same photos",
                       f"coverage {min(coverage):.3f} to {max(coverage):.3f} per target", setting_of([mean]),
                       "[Trust](docs/trust.md#conformal-intervals-how-sure-is-a-score)"])
+    novelty = novelty_run("shipped resnet18")
+    if novelty:
+        mine = [r for r in novelty if r["case"]["detector"] == NOVELTY_DEFAULT]
+        far = figure([r for r in mine if r["case"]["kind"] == "far"], "auroc")
+        flagged = figure([r for r in mine if r["case"]["kind"] == "in-distribution"], "flagged")
+        lines.append(["the novelty flag, the shipped model: photos of other kinds against fresh car photos",
+                      f"AUROC {min(far):.3f} or more; {min(flagged):.3f} to {max(flagged):.3f} of fresh car photos "
+                      f"flagged at 0.01 ({len(flagged)} seeds)", setting_of(mine),
+                      "[Trust](docs/trust.md#novelty-is-this-photo-like-the-training-photos)"])
     runs = newest_runs("infer", lambda r: r["case"]["path"] == "infer" and r["case"]["backbone"] == "resnet18"
                        and r["case"]["runtime"] == "torch" and "ratio_to_naive" in r["figures"])
     if runs:

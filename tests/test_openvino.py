@@ -33,6 +33,7 @@ def openvino_models(trained_regression, regression_dir, tmp_path_factory):
                        "--check", str(check), "--max-drop", "0.2", "-o", str(out / "int8.xml"), "-q")
     assert int8.returncode == 0, int8.stderr
     assert "R² vs fp32" in int8.stdout and "48 held-out images" in int8.stdout
+    assert "━" not in int8.stdout + int8.stderr  # NNCF's progress bars only on a terminal
     return best, out / "fp32.xml", out / "int8.xml"
 
 
@@ -60,6 +61,10 @@ def test_infer_with_openvino_models_writes_the_checkpoints_columns(openvino_mode
     assert (rows["int8"]["path"] == rows["pt"]["path"]).all()
     targets = ["redness", "greenness"]
     np.testing.assert_allclose(rows["fp32"][targets], rows["pt"][targets], atol=1e-4)
+    # the graph computes the novelty score too: p-values in steps of 1/15 (14 calibration photos) agree
+    # within one step, and the flag is the p-value against the level as in PyTorch
+    np.testing.assert_allclose(rows["fp32"]["novelty_p"], rows["pt"]["novelty_p"], atol=1 / 15 + 1e-6)
+    assert (rows["int8"]["novel"] == (rows["int8"]["novelty_p"] <= 0.01)).all()
     # int8 moves the scores a little, not a lot: well within the ±0.2 the check allowed
     assert np.abs(rows["int8"][targets].to_numpy() - rows["pt"][targets].to_numpy()).mean() < 0.05
 

@@ -20,8 +20,11 @@ worse is never left behind.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,6 +49,11 @@ log = logging.getLogger(__name__)
 
 CHECK_IMAGES = 1000  # at most this many held-out images are predicted twice for the check
 MIN_CHECK_IMAGES = 20  # fewer say too little: then --check DIR is needed
+
+
+def _progress_bars_wanted() -> bool:
+    """NNCF draws progress bars on stdout: wanted on a terminal, unless -q asked for warnings only."""
+    return sys.stdout.isatty() and logging.getLogger().isEnabledFor(logging.INFO)
 
 
 def require_nncf():
@@ -192,7 +200,8 @@ def export_int8(model: PerspectiveModel, target: str | os.PathLike, calibration:
     log.info("calibrating int8 on %d images of %s", len(chosen), calibration)
     inputs = calibration_inputs(model, chosen, workers)
     logging.getLogger("nncf").setLevel(logging.WARNING)  # NNCF reports every statistic it collects at INFO
-    quantized = nncf.quantize(fp32, nncf.Dataset(inputs), subset_size=len(inputs))
+    with contextlib.nullcontext() if _progress_bars_wanted() else contextlib.redirect_stdout(io.StringIO()):
+        quantized = nncf.quantize(fp32, nncf.Dataset(inputs), subset_size=len(inputs))
     with tempfile.TemporaryDirectory(dir=target.parent if target.parent.exists() else None) as scratch:
         fp32_path = save_openvino(fp32, Path(scratch) / "fp32.xml")
         int8_path = save_openvino(quantized, Path(scratch) / target.name)
