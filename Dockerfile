@@ -19,13 +19,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 COPY requirements.txt /src/
 COPY docker/pip/ /tmp/pip/
-# The pinned, tested versions (requirements.txt as constraints) of what the package needs; the test
-# and documentation tools listed there are not installed. This layer (7 GB with the CUDA torch) depends
+# The pinned, tested versions (requirements.txt as constraints) of what the package needs; the test,
+# documentation and benchmark tools listed there are not installed. This layer (7 GB with the CUDA torch) depends
 # on requirements.txt alone, so a change to the code or the README rebuilds only what follows.
 RUN python3 -m venv /opt/perspective \
     && if [ -f /tmp/pip/pip.conf ]; then export PIP_CONFIG_FILE=/tmp/pip/pip.conf; fi \
     && grep -v -e '^pytest' -e '^hypothesis' -e '^schemathesis' -e '^ruff' -e '^selenium' -e '^nbclient' \
-       -e '^ipykernel' -e '^nbconvert' -e '^mkdocs' -e '^import-linter' /src/requirements.txt > /tmp/runtime.txt \
+       -e '^ipykernel' -e '^nbconvert' -e '^mkdocs' -e '^import-linter' -e '^pytorch-ood' /src/requirements.txt > /tmp/runtime.txt \
     && pip install -r /tmp/runtime.txt
 
 COPY pyproject.toml README.md /src/

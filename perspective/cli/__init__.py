@@ -1,5 +1,5 @@
 """The command-line layer: one module per command (``train``, ``pretrain``, ``infer``, ``evaluate``,
-``serve``, ``search``, ``export``, ``download``, ``synth``, ``audit``, ``select``), each with
+``serve``, ``search``, ``export``, ``download``, ``synth``, ``audit``, ``select``, ``labels``), each with
 ``get_args_parser(prog)`` and ``main(argv, prog)``: parse the flags into the command's config
 (``perspective.config``), make one library call, print. ``parser.command_parser`` builds every
 command's parser from its config dataclasses (``config_file`` reads ``--config``); ``common`` holds

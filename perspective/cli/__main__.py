@@ -27,6 +27,7 @@ COMMANDS = {
     "synth": "render synthetic car photos labelled with perspective scores",
     "audit": "rank a data set's labels by how much a model that never saw them disagrees",
     "select": "which unlabelled photos to label next: uncertain ones, spread over what the photos show",
+    "labels": "a Label Studio project's finished annotations as a labels.csv",
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..config import AuditConfig, TrainConfig
+from ..config.labelling import LABEL_STUDIO
 from ..config.training import AUDIT
 from .common import run, setup_logging
 from .parser import CommandParser, command_parser
@@ -26,7 +27,7 @@ DESCRIPTION = ("Rank the rows of a labelled data set by how much their label dis
 def get_args_parser(prog: str = "perspective audit") -> CommandParser:
     """Every train flag (each fold's run) and the audit's own; its -e is the audit's short schedule."""
     hidden = train_flags_hidden("data", "max_epochs")
-    return command_parser(prog, TrainConfig, AuditConfig, groups=(AUDIT,), hidden=hidden, usage=WITH_TRAIN_FLAGS,
+    return command_parser(prog, TrainConfig, AuditConfig, groups=(AUDIT, LABEL_STUDIO), hidden=hidden, usage=WITH_TRAIN_FLAGS,
                           description=DESCRIPTION, epilog="Guide: docs/trust.md; every flag: docs/cli.md")
 
 
@@ -37,7 +38,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective audit") -> 
     from perspective.trust.audit import AUDIT_CSV, CONTACT_SHEET, run_audit
 
     output = audit.output
-    table, folds = run_audit(cfg, audit.folds, output, audit.calibrate)
+    table, folds = run_audit(cfg, audit.folds, output, audit.calibrate, send_to=audit, count=audit.count)
     summary = ("filename", "label_quality", "suspect", "given", "predicted", "typical_error", "predicted_probability")
     shown = table[[c for c in summary if c in table.columns]].head(10)
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
@@ -45,6 +46,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective audit") -> 
           f"{output}/{CONTACT_SHEET}")
     if audit.calibrate:
         print(f"conformal calibration from the out-of-fold errors stored in {audit.calibrate}")
+    if "sent" in table.attrs:
+        title, imported, present = table.attrs["sent"]
+        print(f"Label Studio project {title!r}: {imported} tasks added, {present} already there ({audit.label_studio})")
     return 0
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from ..config import SelectConfig
 from ..config.flags import HARDWARE, MODEL
+from ..config.labelling import LABEL_STUDIO
 from ..config.shared import SEVERAL_PROCESSES
 from .common import run, setup_logging
 from .parser import CommandParser, command_parser
@@ -25,7 +26,7 @@ DESCRIPTION = ("Rank unlabelled photos for labelling: the model's uncertainty (i
 
 
 def get_args_parser(prog: str = "perspective select") -> CommandParser:
-    return command_parser(prog, SelectConfig, groups=(MODEL, HARDWARE), leave_out=NOT_FLAGS_HERE,
+    return command_parser(prog, SelectConfig, groups=(MODEL, HARDWARE, LABEL_STUDIO), leave_out=NOT_FLAGS_HERE,
                           description=DESCRIPTION, epilog="Guide: docs/trust.md")
 
 
@@ -35,9 +36,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "perspective select") ->
     from perspective.trust.select import CONTACT_SHEET, SELECT_CSV, select_images
 
     table = select_images(cfg)
-    print(table.drop(columns="path").head(10).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    shown = table[["rank", "filename", "reason", "uncertainty", "distance"]].head(10)
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"{len(table)} photos chosen ({cfg.by}; {table.attrs.get('unreadable', 0)} unreadable, skipped): "
           f"{cfg.output}/{SELECT_CSV}; contact sheet: {cfg.output}/{CONTACT_SHEET}")
+    if "sent" in table.attrs:
+        title, imported, present = table.attrs["sent"]
+        print(f"Label Studio project {title!r}: {imported} tasks added, {present} already there ({cfg.label_studio})")
     return 0
 
 

@@ -6,8 +6,9 @@ Each command has a dataclass whose field names are its long flags (``TrainConfig
 default cannot differ between the command line and the library.
 
 - ``shared``: what several commands take (``-q``, the batch, the devices, ``-c``, ``-o``, ...);
-  ``training`` (train, pretrain, audit), ``prediction`` (infer, evaluate, select, serve) and
-  ``tools`` (export, download, synth): the command configs.
+  ``training`` (train, pretrain, audit), ``prediction`` (infer, evaluate, select, serve),
+  ``tools`` (export, download, synth) and ``labelling`` (labels; the Label Studio flags of select and
+  audit): the command configs.
 - ``flags``: how a field becomes a flag; ``values``: the value checks of the flags.
 - ``choices``: the names each choice flag accepts; ``backbones``: the supported backbones as data.
 - ``recipe``: the tuned numbers of the training recipe; ``files``: the files perspective reads and writes.
@@ -53,6 +54,7 @@ from .files import (
     config_yaml,
     run_config,
 )
+from .labelling import API_KEY_ENV, DOCUMENT_ROOT_ENV, LabelsConfig, LabelStudioConfig
 from .prediction import EvaluateConfig, InferConfig, PredictConfig, SelectConfig, ServeConfig
 from .shared import BatchConfig, CommandConfig, DeviceConfig
 from .tools import DownloadConfig, ExportConfig, SynthConfig
@@ -80,6 +82,7 @@ from .tuning import (
 from .values import SYNTH_SIDES, parse_size
 
 __all__ = [
+    "API_KEY_ENV", "DOCUMENT_ROOT_ENV", "LabelStudioConfig", "LabelsConfig",
     "AUGMENT_LEVELS", "BACKBONE_NAMES", "BACKBONE_TABLE", "BALANCES", "BUILT_IN_EPOCHS", "BUILT_IN_IMAGES",
     "BUILT_IN_IMAGE_SIZE", "CALIBRATION_IMAGES", "DEFAULT_BACKBONE", "DEFAULT_EPOCHS", "DEFAULT_PATIENCE",
     "EXPORT_FORMATS", "FIXMATCH_EMA_DECAY", "FIXMATCH_LEARNING_RATE", "FIXMATCH_RATIO", "FIXMATCH_THRESHOLD",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from .choices import RESULT_FORMATS, SELECT_METHODS, SPLITS
 from .flags import HARDWARE, MODEL, flag
+from .labelling import LabelStudioConfig
 from .shared import DeviceConfig, checkpoint_flag, images_flag, max_pixels_flag, output_flag, tta_flag
 from .tuning import NOVELTY_LEVEL, default_workers
 from .values import (
@@ -85,8 +86,9 @@ class EvaluateConfig(PredictConfig):
 
 
 @dataclass
-class SelectConfig(PredictConfig):
-    """``perspective select``: which unlabelled photos to label next."""
+class SelectConfig(PredictConfig, LabelStudioConfig):
+    """``perspective select``: which unlabelled photos to label next (and, with ``label_studio``, a project's
+    tasks for them)."""
 
     checkpoint: str | None = checkpoint_flag()
     data: str | None = flag(None, "the unlabelled photos, subfolders too", "-d", type=existing_folder, required=True)

@@ -22,6 +22,7 @@ from .choices import (
     TASKS,
 )
 from .flags import DATA, MODEL, OPTIMISATION, OUTPUT, flag, name_list
+from .labelling import LabelStudioConfig, send_count_flag
 from .shared import DeviceConfig, images_flag, output_flag, tta_flag
 from .tuning import (
     BUILT_IN_EPOCHS,
@@ -171,8 +172,9 @@ AUDIT = "audit"  # the -h heading of the audit's own flags
 
 
 @dataclass
-class AuditConfig:
-    """``perspective audit``: the folds and the output; each fold's run takes train's flags."""
+class AuditConfig(LabelStudioConfig):
+    """``perspective audit``: the folds and the output, and where to send the worst rows; each fold's run takes
+    train's flags."""
 
     # FOLDS, or with calibrate as many as make each fold's run like the model's (folds_like)
     folds: int | None = flag(None, f"training runs, each leaving one fold out (default: {FOLDS}; with --calibrate, as "
@@ -183,3 +185,4 @@ class AuditConfig:
     calibrate: str | None = flag(None, "store a conformal calibration from the out-of-fold errors in this checkpoint "
                                        "of the same data (default: none)", type=existing_file, metavar="MODEL.ckpt",
                                  group=AUDIT)  # a checkpoint to store the out-of-fold calibration in
+    count: int = send_count_flag()

@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import FOLDS, LABELS_CSV, AuditConfig, TrainConfig
+from ..config import FOLDS, LABELS_CSV, AuditConfig, LabelStudioConfig, TrainConfig
 from ..data import LabelledData, split_data
 from ..errors import UserError
 from ..evaluation.explain import short_name
 from ..evaluation.report import image_grid, thumbnail
+from ..labelling import audit_tasks, connect, send
 from ..models.checkpoint import load_checkpoint, store_calibration, weights_info
 from ..models.conformal import calibrate, p_values
 from ..models.outputs import output_keys
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 AUDIT_CSV = "audit.csv"
 CONTACT_SHEET = "worst.png"
+PROJECT = "perspective audit"  # the Label Studio project of --label-studio without --project
 SHEET_ROWS = 16
 
 
@@ -256,7 +258,8 @@ def contact_sheet(table: pd.DataFrame, task: str, names: list[str], rows: int = 
 
 
 def run_audit(cfg: TrainConfig, folds: int | None = AuditConfig.folds, output: str | os.PathLike = AuditConfig.output,
-              calibrate_model: str | os.PathLike | None = None) -> tuple[pd.DataFrame, int]:
+              calibrate_model: str | os.PathLike | None = None,
+              send_to: LabelStudioConfig | None = None, count: int = AuditConfig.count) -> tuple[pd.DataFrame, int]:
     """Audit ``cfg``'s data: ``output/audit.csv`` (worst first) and ``output/worst.png``; (the table, the folds).
 
     ``calibrate_model``: a checkpoint of the same targets or classes, trained on this data, whose
@@ -264,9 +267,14 @@ def run_audit(cfg: TrainConfig, folds: int | None = AuditConfig.folds, output: s
     (``calibrate_out_of_fold``); each fold's run is then shaped like the model's own (``folds_like``,
     unless ``folds`` is given) and picks its epoch on the fold it leaves out.
     ``folds`` None: ``FOLDS``, or with ``calibrate_model`` ``folds_like``.
+    ``send_to`` with a ``label_studio`` address: the worst ``count`` rows become tasks of a Label Studio project,
+    each with its given label and the out-of-fold models' answer as pre-annotations (``table.attrs["sent"]``).
     """
     if folds is not None and folds < 2:
         raise UserError(f"--folds must be at least 2, not {folds}")
+    studio = None
+    if send_to is not None and send_to.label_studio:  # a wrong address or token stops us before any training
+        studio = connect(send_to.label_studio, send_to.label_studio_key, send_to.document_root)
     data = read_training_data(cfg)
     if learnt_these_labels(weights_info(cfg.weights), data.source):
         log.warning("--weights %s was trained on %s: every fold run starts from a model that has seen the labels "
@@ -288,6 +296,12 @@ def run_audit(cfg: TrainConfig, folds: int | None = AuditConfig.folds, output: s
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / AUDIT_CSV, table.to_csv(index=False))
     atomic_write(out / CONTACT_SHEET, contact_sheet(table, data.task, list(data.names)))
+    if studio is not None:
+        title = send_to.project or PROJECT
+        worst = table.head(count)
+        tasks = audit_tasks(studio, worst, data.task, list(data.names), f"out-of-fold models ({folds} folds)")
+        folder = os.path.commonpath([os.path.dirname(p) for p in worst["path"]])
+        table.attrs["sent"] = (title, *send(studio, title, data.task, list(data.names), tasks, folder))
     return table, folds
 
 

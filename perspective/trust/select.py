@@ -13,14 +13,16 @@ get, keeping the backbone's features of each (the input of the head), and ranks 
 (uncertainty as a rank in (0, 1], distance relative to the median nearest-neighbour distance):
 k-center greedy weighted by uncertainty. ``uncertainty`` takes the most uncertain alone; ``random`` a
 random choice (the baseline). The output: ``select.csv`` (rank, filename, reason, uncertainty,
-distance, path) and ``select.png``, a contact sheet of the first 16.
+distance, the model's answer, path) and ``select.png``, a contact sheet of the first 16; with
+``--label-studio``, tasks of a Label Studio project with the model's answers as pre-annotations
+(``perspective.labelling``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,7 @@ from ..data import list_images
 from ..errors import NothingDone, UserError
 from ..evaluation.report import image_grid, thumbnail
 from ..hardware import one_device
+from ..labelling import connect, selection_tasks, send
 from ..models.outputs import bound_columns
 from ..prediction.predictor import Predictor, predictor_for
 from ..prediction.runtimes import model_for
@@ -40,6 +43,7 @@ from ..results import atomic_write
 log = logging.getLogger(__name__)
 
 SELECT_CSV = "select.csv"
+PROJECT = "perspective select"  # the Label Studio project of --label-studio without --project
 CONTACT_SHEET = "select.png"
 UNCERTAINTY_LEVEL = 0.9
 SHEET_ROWS = 16
@@ -53,6 +57,7 @@ class Scored:
     uncertainty: np.ndarray  # larger: less sure
     features: np.ndarray  # (n, d), L2-normalised
     unreadable: int
+    predicted: dict[str, list] = field(default_factory=dict)  # column -> each photo's score (or class)
 
 
 def score_images(predictor: Predictor, paths: list[str], batch_size: int, workers: int, progress: bool) -> Scored:
@@ -79,7 +84,11 @@ def score_images(predictor: Predictor, paths: list[str], batch_size: int, worker
         probabilities = np.array([[row[f"prob_{c}"] for c in names] for row in readable], dtype=np.float64)
         top = np.sort(probabilities, axis=1)[:, ::-1]
         uncertainty = 1.0 - (top[:, 0] - top[:, 1])
-    return Scored([row["path"] for row in readable], uncertainty, features, len(rows) - len(readable))
+    if model.hparams.task == "regression":
+        predicted = {f"predicted_{n}": [row[n] for row in readable] for n in names}
+    else:
+        predicted = {"predicted": [row["label"] for row in readable]}
+    return Scored([row["path"] for row in readable], uncertainty, features, len(rows) - len(readable), predicted)
 
 
 def choose(scored: Scored, count: int, method: str, labelled: np.ndarray | None = None, seed: int = 0
@@ -148,7 +157,8 @@ def select_images(cfg: SelectConfig) -> pd.DataFrame:
         raise UserError(f"-d {cfg.data}: no images found (subfolders included)")
     if str(cfg.checkpoint or "").lower().endswith((".onnx", ".xml")):
         raise UserError("select needs the .ckpt checkpoint: it reads the backbone's features")
-    _, model = model_for(cfg)
+    studio = connect(cfg.label_studio, cfg.label_studio_key, cfg.document_root) if cfg.label_studio else None
+    checkpoint, model = model_for(cfg)
     interval = UNCERTAINTY_LEVEL if model.hparams.task == "regression" else None
     if interval is not None and not model.conformal:
         raise UserError("select: this model carries no conformal calibration, which measures its uncertainty; "
@@ -170,6 +180,7 @@ def select_images(cfg: SelectConfig) -> pd.DataFrame:
         "reason": [reason(cfg.by, ranks[i], d, scale, len(scored.paths)) for i, d in zip(chosen, distances)],
         "uncertainty": np.round(scored.uncertainty[chosen], 6),
         "distance": np.round(distances, 6),
+        **{column: [values[i] for i in chosen] for column, values in scored.predicted.items()},
         "path": [scored.paths[i] for i in chosen],
     })
     out = Path(cfg.output)
@@ -179,6 +190,10 @@ def select_images(cfg: SelectConfig) -> pd.DataFrame:
     atomic_write(out / CONTACT_SHEET, image_grid(table["path"].tolist()[:SHEET_ROWS], titles, thumbnail,
                                                  f"photos to label next ({cfg.by})"))
     table.attrs["unreadable"] = scored.unreadable
+    if studio is not None:
+        title = cfg.project or PROJECT
+        tasks = selection_tasks(studio, table, model.hparams.task, model.names, Path(checkpoint).stem)
+        table.attrs["sent"] = (title, *send(studio, title, model.hparams.task, model.names, tasks, cfg.data))
     return table
 
 
