@@ -43,7 +43,7 @@ def test_each_target_comes_from_the_latest_annotation_that_gives_it_and_skips_co
 def test_pre_annotations_are_clipped_and_leave_out_missing_values():
     made = prediction("m", "regression", ["a", "b", "c"], {"a": 1.2, "b": float("nan"), "c": 0.123456})
     assert made["model_version"] == "m"
-    assert [(r["from_name"], r["value"]["number"]) for r in made["result"]] == [("a", 1.0), ("c", 0.1235)]
+    assert [(r["from_name"], r["value"]["number"]) for r in made["result"]] == [("a", 1.0), ("c", 0.12)]
     assert prediction("m", "classification", ["x"], None) is None
 
 

@@ -37,6 +37,7 @@ CLASS_FIELD = "label"  # the Choices tag's name for a classifier: the labels.csv
 IMPORT_CHUNK = 100  # tasks an import request carries
 PAGE = 100  # tasks a listing request reads
 TIMEOUT = 60.0  # seconds a request may take
+IMAGE_WIDTH = "480px"  # the photo's width in the labelling view: the number fields stay in sight below it
 
 
 def require_client():
@@ -127,7 +128,7 @@ def connect(url: str, key: str | None = None, document_root: str | os.PathLike |
 
 def labelling_config(task: str, names: Sequence[str]) -> str:
     """The labelling interface: the photo, the note, and a number in [0, 1] per target or one choice of classes."""
-    head = f'<View><Image name="{IMAGE}" value="${IMAGE}"/><Text name="{NOTE}" value="${NOTE}"/>'
+    head = f'<View><Text name="{NOTE}" value="${NOTE}"/><Image name="{IMAGE}" value="${IMAGE}" maxWidth="{IMAGE_WIDTH}"/>'
     if task == "regression":
         fields = "".join(f"<Header value={quoteattr(n)}/><Number name={quoteattr(n)} toName=\"{IMAGE}\" min=\"0\" "
                          f"max=\"1\" step=\"0.01\"/>" for n in names)

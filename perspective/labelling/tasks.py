@@ -18,7 +18,7 @@ import pandas as pd
 from .studio import CLASS_FIELD, IMAGE, NOTE, PHOTO, Studio, image_url
 
 GIVEN_VERSION = "given label"  # the pre-annotation that shows a suspect row's label as the data has it
-DECIMALS = 4
+DECIMALS = 2  # as the number fields step
 
 
 def prediction(version: str, task: str, names: Sequence[str], values: Mapping[str, Any] | str | None) -> dict | None:
