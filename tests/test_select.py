@@ -20,7 +20,8 @@ def test_select_writes_its_choice_and_skips_unreadable_photos(trained_regression
     result = run_command("select", "-d", str(photos), "-n", "10", "-c", str(best), "-o", str(out), "-w", "0", "-q")
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(out / "select.csv")
-    assert list(table.columns) == ["rank", "filename", "reason", "uncertainty", "distance", "path"]
+    assert list(table.columns) == ["rank", "filename", "reason", "uncertainty", "distance", "predicted_redness",
+                                   "predicted_greenness", "path"]
     assert len(table) == 10 and table["filename"].is_unique and "broken.png" not in set(table["filename"])
     assert "1 unreadable, skipped" in result.stdout and (out / "select.png").stat().st_size > 0
     assert table.loc[0, "uncertainty"] == table["uncertainty"].max()  # the first pick is the least sure

@@ -43,7 +43,7 @@ CONFIGS = {"train": (config.TrainConfig,), "infer": (config.InferConfig,), "eval
            "serve": (config.ServeConfig,), "export": (config.ExportConfig,), "download": (config.DownloadConfig,),
            "synth": (config.SynthConfig,), "search": (TrialConfig, SearchConfig),
            "audit": (config.TrainConfig, config.AuditConfig), "pretrain": (config.PretrainConfig,),
-           "select": (config.SelectConfig,)}
+           "select": (config.SelectConfig,), "labels": (config.LabelsConfig,)}
 
 
 def parsers() -> dict[str, CommandParser]:
