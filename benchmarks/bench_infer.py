@@ -11,9 +11,10 @@ backbone (random weights, 224 px, 8 regression outputs: the compute of a trained
 (a) naive: the usual loop, PIL per image, the eval transform, fp32, batch 1, ``torch.no_grad``;
 (b) model: the model alone on random tensors through ``Predictor.predict_tensor`` at its default
     precision (bf16 where the CPU has it), batch 32, best of 3: what the hardware allows;
-(c) infer: the command as a user runs it, marginal throughput = extra images / extra seconds
-    between a small and a large folder (median of 3 runs each), so start-up (imports, model load)
-    is excluded;
+(c) infer: the command in PyTorch (``--runtime torch``), marginal throughput = extra images / extra
+    seconds between a small and a large folder (median of 3 runs each), so start-up (imports, model
+    load) is excluded; and with infer's defaults (``--runtime auto``: the checkpoint's OpenVINO twin on a
+    CPU, converted by the warm-up run and cached), case key ``runtime_flag: auto``;
 (d) ``--onnx``: ``perspective infer -c model.onnx`` (onnxruntime) measured like (c). ``--openvino``:
     resnet18 exported to OpenVINO (fp32 weights, run in bf16 where the CPU has it) and to int8 (NNCF,
     calibrated on 300 of the small folder's photos; random weights, so the accuracy check is waived
@@ -239,11 +240,12 @@ def main() -> int:
         alone, precision = model_alone(checkpoint)
         precisions[backbone] = precision
         save(args, {**case, "path": "model", "batch": MODEL_BATCH}, {"images_per_s": alone}, precision)
-        e2e = marginal(checkpoint, small, large, work / "out.csv")
+        e2e = marginal(checkpoint, small, large, work / "out.csv", "--runtime", "torch")
         save(args, {**case, "path": "infer", "images": args.images},
              {"images_per_s": e2e, "ratio_to_naive": e2e / naive, "ratio_to_model": e2e / alone}, precision)
         rows.append((backbone, precision, naive, alone, e2e))
         print(f"{backbone}: (a) {naive:.1f}  (b) {alone:.1f}  (c) {e2e:.1f} images/s", flush=True)
+        rows.append(default_row(args, backbone, checkpoint, small, large, work, naive, e2e))
         if args.onnx and backbone == "resnet18":
             rows.append(onnx_row(args, checkpoint, small, large, work))
         if args.openvino and backbone == "resnet18":
@@ -275,6 +277,24 @@ def onnx_row(args, checkpoint: Path, small: Path, large: Path, work: Path) -> tu
          {"images_per_s": e2e}, "32")
     print(f"resnet18 (onnxruntime): (c) {e2e:.1f} images/s", flush=True)
     return "resnet18 (onnxruntime)", "32", float("nan"), float("nan"), e2e
+
+
+def default_row(args, backbone: str, checkpoint: Path, small: Path, large: Path, work: Path, naive: float,
+                torch_e2e: float) -> tuple:
+    """(c) with infer's defaults (``--runtime auto``: the checkpoint's OpenVINO twin on a CPU, converted on the
+    first run and cached), against the same checkpoint in PyTorch."""
+    e2e = marginal(checkpoint, small, large, work / "out.csv")
+    from perspective.models import load_checkpoint
+    from perspective.prediction.converted import predicting_model
+
+    running = predicting_model("auto", checkpoint, load_checkpoint(checkpoint), "cpu")
+    runtime = "torch" if getattr(running, "runs_in_torch", True) else "openvino"
+    precision = getattr(running, "precision", "auto")
+    save(args, {**model_case(args, backbone, runtime), "path": "infer", "images": args.images, "runtime_flag": "auto"},
+         {"images_per_s": e2e, "ratio_to_naive": e2e / naive, "ratio_to_torch": e2e / torch_e2e}, precision)
+    print(f"{backbone} (infer's defaults: {runtime}): (c) {e2e:.1f} images/s, {e2e / torch_e2e:.2f}x --runtime torch",
+          flush=True)
+    return f"{backbone} (defaults: {runtime})", precision, naive, float("nan"), e2e
 
 
 def openvino_rows(args, checkpoint: Path, small: Path, large: Path, work: Path, torch_e2e: float) -> list[tuple]:

@@ -560,6 +560,31 @@ def novelty_cost() -> str:
     return markdown(header, lines) + commands(shown)
 
 
+# --- a peer ------------------------------------------------------------------------------------------
+
+
+@table("peers-infer")
+def peers_infer() -> str:
+    runs = newest_runs("peers")
+    if not runs:
+        return "(not measured yet)\n"
+    lines, shown = [], []
+    for rows in runs:
+        decode = one(rows, tool="perspective", path="decode")
+        for row in [r for r in rows if r["case"]["path"] == "infer"]:
+            case, f = row["case"], row["figures"]
+            model = one(rows, tool=case["tool"], setting=case["setting"], path="model")
+            lines.append([f"{case['tool']}, {case['setting']}", precision_name(row["precision"]),
+                          f"**{f['images_per_s']:.1f}**", f"{f['ratio_to_timm_best']:.2f}x" if "ratio_to_timm_best" in f
+                          else "-", number(model, "images_per_s"), number(decode, "images_per_s") if model else "-",
+                          f"{f['ceiling']:.1f} ({f['share_of_ceiling']:.2f})" if "ceiling" in f else "-",
+                          store.hardware(row["machine"])])
+        shown += rows
+    header = ["what runs resnet18", "precision", "end to end, images/s", "against timm's best", "model alone",
+              "decoding alone", "ceiling (end to end's share)", "hardware"]
+    return markdown(header, lines) + commands(shown)
+
+
 # --- the README's first run ------------------------------------------------------------------------
 
 

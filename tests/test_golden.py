@@ -2,8 +2,10 @@
 write them, against the files in tests/golden/ (made with these commands before the package was
 reorganised, and compared by hand then).
 
-fp32 (``--precision 32``), so that the files do not depend on whether the CPU computes bf16. To make
-them again after a change that is meant to alter the numbers: ``python tests/test_golden.py``.
+fp32 (``--precision 32``) in PyTorch (``--runtime torch``), so that the files do not depend on whether the
+CPU computes bf16. To make them again after a change that is meant to alter the numbers:
+``python tests/test_golden.py``. The default runtime on a CPU, OpenVINO, gives the same rows within
+``OPENVINO_TOLERANCE`` (its fp32 kernels sum in another order).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import pytest
 from conftest import ROOT, run_command
 
 GOLDEN = Path(__file__).parent / "golden"
-COMMON = ("-d", "sample_set", "--precision", "32", "-q")
+COMMON = ("-d", "sample_set", "--precision", "32", "--runtime", "torch", "-q")
+OPENVINO_TOLERANCE = 1e-4  # as every export's parity check (ExportConfig.tolerance)
 INFER = {  # result file -> infer's extra flags
     "infer.csv": (),
     "infer_interval.csv": ("--interval", "0.9"),
@@ -55,6 +58,24 @@ def written(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("name", [*INFER, *(f"{d}/{f}" for d in EVALUATE for f in EVALUATE_FILES)])
 def test_the_result_file_is_byte_identical_to_the_golden_one(written, name):
     assert (written / name).read_bytes() == (GOLDEN / name).read_bytes(), f"{name} differs from tests/golden/{name}"
+
+
+def test_openvino_gives_the_golden_rows_within_the_tolerance(tmp_path):
+    pytest.importorskip("openvino")
+    import pandas as pd
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(ROOT)
+        result = run_command("infer", "-d", "sample_set", "--precision", "32", "--runtime", "openvino", "-q",
+                             "--interval", "0.9", "-o", str(tmp_path / "ov.csv"))
+    assert result.returncode == 0, result.stderr
+    got, golden = pd.read_csv(tmp_path / "ov.csv"), pd.read_csv(GOLDEN / "infer_interval.csv")
+    assert list(got.columns) == list(golden.columns) and (got["path"] == golden["path"]).all()
+    numbers = [c for c in golden.columns if c not in ("path", "novelty_p", "novel", "error") and not c.startswith("true_")]
+    difference = (got[numbers] - golden[numbers]).abs().to_numpy().max()
+    assert difference <= OPENVINO_TOLERANCE + 1e-6, difference  # rows rounded to 6 decimals
+    # a p-value moves in steps of 1/2001 (the calibration's photos) when a score crosses one of theirs
+    assert (got["novelty_p"] - golden["novelty_p"]).abs().max() <= 2 / 2001 and (got["novel"] == golden["novel"]).all()
 
 
 if __name__ == "__main__":

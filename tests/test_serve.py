@@ -69,8 +69,11 @@ def keyed_server(servers) -> Server:
 
 @pytest.fixture(scope="module")
 def expected() -> dict[str, dict[str, float]]:
-    """infer.py's numbers for every sample image: Predictor.predict_paths with infer.py's defaults."""
-    predictor = Predictor(load_checkpoint(shipped_checkpoint()), "auto", "auto")  # as serve.py and infer.py
+    """infer.py's numbers for every sample image: its predictor (runtime, device, precision) with its defaults."""
+    from perspective.config import InferConfig
+    from perspective.prediction import predictor_for
+
+    predictor = predictor_for(InferConfig(), load_checkpoint(shipped_checkpoint()))  # as serve.py and infer.py
     rows = predictor.predict_paths(SAMPLES, batch_size=32, progress=False)
     return {Path(r["path"]).name: {n: r[n] for n in predictor.model.names} for r in rows}
 

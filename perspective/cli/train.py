@@ -25,7 +25,8 @@ DESCRIPTION = ("Fine-tune a torchvision backbone to predict scores (regression) 
 
 
 def get_args_parser(prog: str = "perspective train") -> CommandParser:
-    return command_parser(prog, TrainConfig, groups=GROUPS, description=DESCRIPTION,
+    # --runtime sets the test report's runtime: taken, not listed (docs/prediction.md says it)
+    return command_parser(prog, TrainConfig, groups=GROUPS, description=DESCRIPTION, hidden={"runtime"},
                           epilog="Guide, recipes and measured effects of the flags: docs/training.md")
 
 

@@ -21,6 +21,7 @@ SELECT_METHODS = ("balanced", "uncertainty", "random")  # select --by
 SEMI_METHODS = ("fixmatch", "self-training")  # train --semi: how --unlabelled photos teach
 NO_FLIPS = "none"  # --flip-pairs none
 PRECISIONS = ("auto", "32", "bf16", "16")  # every command's --precision
+RUNTIMES = ("auto", "torch", "openvino", "onnxruntime")  # what computes a checkpoint's predictions
 # What training hands Lightning for each: weights stay fp32, bf16 and 16 are autocast ("mixed").
 LIGHTNING_PRECISION = {"32": "32-true", "bf16": "bf16-mixed", "16": "16-mixed"}
 SPLITS = ("all", "train", "val", "test")  # evaluate --split

@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from .choices import RESULT_FORMATS, SELECT_METHODS, SPLITS
 from .flags import HARDWARE, MODEL, flag
 from .labelling import LabelStudioConfig
-from .shared import DeviceConfig, checkpoint_flag, images_flag, max_pixels_flag, output_flag, tta_flag
+from .shared import (
+    DeviceConfig,
+    checkpoint_flag,
+    images_flag,
+    max_pixels_flag,
+    output_flag,
+    runtime_flag,
+    tta_flag,
+)
 from .tuning import NOVELTY_LEVEL, default_workers
 from .values import (
     coverage_level,
@@ -36,6 +44,7 @@ class PredictConfig(DeviceConfig):
     tta: bool = tta_flag()
     interval: float | None = flag(None, "conformal intervals or class sets at this coverage, such as 0.9 (default "
                                         "off)", type=coverage_level, metavar="LEVEL", group=MODEL)
+    runtime: str = runtime_flag()
     novelty: float = flag(NOVELTY_LEVEL, "flag a photo novel when its novelty p-value is at most this; 0: never "
                                          "(default {default:g})", type=fraction, metavar="LEVEL", group=MODEL)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .choices import PRECISIONS
+from .choices import PRECISIONS, RUNTIMES
 from .files import MAX_PIXELS
 from .flags import HARDWARE, MODEL, OUTPUT, flag
 from .values import (
@@ -71,6 +71,12 @@ def output_flag(default: str | None, what: str, *aliases: str, **attributes: Any
     shown = " (default ./{default})" if default else ""
     return flag(default, what + shown, "-o", type=output_path, aliases=aliases or None,
                 required=True if default is None else None, **attributes)
+
+
+def runtime_flag() -> Any:
+    """``--runtime``: what computes a checkpoint's predictions (``prediction.converted``)."""
+    return flag("auto", "auto = OpenVINO on a CPU where it agrees with PyTorch; torch, openvino or onnxruntime "
+                        "(default {default})", choices=RUNTIMES, metavar="NAME", group=HARDWARE)
 
 
 def tta_flag() -> Any:

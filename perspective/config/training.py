@@ -23,7 +23,7 @@ from .choices import (
 )
 from .flags import DATA, MODEL, OPTIMISATION, OUTPUT, flag, name_list
 from .labelling import LabelStudioConfig, send_count_flag
-from .shared import DeviceConfig, images_flag, output_flag, tta_flag
+from .shared import DeviceConfig, images_flag, output_flag, runtime_flag, tta_flag
 from .tuning import (
     BUILT_IN_EPOCHS,
     BUILT_IN_IMAGE_SIZE,
@@ -94,6 +94,7 @@ class TrainConfig(RunConfig):
                                                  f"{PRETRAINED_BACKBONE_LR_SCALE} with pretrained --weights, else 1)",
                                            type=positive_float, group=MODEL)  # None: training.run.fine_tuning decides
     tta: bool = tta_flag()
+    runtime: str = runtime_flag()  # the test report's
     data: str | None = flag(None, "labels.csv + images/, a CSV, or class subfolders (default: synthetic cars)", "-d",
                             type=existing_path, group=DATA)
     images: str | None = images_flag(group=DATA)

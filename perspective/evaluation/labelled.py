@@ -41,8 +41,9 @@ def evaluate_frame(predictor: Predictor, labelled_frame: pd.DataFrame, outdir: s
     rows = with_truth(predictor.predict_paths(labelled_frame["path"].tolist(), batch_size, workers, progress),
                       truth_lookup(labelled_frame, model), truth_columns(model))
     predictions = pd.DataFrame(list(rows), columns=result_columns(model, True, predictor.interval))
+    explained = getattr(predictor, "source_model", model)  # saliency needs gradients: the model in PyTorch
     return report_predictions(model, predictions, outdir, title=title, summary=summary, samples=samples, seed=seed,
-                              interval=predictor.interval, more_plots=saliency_section(model, explain_samples, seed))
+                              interval=predictor.interval, more_plots=saliency_section(explained, explain_samples, seed))
 
 
 def saliency_section(model, count: int, seed: int):

@@ -63,6 +63,7 @@ def load_checkpoint(path: str | os.PathLike) -> PerspectiveModel:
         raise UserError(f"checkpoint {path}: does not rebuild a model ({exc})".splitlines()[0]) from None
     model.conformal = checkpoint.get(CONFORMAL_KEY)
     model.set_novelty(checkpoint.get(NOVELTY_KEY))
+    model.checkpoint_file = str(path)  # what a faster runtime converts (prediction.converted)
     return model.eval()
 
 

@@ -41,6 +41,7 @@ from ..models.outputs import (
 )
 from ..models.transforms import eval_resize, normalise_batch
 from ..progress import progress as progress_of
+from .converted import predicting_model
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,7 @@ class Predictor:
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
         self.preprocessing = Preprocessing.from_dict(model.hparams.preprocessing)
         self.resize = eval_resize(self.preprocessing)  # PIL image -> PIL image of the input size
+        self.source_model = model  # what was given: predictor_for may swap in a faster runtime's twin
         self.intervals = model_intervals(model, interval)
         self.columns = output_columns(model, interval)
         self._forward = model.predict_outputs
@@ -298,9 +300,20 @@ class Predictor:
 
 def predictor_for(cfg: PredictConfig, model: Any, device: str | None = None) -> Predictor:
     """The ``Predictor`` a command's flags ask for: ``cfg``'s device (``device`` instead where the command
-    runs on one device of its own choosing), precision, ``torch.compile``, TTA, interval and novelty level."""
-    return Predictor(model, device=device or prediction_device(cfg), precision=cfg.precision, compile=cfg.compile,
-                     tta=cfg.tta, interval=cfg.interval, novelty=cfg.novelty)
+    runs on one device of its own choosing), runtime (``--runtime``: a checkpoint's OpenVINO twin on the CPU
+    by default, ``converted``), precision, ``torch.compile``, TTA, interval and novelty level.
+    ``source_model`` stays the model given (saliency and features need PyTorch)."""
+    device = device or prediction_device(cfg)
+    checkpoint = getattr(model, "checkpoint_file", None)
+    running = model
+    if checkpoint is not None and not cfg.compile:
+        on_gpu = str(device).startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+        running = predicting_model(getattr(cfg, "runtime", "torch"), checkpoint, model, "cuda" if on_gpu else "cpu",
+                                   cfg.precision)
+    predictor = Predictor(running, device=device, precision=cfg.precision, compile=cfg.compile, tta=cfg.tta,
+                          interval=cfg.interval, novelty=cfg.novelty)
+    predictor.source_model = model
+    return predictor
 
 
 def novelty_calibration(model: Any) -> np.ndarray | None:

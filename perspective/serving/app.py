@@ -46,6 +46,7 @@ from ..errors import UserError
 from ..evaluation.explain import Explainer, check_explainable, explain_picture
 from ..models import read_checkpoint
 from ..models.outputs import NOVELTY_COLUMNS, SET_COLUMN, bound_columns, set_members
+from ..prediction.converted import describe_runtime
 from ..prediction.predictor import Predictor
 from .batcher import MicroBatcher
 from .uploads import FILE_FIELD, RAW_TYPES, Upload, decode_image, parse_multipart, read_body, reject
@@ -104,6 +105,7 @@ def model_summary(predictor: Predictor, checkpoint: Path) -> dict[str, Any]:
         "image_size": predictor.preprocessing.image_size,
         "preprocessing": predictor.preprocessing.to_dict(),
         "device": str(predictor.device),
+        "runtime": describe_runtime(predictor.model),
         "precision": predictor.precision,
         "tta": predictor.mirror is not None,
         "interval": predictor.interval,
@@ -315,12 +317,12 @@ class Service:
 
     def _explain_one(self, picture: torch.Tensor) -> bytes:
         if self.explainer is None:
-            self.explainer = Explainer(self.predictor.model)
+            self.explainer = Explainer(self.predictor.source_model)  # gradients: the model in PyTorch
         return explain_picture(self.explainer, picture)
 
     async def explain(self, request: Request):
         try:
-            check_explainable(self.predictor.model)
+            check_explainable(self.predictor.source_model)
         except UserError as exc:
             raise reject(501, str(exc)) from None
         uploads = await self.uploads_of(request)

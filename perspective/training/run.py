@@ -56,6 +56,7 @@ from ..models.conformal import REPORT_LEVEL
 from ..models.files import read_checkpoint
 from ..models.module import PerspectiveModel
 from ..models.transforms import eval_transform, flip_permutation, parse_flip_pairs, train_transform
+from ..prediction.converted import predicting_model
 from ..prediction.novelty import novelty_summary
 from ..prediction.predictor import Predictor
 from ..progress import quiet_lightning
@@ -343,7 +344,8 @@ def evaluate_test_split(
     device = "cpu" if trainer.strategy.root_device.type == "cpu" else str(trainer.strategy.root_device)
     summary = {"data": data.source, "split": f"test ({len(test)} images, seed {cfg.seed})", "checkpoint": best}
     level = REPORT_LEVEL if model.conformal else None  # the coverage its validation calibration reaches on test
-    result = evaluate_frame(Predictor(model, device=device, tta=cfg.tta, interval=level), test,
+    running = predicting_model(cfg.runtime, best, model, "cpu" if device == "cpu" else "cuda")
+    result = evaluate_frame(Predictor(running, device=device, tta=cfg.tta, interval=level), test,
                             Path(run_dir) / "test_report", title=f"Test split of {best}", summary=summary,
                             batch_size=cfg.batch_size, workers=decoding_threads(cfg), seed=cfg.seed,
                             progress=not cfg.quiet)

@@ -163,7 +163,9 @@ def select_images(cfg: SelectConfig) -> pd.DataFrame:
     if interval is not None and not model.conformal:
         raise UserError("select: this model carries no conformal calibration, which measures its uncertainty; "
                         "calibrate it with evaluate -c CHECKPOINT -d DATA --calibrate")
-    predictor = predictor_for(replace(cfg, interval=interval, tta=False), model, device=one_device(cfg))
+    if cfg.runtime not in ("auto", "torch"):
+        raise UserError(f"--runtime {cfg.runtime}: select reads the backbone's features, in PyTorch; use --runtime torch")
+    predictor = predictor_for(replace(cfg, interval=interval, tta=False, runtime="torch"), model, device=one_device(cfg))
     scored = score_images(predictor, paths, cfg.batch_size, cfg.decoding_workers, not cfg.quiet)
     if scored.unreadable:
         log.warning("%d of %d images cannot be read and are skipped", scored.unreadable, len(paths))
