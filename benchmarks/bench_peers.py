@@ -145,7 +145,7 @@ def main() -> int:
     int8 = work / "resnet18_int8.xml"
     if not int8.is_file():
         subprocess.run([sys.executable, "-m", "perspective", "export", "-c", str(checkpoint), "--format", "openvino",
-                        "--int8", "--calibration", str(folders[SIZES[0]]), "--max-drop", "1", "-o", str(int8), "-q"],
+                        "--int8", "--calibration", str(folders[SIZES[1]]), "--max-drop", "1", "-o", str(int8), "-q"],
                        check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
     decode = decode_rate(checkpoint, folders[SIZES[0]])
     record({"tool": "perspective", "setting": "decoding", "path": "decode"}, {"images_per_s": decode}, None)

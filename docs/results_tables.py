@@ -578,10 +578,11 @@ def peers_infer() -> str:
                           f"**{f['images_per_s']:.1f}**", f"{f['ratio_to_timm_best']:.2f}x" if "ratio_to_timm_best" in f
                           else "-", number(model, "images_per_s"), number(decode, "images_per_s") if model else "-",
                           f"{f['ceiling']:.1f} ({f['share_of_ceiling']:.2f})" if "ceiling" in f else "-",
+                          f"{f['images_per_s'] / model['figures']['images_per_s']:.2f}" if model else "-",
                           store.hardware(row["machine"])])
         shown += rows
     header = ["what runs resnet18", "precision", "end to end, images/s", "against timm's best", "model alone",
-              "decoding alone", "ceiling (end to end's share)", "hardware"]
+              "decoding alone", "ceiling taking turns (end to end's share)", "end to end / model alone", "hardware"]
     return markdown(header, lines) + commands(shown)
 
 
