@@ -92,6 +92,7 @@ def test_a_failed_conversion_or_a_disagreement_falls_back_to_pytorch_with_one_li
     with pytest.raises(UserError, match="differs from PyTorch"):
         converted_model(checkpoint, model, tolerance=0.0)
     assert not list((home / "converted").glob(".converting-*"))  # no half-made folder left behind
+    assert not cache_folder(checkpoint, "openvino").exists()  # nothing unchecked enters the cache
 
 
 def test_two_processes_converting_at_once_leave_one_whole_conversion(home, checkpoint):

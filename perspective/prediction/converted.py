@@ -7,9 +7,10 @@ for ``--runtime onnxruntime``) the first time it is used, and the conversion is 
 - **keyed** by the checkpoint's content (its SHA-256), the runtime's version and ``FORMAT``, under
   ``$PERSPECTIVE_HOME/converted/`` (``home.perspective_home``), so a changed checkpoint or an upgraded
   runtime gets a fresh conversion and a stale one is never found;
-- **never trusted**: a cached model is used only when its files have the digests written beside them
-  when it was made, and when, loaded, it agrees with PyTorch in fp32 within ``ExportConfig.tolerance``
-  on a probe batch (as ``export`` checks every file); otherwise it is made again;
+- **never trusted**: a conversion enters the cache only once it agrees with PyTorch in fp32 within
+  ``ExportConfig.tolerance`` on a probe batch (as ``export`` checks every file), with the digests of its
+  files beside it; a cached model is used only when its files still have those digests and it loads;
+  otherwise it is made again;
 - **safe to make twice at once**: each process converts into a folder of its own and renames it into
   place; the first rename wins and the others use it.
 
@@ -118,8 +119,7 @@ def _agrees(converted, model: PerspectiveModel, tolerance: float) -> float:
     probe = torch.randn(PROBE_IMAGES, 3, size, size, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         reference = model.float().to(memory_format=torch.contiguous_format).predict_outputs(probe).numpy()
-    reference_run = converted.with_precision("32") if hasattr(converted, "with_precision") else converted
-    difference = float(np.abs(reference_run.predict_outputs(probe).numpy() - reference).max())
+    difference = float(np.abs(converted.predict_outputs(probe).numpy() - reference).max())
     if not difference <= tolerance:
         raise ValueError(f"it differs from PyTorch by {difference:.1e} on a probe batch (over {tolerance:g})")
     return difference
@@ -129,40 +129,39 @@ def converted_model(checkpoint: str | os.PathLike, model: PerspectiveModel, runt
                     precision: str = "auto", tolerance: float = ExportConfig.tolerance):
     """``model`` (loaded from ``checkpoint``) in ``runtime``, from the cache or converted now and cached.
 
-    Raises ``UserError`` with the reason when it cannot be had (the runtime missing, a failed conversion,
-    a disagreement with PyTorch); ``runtime_for`` turns that into a fall-back to PyTorch.
+    A conversion is checked against PyTorch before it enters the cache; a cached one is used when its files
+    still have the digests written after that check (else it is made again). Raises ``UserError`` with the
+    reason when it cannot be had (the runtime missing, a failed conversion, a disagreement with PyTorch);
+    ``predicting_model`` turns that into a fall-back to PyTorch.
     """
     try:
         folder = cache_folder(checkpoint, runtime)
     except importlib.metadata.PackageNotFoundError:
         raise UserError(f"{runtime} is not installed") from None
-    for attempt in ("cache", "fresh"):
-        if attempt == "fresh" or not folder.is_dir():
-            if folder.is_dir():
-                shutil.rmtree(folder, ignore_errors=True)
+    if folder.is_dir():
+        if _intact(folder, runtime):
             try:
-                _place(_convert(model, runtime), folder)
-            except UserError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a converter's failure of any kind means: stay in PyTorch
-                raise UserError(f"the conversion to {runtime} failed ({type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
-        if not _intact(folder, runtime):
+                return _load(folder, runtime, precision)
+            except (UserError, RuntimeError) as exc:
+                log.info("the cached %s model in %s does not load (%s): converting again", runtime, folder,
+                         str(exc).splitlines()[0])
+        else:
             log.info("the cached %s model in %s is incomplete or changed: converting again", runtime, folder)
-            continue
-        try:
-            converted = _load(folder, runtime, precision)
-            _agrees(converted, model, tolerance)
-        except (UserError, ValueError, RuntimeError) as exc:
-            if attempt == "fresh":
-                raise UserError(f"the {runtime} model {str(exc).splitlines()[0]}") from None
-            log.info("the cached %s model in %s does not work (%s): converting again", runtime, folder,
-                     str(exc).splitlines()[0])
-            continue
-        if runtime == "openvino":
-            converted.with_precision(precision)
-        return converted
-    raise UserError(f"the cached {runtime} model in {folder} could not be made whole")
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        scratch = _convert(model, runtime)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a converter's failure of any kind means: stay in PyTorch
+        raise UserError(f"the conversion to {runtime} failed ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    try:
+        _agrees(_load(scratch, runtime, "32"), model, tolerance)
+    except (UserError, ValueError, RuntimeError) as exc:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise UserError(f"the {runtime} model {str(exc).splitlines()[0]}") from None
+    _place(scratch, folder)
+    return _load(folder, runtime, precision)
 
 
 def describe_runtime(model: Any) -> str:
