@@ -868,9 +868,18 @@ def readme_measured() -> str:
                        and r["case"]["runtime"] == "torch" and "ratio_to_naive" in r["figures"])
     if runs:
         row = runs[0][0]
-        lines.append(["`perspective infer`, resnet18 at 224 px, end to end",
+        lines.append(["`perspective infer` in PyTorch (`--runtime torch`), resnet18 at 224 px, end to end",
                       f"{row['figures']['images_per_s']:.1f} images/s, {row['figures']['ratio_to_naive']:.1f}x the usual "
                       "PIL loop", setting_of([row]), "[Performance](docs/performance.md#prediction-throughput)"])
+    peers = newest_runs("peers")
+    if peers:
+        timm = one(peers[0], tool="timm", setting="best CPU flags", path="infer")
+        ours = one(peers[0], tool="perspective", setting="defaults", path="infer")
+        if timm and ours:
+            lines.append(["`perspective infer` with its defaults (OpenVINO on the CPU) against timm's best CPU flags, "
+                          "resnet18 at 224 px", f"{ours['figures']['ratio_to_timm_best']:.2f}x "
+                          f"({ours['figures']['images_per_s']:.1f} against {timm['figures']['images_per_s']:.1f} "
+                          "images/s)", setting_of([ours]), "[Performance](docs/performance.md#beside-a-peer-timm)"])
     runs = newest_runs("infer", lambda r: r["case"]["path"] == "infer" and r["case"]["weights"] == "int8")
     if runs:
         row = runs[0][0]
