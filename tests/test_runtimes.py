@@ -7,6 +7,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from conftest import ROOT, run_command
@@ -93,6 +94,26 @@ def test_a_failed_conversion_or_a_disagreement_falls_back_to_pytorch_with_one_li
         converted_model(checkpoint, model, tolerance=0.0)
     assert not list((home / "converted").glob(".converting-*"))  # no half-made folder left behind
     assert not cache_folder(checkpoint, "openvino").exists()  # nothing unchecked enters the cache
+
+
+def test_the_cache_keeps_the_most_recently_used_conversions(home, checkpoint, tmp_path, monkeypatch):
+    from perspective.models.checkpoint import store_calibration
+
+    monkeypatch.setattr(converted, "KEEP", 2)
+    model = load_checkpoint(checkpoint)
+    copies = []
+    for i in range(3):  # three checkpoints of different content
+        copy = tmp_path / f"copy{i}.ckpt"
+        copy.write_bytes(checkpoint.read_bytes())
+        store_calibration(copy, novelty={**model.novelty, "calibration": model.novelty["calibration"] + i})
+        copies.append(copy)
+    converted_model(copies[0], model)
+    converted_model(copies[1], model)
+    time.sleep(0.05)
+    converted_model(copies[0], model)  # used again: now the most recent
+    converted_model(copies[2], model)
+    kept = sorted(f.name for f in (home / "converted").iterdir())
+    assert kept == sorted(cache_folder(c, "openvino").name for c in (copies[0], copies[2]))
 
 
 def test_two_processes_converting_at_once_leave_one_whole_conversion(home, checkpoint):

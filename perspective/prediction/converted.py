@@ -12,7 +12,8 @@ for ``--runtime onnxruntime``) the first time it is used, and the conversion is 
   files beside it; a cached model is used only when its files still have those digests and it loads;
   otherwise it is made again;
 - **safe to make twice at once**: each process converts into a folder of its own and renames it into
-  place; the first rename wins and the others use it.
+  place; the first rename wins and the others use it;
+- **bounded**: the ``KEEP`` most recently used conversions stay, older ones are removed as new ones come.
 
 A model that cannot be converted, or disagrees, falls back to PyTorch with one log line saying why.
 """
@@ -42,6 +43,7 @@ from .runtimes import OnnxModel, OpenVinoModel, encode_metadata
 log = logging.getLogger(__name__)
 
 FORMAT = 1  # bumped when the graph a conversion writes changes
+KEEP = 16  # conversions kept: the least recently used beyond these are removed when one is added
 DIGESTS = "digests.json"  # written last: a folder without it is unfinished
 FILES = {"openvino": ("model.xml", "model.bin"), "onnxruntime": ("model.onnx",)}
 PROBE_IMAGES = 4
@@ -141,7 +143,9 @@ def converted_model(checkpoint: str | os.PathLike, model: PerspectiveModel, runt
     if folder.is_dir():
         if _intact(folder, runtime):
             try:
-                return _load(folder, runtime, precision)
+                loaded = _load(folder, runtime, precision)
+                os.utime(folder)  # recently used: the last to be removed
+                return loaded
             except (UserError, RuntimeError) as exc:
                 log.info("the cached %s model in %s does not load (%s): converting again", runtime, folder,
                          str(exc).splitlines()[0])
@@ -161,7 +165,16 @@ def converted_model(checkpoint: str | os.PathLike, model: PerspectiveModel, runt
         shutil.rmtree(scratch, ignore_errors=True)
         raise UserError(f"the {runtime} model {str(exc).splitlines()[0]}") from None
     _place(scratch, folder)
+    _prune(folder.parent, keep=KEEP)
     return _load(folder, runtime, precision)
+
+
+def _prune(root: Path, keep: int) -> None:
+    """Remove all but the ``keep`` most recently used conversions (half-made scratch folders are left alone)."""
+    done = sorted((f for f in root.iterdir() if f.is_dir() and not f.name.startswith(".")),
+                  key=lambda f: f.stat().st_mtime, reverse=True)
+    for stale in done[keep:]:
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def describe_runtime(model: Any) -> str:
