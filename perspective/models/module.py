@@ -34,7 +34,7 @@ from .backbones import create_backbone, default_preprocessing, get_spec
 from .conformal import CHECKPOINT_KEY as CONFORMAL_KEY
 from .conformal import calibrate
 from .novelty import CHECKPOINT_KEY as NOVELTY_KEY
-from .novelty import novelty_scores
+from .novelty import with_novelty
 
 MIX_ALPHA = {"mixup": 1.0, "cutmix": 1.0, "cmixup": 2.0}  # Beta(alpha, alpha) of the mixing share; C-Mixup's paper uses 2
 CMIXUP_BANDWIDTH = 0.2  # of the score distance: rows further apart than about 0.4 are rarely mixed
@@ -256,10 +256,8 @@ class PerspectiveModel(pl.LightningModule):
         out = self._head(features)
         if self.hparams.task == "classification":
             out = out.softmax(dim=-1)
-        if self.novelty_bank is None:
-            return out
         with torch.autocast(features.device.type, enabled=False):
-            return torch.cat([out, novelty_scores(features, self.novelty_bank)[:, None]], dim=1)
+            return with_novelty(out, features, self.novelty_bank)
 
     def set_novelty(self, summary: dict[str, Any] | None) -> None:
         """Carry a novelty summary (``models.novelty.summarise``), or none: every prediction then gets a score."""

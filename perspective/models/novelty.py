@@ -66,6 +66,14 @@ def novelty_scores(features: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
     return 1.0 - similarity.max(dim=1).values
 
 
+def with_novelty(outputs: torch.Tensor, features: torch.Tensor, bank: torch.Tensor | None) -> torch.Tensor:
+    """``outputs`` with the novelty score as one more column (``outputs`` as they are without a bank): what the
+    model's forward pass and its exported graph both return."""
+    if bank is None:
+        return outputs
+    return torch.cat([outputs, novelty_scores(features, bank)[:, None]], dim=1)
+
+
 def summarise(bank: torch.Tensor, calibration_features: torch.Tensor) -> dict[str, Any]:
     """A checkpoint's summary: the bank, and the sorted scores of the calibration photos against it."""
     if len(calibration_features) == 0:

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..models.module import PerspectiveModel
-from ..models.novelty import novelty_scores
+from ..models.novelty import with_novelty
 from ..results import partial_path
 from .runtimes import METADATA_KEY, require_openvino
 
@@ -44,9 +44,7 @@ class PredictionGraph(nn.Module):
             out = torch.sigmoid(out)
         elif self.activation == "softmax":
             out = out.softmax(dim=-1)
-        if self.bank is None:
-            return out
-        return torch.cat([out, novelty_scores(features, self.bank)[:, None]], dim=1)
+        return with_novelty(out, features, self.bank)
 
 
 def write_onnx(graph: nn.Module, example: torch.Tensor, target: Path, hparams: str) -> None:
