@@ -6,18 +6,17 @@ novel. Its screenshot is the README's docs/demo_page.png when
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 
 import httpx
 import numpy as np
 import pytest
+from browser import chromium, needs_chromium
 from conftest import ROOT
 from PIL import Image
 from server_process import start_server
 
-pytestmark = pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
-                                reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+pytestmark = needs_chromium
 
 SAMPLE = ROOT / "sample_set" / "000000.jpg"
 SCREENSHOT = ROOT / "docs" / "demo_page.png"
@@ -35,17 +34,8 @@ def live(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,1500"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(shutil.which("chromedriver")))
-    try:
+    with chromium(1200, 1500) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def test_the_page_shows_the_scores_the_api_gives_and_a_readable_error(live, browser, tmp_path):

@@ -12,6 +12,7 @@ import time
 
 import pandas as pd
 import pytest
+from browser import chromium, needs_chromium
 from conftest import ROOT, run_command
 from label_studio_server import EMAIL, PASSWORD, PROGRAM, TOKEN, start_label_studio
 
@@ -141,10 +142,8 @@ def test_select_then_annotate_then_labels_csv_then_train(env, tmp_path):
     assert "best checkpoint: " in trained.stdout
 
 
-@pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
-                    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+@needs_chromium
 def test_an_annotator_sees_the_photo_and_the_models_scores_in_a_browser(env, tmp_path):
-    from selenium import webdriver
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -158,12 +157,7 @@ def test_an_annotator_sees_the_photo_and_the_models_scores_in_a_browser(env, tmp
     prediction = first.predictions[0] if isinstance(first.predictions[0], dict) else first.predictions[0].dict()
     scores = [r["value"]["number"] for r in prediction["result"]]
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1250"):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(shutil.which("chromedriver")))
-    try:
+    with chromium(1400, 1250) as browser:
         wait = WebDriverWait(browser, 90)
         browser.get(f"{server.url}/user/login/")
         wait.until(lambda d: d.find_elements(By.NAME, "email"))
@@ -187,8 +181,6 @@ def test_an_annotator_sees_the_photo_and_the_models_scores_in_a_browser(env, tmp
         time.sleep(1)
         shot = SCREENSHOT if os.environ.get("PERSPECTIVE_WRITE_SCREENSHOT") == "1" else tmp_path / "label_studio.png"
         assert browser.save_screenshot(str(shot)) and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    finally:
-        browser.quit()
 
 
 def test_audit_sends_its_worst_rows_with_the_given_label_and_the_models(env, tmp_path):
