@@ -57,7 +57,8 @@ class LabelledData:
         return self.frame["label"].map(index).to_numpy(dtype=np.int64)
 
 
-def _images_dir(base: Path) -> Path:
+def images_dir(base: Path) -> Path:
+    """Where a labels.csv in ``base`` finds its images: ``images/`` or ``imgs/`` in it, else ``base`` itself."""
     for name in ("images", "imgs"):
         if (base / name).is_dir():
             return base / name
@@ -145,7 +146,7 @@ def _from_csv(
     partial_targets: bool = False,
 ) -> LabelledData:
     frame = read_csv_checked(csv_path)
-    images = images or _images_dir(csv_path.parent)
+    images = images or images_dir(csv_path.parent)
     if not images.is_dir():
         raise UserError(f"--images {images}: not a folder")
     source = str(csv_path)
@@ -249,7 +250,7 @@ def read_labelled_data(
     if not path.is_dir():
         raise UserError(f"data {path}: no such file or folder")
     if (path / LABELS_CSV).is_file():
-        return _from_csv(path / LABELS_CSV, images_path or _images_dir(path), task, targets, label_column, allow_missing,
+        return _from_csv(path / LABELS_CSV, images_path or images_dir(path), task, targets, label_column, allow_missing,
                          skip_bad_files, partial_targets)
     if task == "regression":
         raise UserError(f"{path}: regression needs {LABELS_CSV} (a filename column and numeric targets)")

@@ -22,6 +22,7 @@ from xml.sax.saxutils import unescape
 
 import pandas as pd
 
+from ..data.tables import images_dir
 from ..errors import UserError
 from ..results import atomic_write
 from .studio import CLASS_FIELD, PAGE, PHOTO, Studio, find_project, speaking_to
@@ -96,21 +97,13 @@ def fetch_answers(studio: Studio, title: str) -> Answers:
     return Answers(frame, task, waiting, clipped)
 
 
-def images_folder(csv_path: Path) -> Path:
-    """Where the data reader looks for a labels.csv's images: ``images/`` or ``imgs/`` beside it, else its folder."""
-    for name in ("images", "imgs"):
-        if (csv_path.parent / name).is_dir():
-            return csv_path.parent / name
-    return csv_path.parent
-
-
 def write_labels(answers: Answers, output: str | os.PathLike) -> Path:
     """The answers as labels.csv at ``output`` (atomically): filename relative to its images folder."""
     if answers.frame.empty:
         raise UserError("no photo of this project has a finished annotation yet: nothing to write")
     target = Path(output).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
-    base = images_folder(target).resolve()
+    base = images_dir(target.parent).resolve()
 
     def filename(path: str) -> str:
         try:
